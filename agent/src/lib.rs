@@ -1,0 +1,12 @@
+//! runnel-agent: the inputs, wiring, HTTP server and CLI of the Runnel node agent.
+//!
+//! A record's trip: [`tail`] (discover, read, parse, merge partials) → the ingest writer
+//! (`Store::append`, group `sync`) → followers woken / sink cursor. [`metrics`] collects
+//! per-container cgroup and /proc stats. [`http`] serves range reads, follow, `/metrics`;
+//! [`cli`] implements `runnel logs` and friends.
+
+pub mod cli;
+pub mod demo;
+pub mod http;
+pub mod metrics;
+pub mod tail;

@@ -1,0 +1,200 @@
+//! PUBLIC API CONTRACT (temporary file: the index implementation replaces the `todo!()` bodies,
+//! and may move these items into their own modules, keeping names and signatures).
+
+use crate::{Error, FileId, NewRecord, SourceIdentity, StoredRecord};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Size and age limits of the store.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Seal the active segment when its raw (uncompressed frame) size reaches this. Default 32 MiB.
+    pub segment_max_bytes: u64,
+    /// Seal the active segment when its first record is older than this. Default 10 min.
+    pub segment_max_age: Duration,
+    /// Raw bytes per compressed block in sealed segments. Default 128 KiB.
+    pub block_raw_bytes: usize,
+    /// zstd level for sealed blocks.
+    pub zstd_level: i32,
+    /// Node-wide disk budget for all segments. Default 10 GiB.
+    pub max_disk_bytes: u64,
+    /// Records older than this (by segment max time) are deleted. Default 7 days.
+    pub max_age: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            segment_max_bytes: 32 << 20,
+            segment_max_age: Duration::from_secs(600),
+            block_raw_bytes: 128 << 10,
+            zstd_level: 1,
+            max_disk_bytes: 10 << 30,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// A time-window query, with the kubelet's semantics.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Inclusive lower bound on record time (ns).
+    pub since_ns: Option<i64>,
+    /// Exclusive upper bound on record time (ns).
+    pub until_ns: Option<i64>,
+    /// Keep only the last N records (applied before `since`, as the kubelet does).
+    pub tail_lines: Option<u64>,
+    /// Stop once the messages returned add up to at least this many bytes.
+    pub limit_bytes: Option<u64>,
+}
+
+/// What a query returned and what it cost.
+#[derive(Debug, Clone, Default)]
+pub struct QueryResult {
+    /// Matching records in append order.
+    pub records: Vec<StoredRecord>,
+    /// Compressed bytes read from sealed segments.
+    pub bytes_read: u64,
+    /// Bytes decompressed.
+    pub bytes_decompressed: u64,
+    /// Blocks decompressed.
+    pub blocks_decompressed: u64,
+}
+
+/// A batch read by sequence cursor.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBatch {
+    /// Records with `seq >= from` in order.
+    pub records: Vec<StoredRecord>,
+    /// Records the cursor asked for that retention deleted before they were read.
+    pub gap: u64,
+    /// The sequence to ask for next.
+    pub next_seq: u64,
+}
+
+/// Summary of one source.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// Stable source key.
+    pub key: String,
+    /// Who produced the records.
+    pub identity: SourceIdentity,
+    /// Min record time (ns), if any record is stored.
+    pub min_time_ns: Option<i64>,
+    /// Max record time (ns).
+    pub max_time_ns: Option<i64>,
+    /// First sequence still stored.
+    pub first_seq: u64,
+    /// Next sequence to be assigned (= records ever appended).
+    pub next_seq: u64,
+    /// Records stored now.
+    pub records: u64,
+    /// Bytes on disk (sealed + active).
+    pub disk_bytes: u64,
+    /// Number of segments (sealed + active).
+    pub segments: u64,
+}
+
+/// Store-wide counters for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    /// Bytes on disk.
+    pub disk_bytes: u64,
+    /// Sealed segments.
+    pub sealed_segments: u64,
+    /// Active segments.
+    pub active_segments: u64,
+    /// Records appended since open.
+    pub records_appended: u64,
+    /// Syncs since open.
+    pub syncs: u64,
+    /// Corrupt blocks skipped by reads since open.
+    pub corrupt_blocks: u64,
+    /// Bytes cut from torn active-segment tails at open.
+    pub recovered_truncated_bytes: u64,
+    /// Retention deletions by reason ("disk", "age"): (segments, records, bytes).
+    pub retention: Vec<(String, u64, u64, u64)>,
+}
+
+/// Called after each sync for every source that received records: `(source key, next_seq)`.
+pub type AppendListener = Arc<dyn Fn(&str, u64) + Send + Sync>;
+
+/// The store. `Send + Sync`; share it as `Arc<Store>`.
+pub struct Store {
+    _private: (),
+}
+
+impl Store {
+    /// Open (creating if needed) a writable store; recovers torn tails; takes a lock file.
+    pub fn open(_dir: &Path, _limits: Limits) -> Result<Store, Error> {
+        todo!()
+    }
+    /// Open without writing anything (for `runnel logs --data-dir` beside a running agent).
+    pub fn open_read_only(_dir: &Path) -> Result<Store, Error> {
+        todo!()
+    }
+    /// Re-read manifests and active segments written by another process (read-only stores).
+    pub fn refresh(&self) -> Result<(), Error> {
+        todo!()
+    }
+    /// Create the source or update its identity.
+    pub fn upsert_source(&self, _key: &str, _identity: &SourceIdentity) -> Result<(), Error> {
+        todo!()
+    }
+    /// Append one record; returns its sequence number. Not durable until [`Store::sync`].
+    pub fn append(&self, _key: &str, _record: &NewRecord<'_>) -> Result<u64, Error> {
+        todo!()
+    }
+    /// Make every record appended so far durable (group commit), then notify listeners.
+    pub fn sync(&self) -> Result<(), Error> {
+        todo!()
+    }
+    /// Last durable byte offset for a file identity (where its tailer resumes).
+    pub fn durable_position(&self, _file: &FileId) -> Option<u64> {
+        todo!()
+    }
+    /// Seal the source's active segment now.
+    pub fn seal(&self, _key: &str) -> Result<(), Error> {
+        todo!()
+    }
+    /// Seal every active segment that reached its size or age limit.
+    pub fn seal_due(&self) -> Result<(), Error> {
+        todo!()
+    }
+    /// kubelet-style range read.
+    pub fn query(&self, _key: &str, _q: &Query) -> Result<QueryResult, Error> {
+        todo!()
+    }
+    /// Read by sequence cursor (for the sink).
+    pub fn read_from(
+        &self,
+        _key: &str,
+        _from_seq: u64,
+        _max_records: usize,
+        _max_bytes: usize,
+    ) -> Result<ReadBatch, Error> {
+        todo!()
+    }
+    /// Block until the source has a durable record with `seq >= after_seq` or the timeout passes;
+    /// returns the source's next_seq.
+    pub fn wait_for(&self, _key: &str, _after_seq: u64, _timeout: Duration) -> Result<u64, Error> {
+        todo!()
+    }
+    /// Register a listener called after each sync.
+    pub fn add_listener(&self, _listener: AppendListener) {
+        todo!()
+    }
+    /// Every source with its summary.
+    pub fn sources(&self) -> Vec<SourceInfo> {
+        todo!()
+    }
+    /// Apply the disk budget and max age.
+    pub fn enforce_retention(&self) -> Result<(), Error> {
+        todo!()
+    }
+    /// Store-wide counters.
+    pub fn stats(&self) -> StoreStats {
+        todo!()
+    }
+}
