@@ -9,4 +9,6 @@ pub mod cli;
 pub mod demo;
 pub mod http;
 pub mod metrics;
+pub mod logs;
 pub mod tail;
+pub mod timefmt;

@@ -1,0 +1,147 @@
+//! What the HTTP handlers share: the store, readiness, the follow wake-up channel, and the
+//! renderers other parts of the agent plug in for `/metrics`, `/v1/top` and `/v1/status`.
+
+use crate::timefmt::utc_nanos_string;
+use runnel_index::{SourceInfo, Store};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Appends Prometheus text for one part of the agent.
+pub type MetricsFn = Arc<dyn Fn(&mut String) + Send + Sync>;
+/// `/v1/top`: `(by, limit)` → JSON, or a message about `by`.
+pub type TopFn = Arc<dyn Fn(&str, usize) -> Result<serde_json::Value, String> + Send + Sync>;
+/// One component's status for `/v1/status`.
+pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// Shared state of the HTTP server.
+pub struct AppState {
+    /// The index.
+    pub store: Arc<Store>,
+    /// Set once the index is open and the first discovery pass is done.
+    pub ready: Arc<AtomicBool>,
+    /// Bumped after every index sync; followers wait on it.
+    pub appended: watch::Receiver<u64>,
+    /// Renderers for `/metrics` beside the HTTP and index metrics.
+    pub metrics: Vec<MetricsFn>,
+    /// `/v1/top`, when container metrics are on.
+    pub top: Option<TopFn>,
+    /// Components reporting into `/v1/status`.
+    pub status: Vec<(String, StatusFn)>,
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl AppState {
+    /// State over `store`; registers the after-sync listener that wakes followers.
+    pub fn new(store: Arc<Store>, ready: Arc<AtomicBool>) -> AppState {
+        let (tx, rx) = watch::channel(0u64);
+        store.add_listener(Arc::new(move |_key: &str, _next: u64| {
+            tx.send_modify(|generation| *generation = generation.wrapping_add(1));
+        }));
+        AppState {
+            store,
+            ready,
+            appended: rx,
+            metrics: Vec::new(),
+            top: None,
+            status: Vec::new(),
+            requests: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Count a served request; unknown paths are folded into one label value.
+    pub fn count_request(&self, path: &str, code: u16) {
+        const KNOWN: [&str; 7] = [
+            "/v1/logs", "/v1/sources", "/v1/top", "/v1/status", "/metrics", "/healthz", "/readyz",
+        ];
+        let path = if KNOWN.contains(&path) { path } else { "other" };
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((path.to_string(), code)).or_insert(0) += 1;
+        }
+    }
+
+    /// The whole `/metrics` page.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        out.push_str("# HELP runnel_http_requests_total HTTP requests served, by path and status code.\n");
+        out.push_str("# TYPE runnel_http_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((path, code), n) in m.iter() {
+                let _ = writeln!(out, "runnel_http_requests_total{{path=\"{path}\",code=\"{code}\"}} {n}");
+            }
+        }
+        render_index_metrics(&self.store, &mut out);
+        for render in &self.metrics {
+            render(&mut out);
+        }
+        out
+    }
+
+    /// `/v1/status`: every component's status, and `degraded` if any is not ok.
+    pub fn status_json(&self) -> serde_json::Value {
+        let mut components = serde_json::Map::new();
+        let mut overall = "ok";
+        for (name, status) in &self.status {
+            let v = status();
+            if v.get("state").and_then(|s| s.as_str()).is_some_and(|s| s != "ok") {
+                overall = "degraded";
+            }
+            components.insert(name.clone(), v);
+        }
+        serde_json::json!({ "state": overall, "components": components })
+    }
+}
+
+fn render_index_metrics(store: &Store, out: &mut String) {
+    let s = store.stats();
+    let gauges: [(&str, &str, u64); 3] = [
+        ("runnel_index_disk_bytes", "Bytes the index uses on disk.", s.disk_bytes),
+        ("runnel_index_sealed_segments", "Sealed segments in the index.", s.sealed_segments),
+        ("runnel_index_active_segments", "Active (appendable) segments.", s.active_segments),
+    ];
+    for (name, help, v) in gauges {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n");
+    }
+    let counters: [(&str, &str, u64); 4] = [
+        ("runnel_index_records_appended_total", "Records appended since start.", s.records_appended),
+        ("runnel_index_syncs_total", "Group-commit syncs since start.", s.syncs),
+        ("runnel_index_corrupt_blocks_total", "Corrupt sealed blocks skipped by reads.", s.corrupt_blocks),
+        (
+            "runnel_index_recovered_truncated_bytes_total",
+            "Bytes cut from torn active-segment tails at open.",
+            s.recovered_truncated_bytes,
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n");
+    }
+    let families = [
+        ("runnel_index_retention_segments_total", "Segments deleted by retention, by reason."),
+        ("runnel_index_retention_records_total", "Records deleted by retention, by reason."),
+        ("runnel_index_retention_bytes_total", "Bytes deleted by retention, by reason."),
+    ];
+    for (i, (name, help)) in families.iter().enumerate() {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+        for (reason, segs, recs, bytes) in &s.retention {
+            let v = [segs, recs, bytes][i];
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
+        }
+    }
+}
+
+/// A source as `/v1/sources` lists it.
+pub fn source_json(s: &SourceInfo) -> serde_json::Value {
+    serde_json::json!({
+        "key": s.key,
+        "identity": s.identity,
+        "min_time": s.min_time_ns.map(utc_nanos_string),
+        "max_time": s.max_time_ns.map(utc_nanos_string),
+        "first_seq": s.first_seq,
+        "next_seq": s.next_seq,
+        "records": s.records,
+        "disk_bytes": s.disk_bytes,
+        "segments": s.segments,
+    })
+}

@@ -1,0 +1,113 @@
+//! A request's output as a sequence of chunks, with memory bounded by the chunk size whatever
+//! the window: the first page comes from an index range query (which skips blocks outside the
+//! window); if that page was cut, the rest is read by sequence cursor and filtered by time; once
+//! caught up, `follow` keeps reading new records from the same cursor.
+
+use super::{query_for, resolve, LogRequest, Renderer, RequestError, ResolveError};
+use runnel_index::{Query, Store};
+
+/// Largest first page, in message bytes; also the read granularity afterwards.
+const PAGE_BYTES: u64 = 4 << 20;
+/// A chunk handed to the writer once it reaches this size.
+pub const CHUNK_BYTES: usize = 64 << 10;
+
+/// Why a log request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    /// A bad parameter.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The request names no single source.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The index failed.
+    #[error("reading the index: {0}")]
+    Index(#[from] runnel_index::Error),
+}
+
+/// Where a stream stands after [`LogStream::next_chunk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// More is available now: call again.
+    More,
+    /// Everything stored so far was written; with `follow`, wait for new records.
+    CaughtUp,
+    /// `limitBytes` is used up: the response ends.
+    Done,
+}
+
+/// One request's output in progress.
+pub struct LogStream {
+    key: String,
+    since_ns: Option<i64>,
+    until_ns: Option<i64>,
+    renderer: Renderer,
+    first_page: Option<Query>,
+    cursor: u64,
+}
+
+impl LogStream {
+    /// Validate and resolve the request against the store's sources.
+    pub fn open(store: &Store, req: &LogRequest) -> Result<LogStream, LogsError> {
+        req.validate()?;
+        let source = resolve(&store.sources(), req)?;
+        let mut first_page = query_for(req);
+        first_page.limit_bytes = Some(first_page.limit_bytes.unwrap_or(u64::MAX).min(PAGE_BYTES));
+        Ok(LogStream {
+            key: source.key,
+            since_ns: first_page.since_ns,
+            until_ns: first_page.until_ns,
+            renderer: Renderer::new(req),
+            first_page: Some(first_page),
+            cursor: source.next_seq,
+        })
+    }
+
+    /// The source key being read.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The next sequence number this stream will read.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Render the next records into `out` (up to about [`CHUNK_BYTES`]).
+    pub fn next_chunk(&mut self, store: &Store, out: &mut Vec<u8>) -> Result<Progress, LogsError> {
+        if self.renderer.exhausted() {
+            return Ok(Progress::Done);
+        }
+        if let Some(q) = self.first_page.take() {
+            let result = store.query(&self.key, &q)?;
+            let page_bytes: u64 = result.records.iter().map(|r| r.message.len() as u64).sum();
+            for rec in &result.records {
+                if !self.renderer.push(rec, out) {
+                    return Ok(Progress::Done);
+                }
+            }
+            match result.records.last() {
+                // Cut at the page size: continue right after the last record of the page.
+                Some(last) if page_bytes >= PAGE_BYTES => self.cursor = last.seq + 1,
+                // Complete: continue after whatever was stored when the request resolved.
+                Some(last) => self.cursor = self.cursor.max(last.seq + 1),
+                None => {}
+            }
+            return Ok(Progress::More);
+        }
+        let batch = store.read_from(&self.key, self.cursor, 4096, CHUNK_BYTES)?;
+        if batch.records.is_empty() {
+            self.cursor = self.cursor.max(batch.next_seq);
+            return Ok(Progress::CaughtUp);
+        }
+        self.cursor = batch.next_seq;
+        for rec in &batch.records {
+            let after_since = self.since_ns.is_none_or(|s| rec.time_ns >= s);
+            let before_until = self.until_ns.is_none_or(|u| rec.time_ns < u);
+            if after_since && before_until && !self.renderer.push(rec, out) {
+                return Ok(Progress::Done);
+            }
+        }
+        Ok(Progress::More)
+    }
+}

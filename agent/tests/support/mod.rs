@@ -1,0 +1,244 @@
+//! Shared pieces of the end-to-end tests: a temporary node layout, the real `runnel` binary as a
+//! child process, log lines formatted as Docker and the kubelet write them, and HTTP over real
+//! sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `runnel` binary built for this test run.
+pub fn runnel_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_runnel")
+}
+
+/// A node's directories in a tempdir.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+}
+
+impl Node {
+    pub fn new() -> Node {
+        let dir = tempfile::Builder::new().prefix("runnel-e2e-").tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        std::fs::create_dir_all(dir.path().join("pods")).unwrap();
+        Node { dir }
+    }
+    pub fn docker_root(&self) -> PathBuf {
+        self.dir.path().join("docker")
+    }
+    pub fn cri_root(&self) -> PathBuf {
+        self.dir.path().join("pods")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir().join("index")
+    }
+    /// Write the agent config; `extra` is appended YAML (top-level keys).
+    pub fn config(&self, extra: &str) -> PathBuf {
+        let path = self.dir.path().join("runnel.yaml");
+        let text = format!(
+            "data_dir: {data}\nnode_name: test-node\ninputs:\n  docker: {{ enabled: true, root: {docker} }}\n  \
+             cri: {{ enabled: true, root: {cri} }}\n  rescan_interval: 1s\nhttp: {{ listen: \"127.0.0.1:0\" }}\n\
+             metrics: {{ enabled: false }}\n{extra}",
+            data = self.data_dir().display(),
+            docker = self.docker_root().display(),
+            cri = self.cri_root().display(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+    /// Path of a CRI container log: `<ns>_<pod>_<uid>/<container>/<restart>.log`.
+    pub fn cri_log(&self, ns: &str, pod: &str, container: &str, restart: u32) -> PathBuf {
+        let dir = self.cri_root().join(format!("{ns}_{pod}_uid-{pod}")).join(container);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(format!("{restart}.log"))
+    }
+    /// Create a Docker container dir with config.v2.json; returns the live log path.
+    pub fn docker_container(&self, id: &str, name: &str, labels: &[(&str, &str)]) -> PathBuf {
+        let dir = self.docker_root().join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let labels: serde_json::Map<String, serde_json::Value> =
+            labels.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+        let cfg = serde_json::json!({
+            "ID": id, "Name": format!("/{name}"),
+            "Config": { "Image": "registry.local/app:1.0", "Labels": labels },
+            "Image": "sha256:0123",
+        });
+        std::fs::write(dir.join("config.v2.json"), cfg.to_string()).unwrap();
+        dir.join(format!("{id}-json.log"))
+    }
+}
+
+/// A 64-hex container id made from a number.
+pub fn container_id(n: u32) -> String {
+    format!("{n:08x}").repeat(8)
+}
+
+/// The RFC 3339 time `i` milliseconds after 2024-05-01T12:00:00Z, with nanosecond digits
+/// trimmed as Docker trims them.
+pub fn time_at(ms: u64) -> String {
+    let s = ms / 1000;
+    let frac = format!("{:09}", (ms % 1000) * 1_000_000 + 123);
+    format!("2024-05-01T12:{:02}:{:02}.{}Z", s / 60 % 60, s % 60, frac.trim_end_matches('0'))
+}
+
+/// One CRI line.
+pub fn cri_line(time: &str, stream: &str, tag: &str, msg: &str) -> String {
+    format!("{time} {stream} {tag} {msg}\n")
+}
+
+/// One json-file line (`log` keeps its trailing newline unless it is a fragment).
+pub fn docker_line(log: &str, stream: &str, time: &str) -> String {
+    let mut s = serde_json::json!({ "log": log, "stream": stream, "time": time }).to_string();
+    s.push('\n');
+    s
+}
+
+/// Append text to a file (creating it), flushing to the OS.
+pub fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// A running agent.
+pub struct Agent {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Agent {
+    /// Start `runnel agent --config` and wait for its listening line.
+    pub fn start(config: &Path) -> Agent {
+        let mut child = Command::new(runnel_bin())
+            .args(["agent", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting runnel agent");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.strip_prefix("runnel: listening on http://") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("runnel agent did not print its listening address within 30 s");
+            }
+        };
+        let agent = Agent { child, addr };
+        agent.wait_ready();
+        agent
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = self.try_get("/readyz") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("agent at {} never became ready", self.addr);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn try_get(&self, path: &str) -> Result<(u16, String), String> {
+        match ureq::get(&self.url(path)).timeout(Duration::from_secs(30)).call() {
+            Ok(r) => Ok((r.status(), r.into_string().map_err(|e| e.to_string())?)),
+            Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string().unwrap_or_default())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// GET a path; returns status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        self.try_get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "agent exited with {status} after SIGTERM");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("agent did not exit within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `runnel` with arguments to completion.
+pub fn runnel(args: &[&str]) -> Output {
+    Command::new(runnel_bin()).args(args).output().expect("running runnel")
+}
+
+/// Run `runnel agent --oneshot` and assert it succeeded.
+pub fn oneshot(config: &Path) {
+    let out = Command::new(runnel_bin())
+        .args(["agent", "--oneshot", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oneshot failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `runnel logs --data-dir` output as a string, asserting success.
+pub fn logs_from_dir(node: &Node, args: &[&str]) -> String {
+    let dir = node.index_dir();
+    let mut all = vec!["logs", "--data-dir", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = runnel(&all);
+    assert!(out.status.success(), "runnel {all:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Poll `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of Runnel on a fresh machine: installs what the tests need first.
+#   - Debian: busybox-static (the FROM-scratch image of the Docker end-to-end test)
+#   - PyPI, into ./.venv: osmem-server 0.1.6 (an OpenSearch-compatible server for bulk round
+#     trips) and prometheus_client (an independent parser for /metrics)
+#   - crates: fetched by cargo
+# Then: cargo test over the whole workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OSMEM_VERSION=0.1.6
+PROM_CLIENT_VERSION=0.26.0
+
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+
+need=()
+[ -x /bin/busybox ] || need+=(busybox-static)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing Debian packages: ${need[*]}"
+  apt_install "${need[@]}"
+fi
+
+if ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null || [ ! -x .venv/bin/osmem-server ]; then
+  echo "test.sh: creating .venv with osmem-server==$OSMEM_VERSION and prometheus_client==$PROM_CLIENT_VERSION"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check \
+    "osmem-server==$OSMEM_VERSION" "prometheus_client==$PROM_CLIENT_VERSION"
+fi
+export RUNNEL_PYTHON="$PWD/.venv/bin/python"
+export RUNNEL_OSMEM="$PWD/.venv/bin/osmem-server"
+
+cargo test --workspace --locked "$@"
