@@ -1,0 +1,374 @@
+//! Encoding records as ECS documents straight into the NDJSON output buffer: no
+//! `serde_json::Value` per document, strings escaped by a byte loop, invalid UTF-8 replaced by
+//! U+FFFD.
+//!
+//! A document looks like (nested objects, ECS field names):
+//! `{"@timestamp":"2026-01-02T03:04:05.123456789Z","message":"…","stream":"stdout",
+//! "log":{"offset":123,"file":{"path":"…"}},"container":{…},"kubernetes":{…},"host":{…},
+//! "agent":{"type":"runnel","version":"…"},"event":{"dataset":"runnel.container_logs"}}`.
+//! `log.offset` is the byte offset just *after* the line (the index's resume position).
+//! Label keys have `.` replaced by `_` so `app` and `app.kubernetes.io/name` cannot collide
+//! as object and value in the mapping.
+
+use runnel_index::{Position, SourceIdentity, StoredRecord};
+use xxhash_rust::xxh3::Xxh3;
+
+/// `event.dataset` of every log document.
+pub const EVENT_DATASET: &str = "runnel.container_logs";
+
+/// Append `s` as a JSON string (with quotes) to `out`.
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Append raw bytes as a JSON string, replacing invalid UTF-8 with U+FFFD.
+pub fn push_json_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    push_json_str(out, &String::from_utf8_lossy(b));
+}
+
+/// Civil date (year, month, day) and (hour, minute, second) of Unix seconds, UTC.
+pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (sod / 3600) as u32,
+        (sod % 3600 / 60) as u32,
+        (sod % 60) as u32,
+    )
+}
+
+/// Append the time as RFC 3339 UTC with nine fraction digits: `2026-01-02T03:04:05.000000001Z`.
+pub fn push_rfc3339_nanos(out: &mut Vec<u8>, time_ns: i64) {
+    use std::io::Write;
+    let secs = time_ns.div_euclid(1_000_000_000);
+    let nanos = time_ns.rem_euclid(1_000_000_000);
+    let (y, mo, d, h, mi, s) = civil(secs);
+    let _ = write!(
+        out,
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{nanos:09}Z"
+    );
+}
+
+/// The deterministic `_id` of a record: xxh3-128 over the node name, the container id (or the
+/// source key) and the record's position — file identity + offset, stream id + sequence, or
+/// the index sequence when the record has no position. The same line re-sent after a crash or a
+/// retry gets the same `_id`, and `op_type: create` turns the second copy into a 409.
+pub fn document_id(node: &str, container: &str, source_key: &str, r: &StoredRecord) -> u128 {
+    let mut h = Xxh3::new();
+    h.update(node.as_bytes());
+    h.update(&[0]);
+    h.update(container.as_bytes());
+    h.update(&[0]);
+    match r.position {
+        Position::File { file, offset } => {
+            h.update(b"F");
+            h.update(&file.dev.to_le_bytes());
+            h.update(&file.ino.to_le_bytes());
+            h.update(&file.fingerprint.to_le_bytes());
+            h.update(&offset.to_le_bytes());
+        }
+        Position::Stream { stream_id, seq } => {
+            h.update(b"S");
+            h.update(source_key.as_bytes());
+            h.update(&[0]);
+            h.update(&stream_id.to_le_bytes());
+            h.update(&seq.to_le_bytes());
+        }
+        Position::None => {
+            h.update(b"N");
+            h.update(source_key.as_bytes());
+            h.update(&[0]);
+            h.update(&r.seq.to_le_bytes());
+        }
+    }
+    h.digest128()
+}
+
+/// The per-source part of every document of that source, encoded once.
+#[derive(Debug, Clone)]
+pub struct SourceFragment {
+    /// `,"log":{"file":{"path":…}}`-less tail: `,"container":{…},"kubernetes":{…},…}` (closes the document).
+    pub tail: Vec<u8>,
+    /// `log.file.path` as an encoded JSON string, if known.
+    pub log_path: Option<Vec<u8>>,
+    /// What the `_id` hash uses as container identity.
+    pub container_key: String,
+}
+
+impl SourceFragment {
+    /// Encode the identity part of the documents for one source.
+    pub fn new(node: &str, source_key: &str, id: &SourceIdentity) -> SourceFragment {
+        let mut t = Vec::with_capacity(512);
+        if id.container_id.is_some() || id.container_name.is_some() || id.image.is_some() {
+            t.extend_from_slice(b",\"container\":{");
+            let mut first = true;
+            if let Some(v) = &id.container_id {
+                field(&mut t, &mut first, "id", v);
+            }
+            if let Some(v) = &id.container_name {
+                field(&mut t, &mut first, "name", v);
+            }
+            if let Some(v) = &id.image {
+                sep(&mut t, &mut first);
+                t.extend_from_slice(b"\"image\":{\"name\":");
+                push_json_str(&mut t, v);
+                t.push(b'}');
+            }
+            t.push(b'}');
+        }
+        t.extend_from_slice(b",\"kubernetes\":{");
+        let mut first = true;
+        if let Some(v) = &id.namespace {
+            field(&mut t, &mut first, "namespace", v);
+        }
+        if id.pod.is_some() || id.pod_uid.is_some() {
+            sep(&mut t, &mut first);
+            t.extend_from_slice(b"\"pod\":{");
+            let mut f2 = true;
+            if let Some(v) = &id.pod {
+                field(&mut t, &mut f2, "name", v);
+            }
+            if let Some(v) = &id.pod_uid {
+                field(&mut t, &mut f2, "uid", v);
+            }
+            t.push(b'}');
+        }
+        if let Some(v) = &id.container {
+            sep(&mut t, &mut first);
+            t.extend_from_slice(b"\"container\":{\"name\":");
+            push_json_str(&mut t, v);
+            t.push(b'}');
+        }
+        sep(&mut t, &mut first);
+        t.extend_from_slice(b"\"node\":{\"name\":");
+        push_json_str(&mut t, node);
+        t.push(b'}');
+        if !id.labels.is_empty() {
+            t.extend_from_slice(b",\"labels\":{");
+            let mut f2 = true;
+            for (k, v) in &id.labels {
+                field(&mut t, &mut f2, &k.replace('.', "_"), v);
+            }
+            t.push(b'}');
+        }
+        t.push(b'}');
+        t.extend_from_slice(b",\"host\":{\"name\":");
+        push_json_str(&mut t, node);
+        t.extend_from_slice(b"},\"agent\":{\"type\":\"runnel\",\"version\":");
+        push_json_str(&mut t, env!("CARGO_PKG_VERSION"));
+        t.extend_from_slice(b"},\"event\":{\"dataset\":");
+        push_json_str(&mut t, EVENT_DATASET);
+        t.extend_from_slice(b"}}");
+        let log_path = id.log_path.as_ref().map(|p| {
+            let mut v = Vec::new();
+            push_json_str(&mut v, p);
+            v
+        });
+        SourceFragment {
+            tail: t,
+            log_path,
+            container_key: id
+                .container_id
+                .clone()
+                .unwrap_or_else(|| source_key.to_string()),
+        }
+    }
+}
+
+fn sep(t: &mut Vec<u8>, first: &mut bool) {
+    if !*first {
+        t.push(b',');
+    }
+    *first = false;
+}
+
+fn field(t: &mut Vec<u8>, first: &mut bool, k: &str, v: &str) {
+    sep(t, first);
+    push_json_str(t, k);
+    t.push(b':');
+    push_json_str(t, v);
+}
+
+/// True when `msg` is one JSON object (what `parse_json` embeds).
+fn is_json_object(msg: &[u8]) -> bool {
+    let trimmed = msg.trim_ascii();
+    trimmed.first() == Some(&b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok()
+}
+
+/// Append one document (no trailing newline) for `r` to `out`.
+pub fn encode_document(
+    out: &mut Vec<u8>,
+    r: &StoredRecord,
+    src: &SourceFragment,
+    parse_json: Option<&str>,
+) {
+    out.extend_from_slice(b"{\"@timestamp\":\"");
+    push_rfc3339_nanos(out, r.time_ns);
+    out.extend_from_slice(b"\",\"message\":");
+    push_json_bytes(out, &r.message);
+    out.extend_from_slice(b",\"stream\":\"");
+    out.extend_from_slice(r.stream.as_str().as_bytes());
+    out.push(b'"');
+    if let Some(field) = parse_json {
+        if is_json_object(&r.message) {
+            out.push(b',');
+            push_json_str(out, field);
+            out.push(b':');
+            out.extend_from_slice(r.message.trim_ascii());
+        }
+    }
+    let offset = match r.position {
+        Position::File { offset, .. } => Some(offset),
+        _ => None,
+    };
+    if offset.is_some() || src.log_path.is_some() {
+        out.extend_from_slice(b",\"log\":{");
+        let mut first = true;
+        if let Some(o) = offset {
+            first = false;
+            out.extend_from_slice(b"\"offset\":");
+            out.extend_from_slice(o.to_string().as_bytes());
+        }
+        if let Some(p) = &src.log_path {
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"file\":{\"path\":");
+            out.extend_from_slice(p);
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(&src.tail);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_index::{FileId, RecordFlags, Stream, TimeStyle};
+
+    fn rec(msg: &[u8]) -> StoredRecord {
+        StoredRecord {
+            seq: 3,
+            time_ns: 1_767_323_045_000_000_001,
+            time_style: TimeStyle::default(),
+            stream: Stream::Stderr,
+            flags: RecordFlags(0),
+            message: msg.to_vec(),
+            position: Position::File {
+                file: FileId {
+                    dev: 1,
+                    ino: 2,
+                    fingerprint: 3,
+                },
+                offset: 99,
+            },
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_nanoseconds() {
+        let mut v = Vec::new();
+        push_rfc3339_nanos(&mut v, 1_767_323_045_000_000_001);
+        assert_eq!(v, b"2026-01-02T03:04:05.000000001Z");
+        v.clear();
+        push_rfc3339_nanos(&mut v, -1);
+        assert_eq!(v, b"1969-12-31T23:59:59.999999999Z");
+        v.clear();
+        push_rfc3339_nanos(&mut v, 951_782_400_000_000_000);
+        assert_eq!(v, b"2000-02-29T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn documents_are_valid_json_with_escapes_and_replaced_invalid_utf8() {
+        let mut id = SourceIdentity {
+            container_id: Some("c1".into()),
+            namespace: Some("ns".into()),
+            pod: Some("p\"od".into()),
+            log_path: Some("/var/log/x.log".into()),
+            ..Default::default()
+        };
+        id.labels
+            .insert("app.kubernetes.io/name".into(), "web".into());
+        let src = SourceFragment::new("node-1", "k", &id);
+        let mut out = Vec::new();
+        encode_document(
+            &mut out,
+            &rec(b"a\"b\\c\n\x01\xff{\"k\":1}"),
+            &src,
+            Some("json"),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["message"], "a\"b\\c\n\u{1}\u{fffd}{\"k\":1}");
+        assert!(v.get("json").is_none(), "not an object: not parsed");
+        assert_eq!(v["kubernetes"]["pod"]["name"], "p\"od");
+        assert_eq!(v["kubernetes"]["labels"]["app_kubernetes_io/name"], "web");
+        assert_eq!(v["log"]["offset"], 99);
+        assert_eq!(v["log"]["file"]["path"], "/var/log/x.log");
+        assert_eq!(v["agent"]["type"], "runnel");
+        assert_eq!(v["stream"], "stderr");
+        out.clear();
+        encode_document(&mut out, &rec(b" {\"k\":[1,2]} "), &src, Some("app"));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["app"]["k"][1], 2);
+        assert!(v.get("k").is_none(), "never merged into the root");
+    }
+
+    #[test]
+    fn ids_depend_on_position_not_on_content() {
+        let a = document_id("n", "c", "k", &rec(b"x"));
+        let b = document_id("n", "c", "k", &rec(b"y"));
+        assert_eq!(a, b);
+        let mut r = rec(b"x");
+        r.position = Position::File {
+            file: FileId {
+                dev: 1,
+                ino: 2,
+                fingerprint: 3,
+            },
+            offset: 100,
+        };
+        assert_ne!(a, document_id("n", "c", "k", &r));
+        assert_ne!(a, document_id("m", "c", "k", &rec(b"x")));
+    }
+}

@@ -1,0 +1,101 @@
+//! Reading a bulk response: every item's outcome, or why the whole response is unusable.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// What to do with one document after the server answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    /// 2xx, or 409 on `create` (the document already exists: an earlier attempt landed).
+    Done,
+    /// 429 or 5xx: send this document again later.
+    Retry(String),
+    /// Any other 4xx: the document itself is bad; goes to the dead-letter file.
+    Reject {
+        /// HTTP status of the item.
+        status: u16,
+        /// The server's error object (or a description) as JSON text.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct Bulk {
+    items: Vec<HashMap<String, Item>>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    status: u16,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// Parse a 2xx bulk response body. Fails when the body is empty, not JSON, has no `items`, or
+/// has a different number of items than documents sent.
+pub fn parse_bulk_response(body: &[u8], sent: usize) -> Result<Vec<ItemOutcome>, String> {
+    if body.trim_ascii().is_empty() {
+        return Err("bulk response body is empty".into());
+    }
+    let bulk: Bulk = serde_json::from_slice(body).map_err(|e| {
+        let head = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+        format!("bulk response is not a valid bulk JSON body ({e}): {head:?}")
+    })?;
+    if bulk.items.len() != sent {
+        return Err(format!(
+            "bulk response has {} items for {sent} documents sent",
+            bulk.items.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(sent);
+    for map in bulk.items {
+        let Some(item) = map.into_values().next() else {
+            return Err("bulk response item without an action key".into());
+        };
+        let reason = || {
+            item.error
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| format!("\"status {}\"", item.status))
+        };
+        out.push(match item.status {
+            200..=299 | 409 => ItemOutcome::Done,
+            429 | 500..=599 => ItemOutcome::Retry(reason()),
+            s => ItemOutcome::Reject {
+                status: s,
+                reason: reason(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_classified() {
+        let body = br#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409}},
+          {"create":{"status":429,"error":{"type":"es_rejected_execution_exception"}}},
+          {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}},
+          {"create":{"status":503}}]}"#;
+        let r = parse_bulk_response(body, 5).unwrap();
+        assert_eq!(r[0], ItemOutcome::Done);
+        assert_eq!(r[1], ItemOutcome::Done);
+        assert!(matches!(r[2], ItemOutcome::Retry(_)));
+        assert!(
+            matches!(&r[3], ItemOutcome::Reject { status: 400, reason } if reason.contains("mapper_parsing_exception"))
+        );
+        assert!(matches!(r[4], ItemOutcome::Retry(_)));
+    }
+
+    #[test]
+    fn unusable_bodies_fail_the_batch() {
+        assert!(parse_bulk_response(b"", 1).is_err());
+        assert!(parse_bulk_response(b"<html>", 1).is_err());
+        assert!(parse_bulk_response(br#"{"items":[{"create":{"status":201}}"#, 1).is_err());
+        let e = parse_bulk_response(br#"{"items":[{"create":{"status":201}}]}"#, 2).unwrap_err();
+        assert!(e.contains("1 items for 2"), "{e}");
+    }
+}

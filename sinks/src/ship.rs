@@ -1,0 +1,241 @@
+//! Sending one batch until every document in it is done: acknowledged (2xx/409) or
+//! dead-lettered (non-retryable 4xx item). Retryable items (429/5xx) are re-sent alone with
+//! exponential backoff and jitter; whole-request failures (timeouts, connection errors, 429,
+//! 5xx, empty or non-JSON or short bodies) re-send the same documents; 413 splits the batch;
+//! 401/403 and other whole-request 4xx keep the data and retry at the slowest pace with a
+//! clear error. The task only returns when the batch is finished — shutting down cancels it,
+//! and the cursor, which never moved over these documents, makes them be sent again later.
+
+use crate::batch::{Batch, DocRef};
+use crate::dead_letter::DeadLetter;
+use crate::metrics::Metrics;
+use crate::response::{parse_bulk_response, ItemOutcome};
+use crate::status::Status;
+use crate::transport::{Answer, Transport};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything a sending task needs.
+#[derive(Debug)]
+pub struct ShipContext {
+    /// The HTTP side.
+    pub transport: Transport,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// ok/degraded and the last error.
+    pub status: Arc<Status>,
+    /// Rejected documents go here.
+    pub dead_letter: Mutex<DeadLetter>,
+    /// First retry delay.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+}
+
+impl ShipContext {
+    /// Exponential backoff with "equal jitter": a delay in [d/2, d], d = initial·2^attempt ≤ max.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .retry_initial
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.retry_max);
+        let seed = Instant::now().elapsed().as_nanos() as u64
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u64)
+                .unwrap_or(0);
+        let r = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % 1_000;
+        base / 2 + base / 2 * r as u32 / 1_000
+    }
+
+    fn dead_letter(&self, batch: &Batch, i: usize, status: u16, reason: &str) {
+        let (index, id) = action_target(batch.action(i));
+        let res = match self.dead_letter.lock() {
+            Ok(mut dl) => dl.write(&index, id.as_deref(), status, reason, batch.document(i)),
+            Err(_) => Ok(()),
+        };
+        self.metrics.docs_dead_lettered.fetch_add(1, Relaxed);
+        if let Err(e) = res {
+            // Still counted: the operator sees the counter and this error.
+            tracing::error!(error = %e, "cannot write the dead-letter file; document dropped");
+            self.status.set_error(format!("dead-letter file: {e}"));
+        } else {
+            tracing::warn!(index = %index, status, reason = %reason, "document rejected; written to the dead-letter file");
+        }
+    }
+}
+
+fn action_target(action: &[u8]) -> (String, Option<String>) {
+    let v: serde_json::Value = serde_json::from_slice(action).unwrap_or_default();
+    let inner = v.as_object().and_then(|o| o.values().next());
+    let get = |k: &str| {
+        inner
+            .and_then(|i| i.get(k))
+            .and_then(|x| x.as_str())
+            .map(String::from)
+    };
+    (get("_index").unwrap_or_default(), get("_id"))
+}
+
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+/// Send `batch` until every document is done; returns its documents (all done) and its
+/// encoded size, for the cursor and the in-flight accounting.
+pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
+    let bytes = batch.bytes();
+    let batch = Arc::new(batch);
+    let mut queue: VecDeque<Vec<usize>> = VecDeque::new();
+    queue.push_back((0..batch.docs.len()).collect());
+    let mut attempt = 0u32;
+    let mut first = true;
+    while let Some(chunk) = queue.pop_front() {
+        if chunk.is_empty() {
+            continue;
+        }
+        let m = &ctx.metrics;
+        m.docs_sent.fetch_add(chunk.len() as u64, Relaxed);
+        if !first {
+            m.docs_retried.fetch_add(chunk.len() as u64, Relaxed);
+        }
+        first = false;
+        let (b2, c2, gz) = (batch.clone(), chunk.clone(), ctx.transport.gzip());
+        let body = tokio::task::spawn_blocking(move || {
+            let raw = b2.body(&c2);
+            let raw_len = raw.len();
+            if gz {
+                gzip(&raw).map(|z| (raw_len, z))
+            } else {
+                Ok((raw_len, raw))
+            }
+        })
+        .await;
+        let (raw_len, body) = match body {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                ctx.status
+                    .set_error(format!("compressing a bulk body: {e}"));
+                queue.push_front(chunk);
+                tokio::time::sleep(ctx.backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            Err(e) => {
+                ctx.status
+                    .set_error(format!("compressing a bulk body: {e}"));
+                queue.push_front(chunk);
+                tokio::time::sleep(ctx.retry_max).await;
+                continue;
+            }
+        };
+        m.bytes_raw.fetch_add(raw_len as u64, Relaxed);
+        m.bytes_compressed.fetch_add(body.len() as u64, Relaxed);
+        let t0 = Instant::now();
+        let answer = ctx.transport.bulk(Bytes::from(body), gz).await;
+        m.observe_latency(t0.elapsed().as_secs_f64());
+        let fail = |msg: String| {
+            m.requests_failed.fetch_add(1, Relaxed);
+            tracing::warn!(error = %msg, docs = chunk.len(), "bulk request failed; will retry");
+            ctx.status.set_error(msg);
+        };
+        match answer {
+            Answer::Status(s, body) if (200..300).contains(&s) => {
+                match parse_bulk_response(&body, chunk.len()) {
+                    Ok(outcomes) => {
+                        m.requests_ok.fetch_add(1, Relaxed);
+                        let mut retry = Vec::new();
+                        let mut last_retry_reason = String::new();
+                        for (&i, o) in chunk.iter().zip(outcomes) {
+                            match o {
+                                ItemOutcome::Done => {
+                                    m.docs_acked.fetch_add(1, Relaxed);
+                                }
+                                ItemOutcome::Retry(r) => {
+                                    retry.push(i);
+                                    last_retry_reason = r;
+                                }
+                                ItemOutcome::Reject { status, reason } => {
+                                    ctx.dead_letter(&batch, i, status, &reason)
+                                }
+                            }
+                        }
+                        if retry.is_empty() {
+                            attempt = 0;
+                            ctx.status.set_ok();
+                        } else {
+                            ctx.status.set_error(format!(
+                                "{} bulk items need a retry: {last_retry_reason}",
+                                retry.len()
+                            ));
+                            queue.push_front(retry);
+                            tokio::time::sleep(ctx.backoff(attempt)).await;
+                            attempt += 1;
+                        }
+                    }
+                    Err(e) => {
+                        fail(format!("HTTP {s}: {e}"));
+                        queue.push_front(chunk);
+                        tokio::time::sleep(ctx.backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                }
+            }
+            Answer::Status(413, _) => {
+                m.requests_failed.fetch_add(1, Relaxed);
+                if chunk.len() == 1 {
+                    ctx.dead_letter(
+                        &batch,
+                        chunk[0],
+                        413,
+                        r#""request entity too large even as a single document (raise http.max_content_length)""#,
+                    );
+                } else {
+                    let (a, b) = chunk.split_at(chunk.len() / 2);
+                    tracing::info!(docs = chunk.len(), "HTTP 413: splitting the bulk request");
+                    queue.push_front(b.to_vec());
+                    queue.push_front(a.to_vec());
+                }
+            }
+            Answer::Status(s @ (401 | 403), _) => {
+                fail(format!(
+                    "HTTP {s}: the cluster refused our credentials; check sinks.elasticsearch.auth (data is kept and retried every {:?})",
+                    ctx.retry_max
+                ));
+                queue.push_front(chunk);
+                tokio::time::sleep(ctx.retry_max).await;
+            }
+            Answer::Status(s, body) if s == 429 || s == 408 || s >= 500 => {
+                let head = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                fail(format!("HTTP {s}: {head}"));
+                queue.push_front(chunk);
+                tokio::time::sleep(ctx.backoff(attempt)).await;
+                attempt += 1;
+            }
+            Answer::Status(s, body) => {
+                let head = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                fail(format!(
+                    "HTTP {s} for the whole bulk request (check the endpoint URL and path prefix): {head}"
+                ));
+                queue.push_front(chunk);
+                tokio::time::sleep(ctx.retry_max).await;
+            }
+            Answer::Failed(e) => {
+                fail(e);
+                queue.push_front(chunk);
+                tokio::time::sleep(ctx.backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+    (batch.docs.clone(), bytes)
+}

@@ -1,0 +1,258 @@
+//! The public face: [`ElasticsearchSink::start`] builds everything, checks the config, installs
+//! the index template if asked, and runs the pipeline on its own tokio runtime;
+//! [`SinkHandle`] drains, stops, reports metrics and status.
+
+use crate::cursor::CursorStore;
+use crate::dead_letter::DeadLetter;
+use crate::index_name::IndexPattern;
+use crate::metrics::Metrics;
+use crate::pipeline::{Command, Pipeline, Settings};
+use crate::ship::ShipContext;
+use crate::status::Status;
+use crate::transport::{Answer, Transport};
+use crate::SinkError;
+use runnel_config::{ElasticsearchConfig, EsMode, IdMode};
+use runnel_index::Store;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// Default dead-letter file name inside the state directory.
+pub const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
+
+/// Starts the Elasticsearch/OpenSearch sink.
+#[derive(Debug)]
+pub struct ElasticsearchSink;
+
+/// A running sink. Dropping it shuts it down cleanly (cursors saved).
+#[derive(Debug)]
+pub struct SinkHandle {
+    cmds: mpsc::UnboundedSender<Command>,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    endpoints: Vec<String>,
+    dead_letter_path: std::path::PathBuf,
+}
+
+impl ElasticsearchSink {
+    /// Check the config, open the cursor (a corrupt cursor file is an error naming it), build
+    /// the HTTP client (secret files must be readable) and start shipping from the cursor.
+    pub fn start(
+        cfg: &ElasticsearchConfig,
+        node_name: &str,
+        store: Arc<Store>,
+        state_dir: &Path,
+    ) -> Result<SinkHandle, SinkError> {
+        let index = IndexPattern::parse(&cfg.index)?;
+        let transport = Transport::new(cfg)?;
+        let cursors = Arc::new(CursorStore::new(state_dir)?);
+        let saved = cursors.load()?;
+        let batch_bytes = usize::try_from(cfg.batch.max_bytes)
+            .unwrap_or(usize::MAX)
+            .max(1024);
+        let max_in_flight = cfg.max_in_flight_bytes.max(batch_bytes as u64);
+        // `as`: the config may type max_docs as usize or u64.
+        #[allow(clippy::unnecessary_cast)]
+        let batch_docs = (cfg.batch.max_docs as usize).max(1);
+        let settings = Settings {
+            node: node_name.to_string(),
+            index,
+            deterministic_ids: matches!(cfg.id, IdMode::Deterministic),
+            batch_bytes,
+            batch_docs,
+            batch_timeout: cfg.batch.timeout,
+            concurrency: cfg.concurrency.max(1),
+            max_in_flight,
+            parse_json: cfg.parse_json.clone().filter(|f| !f.is_empty()),
+        };
+        let dead_letter_path = cfg
+            .dead_letter
+            .path
+            .clone()
+            .unwrap_or_else(|| state_dir.join(DEAD_LETTER_FILE));
+        let metrics = Arc::new(Metrics::default());
+        let status = Arc::new(Status::default());
+        let endpoints = transport.endpoints().to_vec();
+        let ctx = Arc::new(ShipContext {
+            transport,
+            metrics: metrics.clone(),
+            status: status.clone(),
+            dead_letter: Mutex::new(DeadLetter::new(
+                dead_letter_path.clone(),
+                cfg.dead_letter.max_bytes,
+            )),
+            retry_initial: cfg.retry.initial.max(Duration::from_millis(1)),
+            retry_max: cfg.retry.max.max(cfg.retry.initial),
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(4)
+            .thread_name("runnel-es-sink")
+            .enable_all()
+            .build()
+            .map_err(SinkError::Runtime)?;
+        let wake = Arc::new(Notify::new());
+        {
+            let wake = wake.clone();
+            store.add_listener(Arc::new(move |_key: &str, _next: u64| wake.notify_one()));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let template = cfg.template.install.then(|| {
+            (
+                cfg.template.name.clone(),
+                template_body(&cfg.index, matches!(cfg.mode, EsMode::DataStream)),
+            )
+        });
+        let pipeline = Pipeline::new(store, settings, ctx.clone(), cursors, saved);
+        runtime.spawn(async move {
+            if let Some((name, body)) = template {
+                install_template(&ctx, &name, body).await;
+            }
+            pipeline.run(rx, wake).await;
+        });
+        Ok(SinkHandle {
+            cmds: tx,
+            metrics,
+            status,
+            runtime: Mutex::new(Some(runtime)),
+            endpoints,
+            dead_letter_path,
+        })
+    }
+}
+
+/// The index template: `@timestamp` as `date_nanos`, `message` as text, other strings as
+/// keywords; `data_stream: {}` in data stream mode. Patterns are the literal prefix of the
+/// index pattern followed by `*`.
+pub fn template_body(index: &str, data_stream: bool) -> Vec<u8> {
+    let prefix: String = index.chars().take_while(|&c| c != '%').collect();
+    let mut t = serde_json::json!({
+        "index_patterns": [format!("{prefix}*")],
+        "priority": 150,
+        "template": { "mappings": {
+            "dynamic_templates": [{ "strings_as_keyword": {
+                "match_mapping_type": "string",
+                "mapping": { "type": "keyword", "ignore_above": 1024 } } }],
+            "properties": {
+                "@timestamp": { "type": "date_nanos" },
+                "message": { "type": "text" },
+                "log": { "properties": { "offset": { "type": "long" } } }
+            } } }
+    });
+    if data_stream {
+        t["data_stream"] = serde_json::json!({});
+    }
+    serde_json::to_vec(&t).unwrap_or_default()
+}
+
+async fn install_template(ctx: &ShipContext, name: &str, body: Vec<u8>) {
+    // One try per endpoint until one answers (round-robin moves on after a dead one).
+    let mut answer = Answer::Failed("no endpoint".into());
+    for _ in 0..ctx.transport.endpoints().len() {
+        answer = ctx
+            .transport
+            .put_json(&format!("/_index_template/{name}"), body.clone())
+            .await;
+        if matches!(answer, Answer::Status(..)) {
+            break;
+        }
+    }
+    match answer {
+        Answer::Status(s, _) if (200..300).contains(&s) => {
+            tracing::info!(template = name, "index template installed")
+        }
+        Answer::Status(s, b) => tracing::warn!(
+            template = name,
+            status = s,
+            body = %String::from_utf8_lossy(&b[..b.len().min(200)]),
+            "the cluster did not accept the index template (no _index_template API?); shipping without it"
+        ),
+        Answer::Failed(e) => tracing::warn!(
+            template = name,
+            error = %e,
+            "could not install the index template; shipping without it"
+        ),
+    }
+}
+
+impl SinkHandle {
+    /// Ship everything stored in the index now and wait until it is acknowledged (or
+    /// dead-lettered) and the cursor is saved — for `--oneshot`.
+    pub fn drain(&self, timeout: Duration) -> Result<(), SinkError> {
+        let t0 = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.cmds
+            .send(Command::Drain(tx))
+            .map_err(|_| SinkError::Stopped)?;
+        match rx.recv_timeout(timeout) {
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(SinkError::Stopped),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(SinkError::DrainTimeout {
+                waited_secs: t0.elapsed().as_secs_f64(),
+                pending_records: self
+                    .metrics
+                    .lag
+                    .lock()
+                    .map(|l| l.values().map(|x| x.records).sum())
+                    .unwrap_or(0),
+                last_error: self.status.last_error().unwrap_or_else(|| "none".into()),
+            }),
+        }
+    }
+
+    /// Stop: cancel in-flight requests (they will be re-sent after a restart, harmlessly),
+    /// save the cursors, stop the runtime.
+    pub fn shutdown(self) {
+        self.stop(true);
+    }
+
+    /// Stop at once without saving anything, as a crash would (for tests of resume).
+    pub fn abort(self) {
+        self.stop(false);
+    }
+
+    fn stop(&self, graceful: bool) {
+        let Some(rt) = self.runtime.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        if graceful {
+            let (tx, rx) = std::sync::mpsc::channel();
+            if self.cmds.send(Command::Shutdown(tx)).is_ok() {
+                let _ = rx.recv_timeout(Duration::from_secs(10));
+            }
+            rt.shutdown_timeout(Duration::from_secs(2));
+        } else {
+            rt.shutdown_background();
+        }
+    }
+
+    /// Prometheus text for the sink's counters (`runnel_sink_es_*`).
+    pub fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(out);
+    }
+
+    /// `{"state":"ok"|"degraded","last_error":…,…}` plus endpoints and the dead-letter path.
+    pub fn status(&self) -> serde_json::Value {
+        let mut v = self.status.to_json();
+        v["endpoints"] = serde_json::json!(self.endpoints);
+        v["dead_letter_file"] = serde_json::json!(self.dead_letter_path.display().to_string());
+        v["documents_acked"] = serde_json::json!(self.metrics.docs_acked.load(Relaxed));
+        v["documents_dead_lettered"] =
+            serde_json::json!(self.metrics.docs_dead_lettered.load(Relaxed));
+        v
+    }
+
+    /// The counters, for tests and embedding.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+impl Drop for SinkHandle {
+    fn drop(&mut self) {
+        self.stop(true);
+    }
+}

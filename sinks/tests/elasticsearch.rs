@@ -1,0 +1,401 @@
+//! The sink against a real OpenSearch-compatible server (osmem-server), directly and through
+//! a fault-injecting proxy.
+
+mod support;
+
+use runnel_index::{
+    FileId, Limits, NewRecord, Position, RecordFlags, SourceIdentity, Store, Stream, TimeStyle,
+};
+use runnel_sinks::{ElasticsearchSink, SinkHandle};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::proxy::{Fault, Proxy};
+use support::{es_config, Osmem};
+
+/// 2026-01-02T03:04:05Z
+const T0: i64 = 1_767_323_045_000_000_000;
+
+fn cri_identity() -> SourceIdentity {
+    let mut labels = BTreeMap::new();
+    labels.insert("app".to_string(), "shop".to_string());
+    labels.insert("app.kubernetes.io/name".to_string(), "web".to_string());
+    SourceIdentity {
+        container_id: Some("c0ffee".repeat(8)),
+        container_name: Some("web".into()),
+        image: Some("registry.example/web:1.2".into()),
+        namespace: Some("shop".into()),
+        pod: Some("web-0".into()),
+        pod_uid: Some("uid-123".into()),
+        container: Some("web".into()),
+        restart: Some(0),
+        labels,
+        log_path: Some("/var/log/pods/shop_web-0_uid-123/web/0.log".into()),
+    }
+}
+
+const CRI_KEY: &str = "cri:shop_web-0_uid-123/web/0";
+const SIDECAR_KEY: &str = "stream:sidecar-1";
+
+/// Write `n` records into source `key` (file positions for the CRI source, stream positions
+/// otherwise); every `poison_every`-th message contains POISON (the proxy rejects those).
+fn fill(store: &Store, key: &str, id: &SourceIdentity, from: usize, n: usize, poison_every: usize) {
+    store.upsert_source(key, id).unwrap();
+    for i in from..from + n {
+        let msg = if poison_every > 0 && i % poison_every == poison_every - 1 {
+            format!("{key} line {i} POISON")
+        } else if i % 7 == 3 {
+            format!("{{\"level\":\"info\",\"n\":{i},\"src\":\"{key}\"}}")
+        } else {
+            format!("{key} line {i} \"quoted\" tab\there")
+        };
+        let mut bytes = msg.into_bytes();
+        if i % 11 == 5 {
+            bytes.push(0xff); // invalid UTF-8
+        }
+        let position = if key == CRI_KEY {
+            Position::File {
+                file: FileId {
+                    dev: 1,
+                    ino: 2,
+                    fingerprint: 3,
+                },
+                offset: (i as u64 + 1) * 100,
+            }
+        } else {
+            Position::Stream {
+                stream_id: 9,
+                seq: i as u64,
+            }
+        };
+        store
+            .append(
+                key,
+                &NewRecord {
+                    time_ns: T0 + i as i64 * 1_000_001,
+                    time_style: TimeStyle::default(),
+                    stream: if i % 2 == 0 {
+                        Stream::Stdout
+                    } else {
+                        Stream::Stderr
+                    },
+                    flags: RecordFlags(0),
+                    message: &bytes,
+                    position,
+                },
+            )
+            .unwrap();
+    }
+    store.sync().unwrap();
+}
+
+fn open_store(dir: &Path) -> Arc<Store> {
+    Arc::new(Store::open(&dir.join("index"), Limits::default()).unwrap())
+}
+
+fn start(cfg: &runnel_config::ElasticsearchConfig, store: &Arc<Store>, dir: &Path) -> SinkHandle {
+    ElasticsearchSink::start(cfg, "node-a", store.clone(), &dir.join("sink")).unwrap()
+}
+
+#[test]
+fn ships_every_record_once_with_ecs_fields_and_resumes_from_the_cursor() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let sidecar = SourceIdentity {
+        container_name: Some("sidecar".into()),
+        ..Default::default()
+    };
+    fill(&store, CRI_KEY, &cri_identity(), 0, 300, 0);
+    fill(&store, SIDECAR_KEY, &sidecar, 0, 200, 0);
+    let mut cfg = es_config(&es.url);
+    cfg.parse_json = Some("json".into());
+    cfg.template.install = true;
+    cfg.template.name = "runnel-test".into();
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    assert_eq!(es.count("runnel-test-*"), 500);
+    assert_eq!(sink.status()["state"], "ok", "{}", sink.status());
+    let mut metrics = String::new();
+    sink.render_metrics(&mut metrics);
+    assert!(
+        metrics.contains("runnel_sink_es_documents_acked_total 500"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "runnel_sink_es_cursor_lag_records{source=\"cri:shop_web-0_uid-123/web/0\"} 0"
+        ),
+        "{metrics}"
+    );
+    sink.shutdown();
+
+    // The template was installed.
+    let (s, b) = support::http(
+        "GET",
+        &format!("{}/_index_template/runnel-test", es.url),
+        b"",
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+
+    // Documents match the records field by field.
+    let docs = es.all_docs("runnel-test-*");
+    assert_eq!(docs.len(), 500);
+    let by_msg: BTreeMap<String, serde_json::Value> = docs
+        .iter()
+        .map(|(_, d)| (d["message"].as_str().unwrap().to_string(), d.clone()))
+        .collect();
+    assert_eq!(
+        by_msg.len(),
+        500,
+        "messages are unique, so no document is duplicated"
+    );
+    let d = &by_msg[&format!("{CRI_KEY} line 5 \"quoted\" tab\there\u{fffd}")];
+    assert_eq!(d["@timestamp"], "2026-01-02T03:04:05.005000005Z");
+    assert_eq!(d["stream"], "stderr");
+    assert_eq!(d["log"]["offset"], 600);
+    assert_eq!(
+        d["log"]["file"]["path"],
+        "/var/log/pods/shop_web-0_uid-123/web/0.log"
+    );
+    assert_eq!(d["container"]["id"], "c0ffee".repeat(8));
+    assert_eq!(d["container"]["name"], "web");
+    assert_eq!(d["container"]["image"]["name"], "registry.example/web:1.2");
+    assert_eq!(d["kubernetes"]["namespace"], "shop");
+    assert_eq!(d["kubernetes"]["pod"]["name"], "web-0");
+    assert_eq!(d["kubernetes"]["pod"]["uid"], "uid-123");
+    assert_eq!(d["kubernetes"]["container"]["name"], "web");
+    assert_eq!(d["kubernetes"]["node"]["name"], "node-a");
+    assert_eq!(d["kubernetes"]["labels"]["app"], "shop");
+    assert_eq!(d["kubernetes"]["labels"]["app_kubernetes_io/name"], "web");
+    assert_eq!(d["host"]["name"], "node-a");
+    assert_eq!(d["agent"]["type"], "runnel");
+    assert_eq!(d["agent"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(d["event"]["dataset"], "runnel.container_logs");
+    let j = &by_msg[&format!("{{\"level\":\"info\",\"n\":3,\"src\":\"{SIDECAR_KEY}\"}}")];
+    assert_eq!(
+        j["json"]["level"], "info",
+        "parse_json puts the object under its field"
+    );
+    assert!(j.get("level").is_none(), "never merged into the root");
+    assert_eq!(j["container"]["name"], "sidecar");
+    assert!(
+        j.get("log").is_none(),
+        "no file position for a stream source"
+    );
+
+    // More records later, and a new sink on the same state: only the new ones are sent.
+    fill(&store, CRI_KEY, &cri_identity(), 300, 50, 0);
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        sink.metrics().docs_sent.load(Relaxed),
+        50,
+        "resumed from the cursor"
+    );
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 550);
+}
+
+#[test]
+fn an_aborted_sink_restarts_from_its_cursor_and_duplicates_nothing() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 3000, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_docs = 50;
+    cfg.concurrency = 2;
+    proxy.state.lock().unwrap().script =
+        std::iter::repeat_n(Fault::Delay(Duration::from_millis(30)), 1000).collect();
+    let sink = start(&cfg, &store, dir.path());
+    let t0 = Instant::now();
+    let cursor_file = dir.path().join("sink/cursor.json");
+    while sink.metrics().docs_acked.load(Relaxed) < 600 || !cursor_file.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Mid-shipping: batches in flight, cursor somewhere behind.
+    sink.abort();
+    let acked_before = es.count("runnel-test-*");
+    assert!(
+        acked_before < 3000,
+        "aborted before the end ({acked_before})"
+    );
+    let cursor = std::fs::read_to_string(dir.path().join("sink/cursor.json")).unwrap();
+    assert!(cursor.contains("\"version\":\"1\""), "{cursor}");
+    proxy.state.lock().unwrap().script.clear();
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    let resent = sink.metrics().docs_sent.load(Relaxed);
+    assert!(
+        resent < 3000,
+        "the restart resumed from the cursor, it sent {resent}"
+    );
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 3000);
+    assert!(proxy.state.lock().unwrap().violations.is_empty());
+}
+
+#[test]
+fn faults_end_with_exactly_the_good_documents_and_poison_in_the_dead_letter_file() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let n = 2000;
+    fill(&store, CRI_KEY, &cri_identity(), 0, n, 97);
+    fill(&store, SIDECAR_KEY, &SourceIdentity::default(), 0, n, 0);
+    let poison = (0..n).filter(|i| i % 97 == 96).count();
+    {
+        let mut s = proxy.state.lock().unwrap();
+        s.item_fault_every = 13;
+        s.script = [
+            Fault::Status(429),
+            Fault::Status(500),
+            Fault::Reset,
+            Fault::Truncated,
+            Fault::Empty,
+            Fault::Delay(Duration::from_millis(300)),
+            Fault::TooLargeIfMany,
+            Fault::Status(503),
+            Fault::Reset,
+            Fault::Truncated,
+        ]
+        .into();
+    }
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_bytes = 16 << 10;
+    cfg.max_in_flight_bytes = 64 << 10;
+    cfg.dead_letter.path = Some(dir.path().join("dead/letters.ndjson"));
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(120)).unwrap();
+    let m = sink.metrics();
+    let high = m.in_flight_bytes_max.load(Relaxed);
+    assert!(
+        high > 0 && high <= 64 << 10,
+        "in-flight high-water {high} over the limit"
+    );
+    assert!(m.docs_retried.load(Relaxed) > 0);
+    assert_eq!(m.docs_dead_lettered.load(Relaxed), poison as u64);
+    assert!(m.requests_failed.load(Relaxed) >= 8);
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), (2 * n - poison) as u64);
+    let dl = std::fs::read_to_string(dir.path().join("dead/letters.ndjson")).unwrap();
+    let lines: Vec<serde_json::Value> = dl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), poison);
+    for l in &lines {
+        assert_eq!(l["status"], 400);
+        assert_eq!(l["reason"]["type"], "mapper_parsing_exception");
+        assert!(l["document"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("POISON"));
+        assert!(l["index"].as_str().unwrap().starts_with("runnel-test-"));
+    }
+    let s = proxy.state.lock().unwrap();
+    assert!(s.violations.is_empty(), "{:?}", s.violations);
+    assert!(s.item_faults > 0 && s.script.is_empty());
+}
+
+#[test]
+fn fails_over_between_endpoints_with_path_prefix_auth_and_no_template_api() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "/es");
+    proxy.state.lock().unwrap().no_template_api = true;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 400, 0);
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let mut cfg = es_config(&proxy.url);
+    // A dead endpoint first: every other attempt fails over to the proxy.
+    cfg.endpoints = vec!["http://127.0.0.1:9".into(), format!("{}/", proxy.url)];
+    cfg.batch.max_docs = 40;
+    cfg.auth.user = Some("elastic".into());
+    cfg.auth.password_file = Some(pw);
+    cfg.template.install = true;
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 400);
+    let s = proxy.state.lock().unwrap();
+    assert_eq!(
+        s.template_requests, 1,
+        "template was attempted; its 404 was only a warning"
+    );
+    // base64("elastic:s3cret")
+    assert!(
+        s.authorization
+            .iter()
+            .all(|a| a == "Basic ZWxhc3RpYzpzM2NyZXQ="),
+        "{:?}",
+        s.authorization
+    );
+    assert!(!s.authorization.is_empty());
+}
+
+#[test]
+fn bad_config_and_state_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let err = |cfg: &runnel_config::ElasticsearchConfig| {
+        ElasticsearchSink::start(cfg, "n", store.clone(), &dir.path().join("sink"))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(&es_config("localhost:9200"));
+    assert!(
+        e.contains("endpoints") && e.contains("localhost:9200"),
+        "{e}"
+    );
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.auth.user = Some("u".into());
+    cfg.auth.password_file = Some(dir.path().join("missing-password"));
+    let e = err(&cfg);
+    assert!(
+        e.contains("auth.password_file") && e.contains("missing-password"),
+        "{e}"
+    );
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.index = "logs-%{nope}".into();
+    assert!(err(&cfg).contains("unknown field %{nope}"));
+    std::fs::create_dir_all(dir.path().join("sink")).unwrap();
+    std::fs::write(dir.path().join("sink/cursor.json"), "{garbage").unwrap();
+    let e = err(&es_config("http://127.0.0.1:9200"));
+    assert!(
+        e.contains("corrupt sink cursor file") && e.contains("cursor.json"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_outage_keeps_the_data_and_reports_degraded_until_the_cluster_is_back() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    proxy.state.lock().unwrap().script = std::iter::repeat_n(Fault::Status(503), 15).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 100, 0);
+    let cfg = es_config(&proxy.url);
+    let sink = start(&cfg, &store, dir.path());
+    let t0 = Instant::now();
+    while sink.status()["state"] != "degraded" {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never degraded");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(sink.status()["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("503"));
+    sink.drain(Duration::from_secs(60)).unwrap();
+    assert_eq!(sink.status()["state"], "ok");
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 100);
+}
