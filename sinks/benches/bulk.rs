@@ -1,1 +1,252 @@
-fn main() {}
+//! Sink throughput: documents/s and MiB/s from an index of RUNNEL_BENCH_INDEX_BYTES (default
+//! 1 GiB of message bytes) to a local bulk endpoint (a tiny hyper server in this process that
+//! gunzips, parses and acknowledges every item), CPU seconds per GiB (getrusage minus the
+//! server's own thread CPU), and the index's raw `read_from` speed over everything as the
+//! yardstick.
+//!
+//! `cargo bench -p runnel-sinks --bench bulk` (RUNNEL_BENCH_INDEX_BYTES=200000000 to shrink).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use runnel_index::{
+    FileId, Limits, NewRecord, Position, RecordFlags, SourceIdentity, Store, Stream, TimeStyle,
+};
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+static SERVER_CPU_NS: AtomicU64 = AtomicU64::new(0);
+static SERVER_ITEMS: AtomicU64 = AtomicU64::new(0);
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+async fn bulk(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let gz = req
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes() == b"gzip");
+    let raw = req.into_body().collect().await?.to_bytes();
+    let t0 = thread_cpu_ns();
+    let mut body = Vec::new();
+    if gz {
+        let _ = flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut body);
+    } else {
+        body = raw.to_vec();
+    }
+    let mut items = 0usize;
+    let mut out = Vec::with_capacity(64 * 1024);
+    out.extend_from_slice(b"{\"errors\":false,\"items\":[");
+    for (i, line) in body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i % 2 == 0 {
+            if !line.starts_with(b"{\"create\"") {
+                return Ok(Response::builder()
+                    .status(400)
+                    .body(Full::new(Bytes::from_static(b"{}")))
+                    .unwrap_or_default());
+            }
+            if items > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"create\":{\"status\":201}}");
+            items += 1;
+        }
+    }
+    out.extend_from_slice(b"]}");
+    SERVER_ITEMS.fetch_add(items as u64, Relaxed);
+    SERVER_CPU_NS.fetch_add(thread_cpu_ns() - t0, Relaxed);
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(out)))
+        .unwrap_or_default())
+}
+
+fn start_server() -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(sock), hyper::service::service_fn(bulk))
+                    .await;
+            });
+        }
+    });
+    (url, rt)
+}
+
+fn main() {
+    let target: u64 = std::env::var("RUNNEL_BENCH_INDEX_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("index"), Limits::default()).unwrap());
+    // Fill: 8 sources, ~180-byte messages.
+    let t0 = Instant::now();
+    let keys: Vec<String> = (0..8)
+        .map(|i| format!("cri:bench_pod-{i}_uid-{i}/app/0"))
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        store
+            .upsert_source(
+                k,
+                &SourceIdentity {
+                    container_id: Some(format!("{i:064x}")),
+                    namespace: Some("bench".into()),
+                    pod: Some(format!("pod-{i}")),
+                    pod_uid: Some(format!("uid-{i}")),
+                    container: Some("app".into()),
+                    image: Some("registry.example/app:1".into()),
+                    log_path: Some(format!("/var/log/pods/bench_pod-{i}_uid-{i}/app/0.log")),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let mut written = 0u64;
+    let mut n = 0u64;
+    let mut msg = Vec::with_capacity(256);
+    while written < target {
+        msg.clear();
+        use std::io::Write;
+        let _ = write!(
+            msg,
+            "2026-01-02 03:04:05.{n:06} INFO [worker-{}] request id={n:016x} path=/api/v1/items/{} status=200 bytes={} duration_ms={} user=\"someone@example.com\"",
+            n % 17, n % 1000, n % 65536, n % 250
+        );
+        let k = &keys[(n % 8) as usize];
+        store
+            .append(
+                k,
+                &NewRecord {
+                    time_ns: 1_767_323_045_000_000_000 + n as i64 * 1000,
+                    time_style: TimeStyle::default(),
+                    stream: Stream::Stdout,
+                    flags: RecordFlags(0),
+                    message: &msg,
+                    position: Position::File {
+                        file: FileId {
+                            dev: 1,
+                            ino: n % 8,
+                            fingerprint: 7,
+                        },
+                        offset: n * 200,
+                    },
+                },
+            )
+            .unwrap();
+        written += msg.len() as u64;
+        n += 1;
+        if n.is_multiple_of(100_000) {
+            store.sync().unwrap();
+        }
+    }
+    store.sync().unwrap();
+    for k in &keys {
+        let _ = store.seal(k);
+    }
+    println!(
+        "filled index: {n} records, {:.1} MiB of messages in {:.1}s",
+        written as f64 / 1048576.0,
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Yardstick: raw read_from over everything.
+    let t0 = Instant::now();
+    let mut read = 0u64;
+    for k in &keys {
+        let mut from = 0;
+        loop {
+            let b = store.read_from(k, from, 10_000, 5 << 20).unwrap();
+            if b.records.is_empty() {
+                break;
+            }
+            read += b.records.len() as u64;
+            from = b.next_seq;
+        }
+    }
+    let rs = t0.elapsed().as_secs_f64();
+    println!(
+        "index read_from: {read} records in {rs:.2}s = {:.0} records/s, {:.1} MiB/s of messages",
+        read as f64 / rs,
+        written as f64 / 1048576.0 / rs
+    );
+
+    for gzip in [true, false] {
+        let (url, server) = start_server();
+        let mut cfg = runnel_config::Config::default().sinks.elasticsearch;
+        cfg.enabled = true;
+        cfg.endpoints = vec![url];
+        cfg.index = "bench-%Y.%m.%d".into();
+        cfg.compression = if gzip {
+            runnel_config::Compression::Gzip
+        } else {
+            runnel_config::Compression::None
+        };
+        let state = dir
+            .path()
+            .join(if gzip { "sink-gzip" } else { "sink-plain" });
+        SERVER_CPU_NS.store(0, Relaxed);
+        SERVER_ITEMS.store(0, Relaxed);
+        let cpu0 = process_cpu_secs();
+        let t0 = Instant::now();
+        let sink =
+            runnel_sinks::ElasticsearchSink::start(&cfg, "bench-node", store.clone(), &state)
+                .unwrap();
+        sink.drain(Duration::from_secs(3600)).unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu = process_cpu_secs() - cpu0 - SERVER_CPU_NS.load(Relaxed) as f64 / 1e9;
+        let m = sink.metrics();
+        let raw = m.bytes_raw.load(Relaxed);
+        let wire = m.bytes_compressed.load(Relaxed);
+        let acked = m.docs_acked.load(Relaxed);
+        let high = m.in_flight_bytes_max.load(Relaxed);
+        sink.shutdown();
+        drop(server);
+        assert_eq!(acked, n, "every record acknowledged");
+        let gib = written as f64 / (1u64 << 30) as f64;
+        println!(
+            "sink ({}): {acked} docs in {secs:.2}s = {:.0} docs/s, {:.1} MiB/s of messages, {:.1} MiB/s NDJSON, wire {:.1} MiB ({:.1}% of raw), CPU {:.2}s = {:.1} CPU s/GiB of messages (server excluded), in-flight max {:.1} MiB",
+            if gzip { "gzip" } else { "no compression" },
+            acked as f64 / secs,
+            written as f64 / 1048576.0 / secs,
+            raw as f64 / 1048576.0 / secs,
+            wire as f64 / 1048576.0,
+            wire as f64 * 100.0 / raw.max(1) as f64,
+            cpu,
+            cpu / gib,
+            high as f64 / 1048576.0,
+        );
+    }
+}

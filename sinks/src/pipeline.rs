@@ -83,6 +83,7 @@ pub struct Pipeline {
     tasks: JoinSet<(Vec<DocRef>, usize)>,
     drains: Vec<Drain>,
     last_save: Instant,
+    last_refresh: Option<Instant>,
     rr: usize,
 }
 
@@ -108,11 +109,13 @@ impl Pipeline {
             tasks: JoinSet::new(),
             drains: Vec::new(),
             last_save: Instant::now(),
+            last_refresh: None,
             rr: 0,
         }
     }
 
     async fn refresh_sources(&mut self) {
+        self.last_refresh = Some(Instant::now());
         let store = self.store.clone();
         let Ok(infos) = tokio::task::spawn_blocking(move || store.sources()).await else {
             return;
@@ -376,8 +379,13 @@ impl Pipeline {
     /// Run until shut down.
     pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>, wake: Arc<Notify>) {
         let poll = Duration::from_secs(1);
+        let mut woken = true;
         loop {
-            self.refresh_sources().await;
+            // Source list: after an append notification, and at least once a second.
+            if woken || self.last_refresh.is_none_or(|t| t.elapsed() >= poll) {
+                self.refresh_sources().await;
+            }
+            woken = false;
             let drained = self.fill().await;
             let draining = !self.drains.is_empty();
             let slot = self.tasks.len() < self.settings.concurrency;
@@ -451,7 +459,7 @@ impl Pipeline {
                         return;
                     }
                 },
-                _ = wake.notified(), if wait > Duration::ZERO => {}
+                _ = wake.notified(), if wait > Duration::ZERO => woken = true,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
