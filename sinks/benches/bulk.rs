@@ -203,6 +203,48 @@ fn main() {
         written as f64 / 1048576.0 / rs
     );
 
+    // Why the sink gzips at level 1 itself (the official client's built-in compression is
+    // level 6 inside the async request path): one 5 MiB NDJSON body at both levels.
+    {
+        let id = store
+            .sources()
+            .into_iter()
+            .next()
+            .map(|s| s.identity)
+            .unwrap_or_default();
+        let frag = runnel_sinks::encode::SourceFragment::new("bench-node", &keys[0], &id);
+        let mut body = Vec::new();
+        let mut from = 0;
+        while body.len() < 5 << 20 {
+            let b = store.read_from(&keys[0], from, 1000, 1 << 20).unwrap();
+            if b.records.is_empty() {
+                break;
+            }
+            for r in &b.records {
+                body.extend_from_slice(b"{\"create\":{\"_index\":\"x\"}}\n");
+                runnel_sinks::encode::encode_document(&mut body, r, &frag, None);
+                body.push(b'\n');
+            }
+            from = b.next_seq;
+        }
+        for level in [1u32, 6] {
+            use std::io::Write;
+            let t0 = Instant::now();
+            let mut enc =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            enc.write_all(&body).unwrap();
+            let z = enc.finish().unwrap();
+            let s = t0.elapsed().as_secs_f64();
+            println!(
+                "gzip level {level}: {:.1} MiB NDJSON in {:.1} ms = {:.0} MiB/s, ratio {:.1}%",
+                body.len() as f64 / 1048576.0,
+                s * 1e3,
+                body.len() as f64 / 1048576.0 / s,
+                z.len() as f64 * 100.0 / body.len() as f64
+            );
+        }
+    }
+
     for gzip in [true, false] {
         let (url, server) = start_server();
         let mut cfg = runnel_config::Config::default().sinks.elasticsearch;

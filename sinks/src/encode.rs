@@ -49,7 +49,18 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
 
 /// Append raw bytes as a JSON string, replacing invalid UTF-8 with U+FFFD.
 pub fn push_json_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    push_json_str(out, &String::from_utf8_lossy(b));
+    match std::str::from_utf8(b) {
+        Ok(s) => push_json_str(out, s),
+        Err(_) => push_json_str(out, &String::from_utf8_lossy(b)),
+    }
+}
+
+/// Append `v` as 32 lowercase hex digits (the `_id` form).
+pub fn push_hex128(out: &mut Vec<u8>, v: u128) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..32).rev() {
+        out.push(HEX[((v >> (i * 4)) & 15) as usize]);
+    }
 }
 
 /// Civil date (year, month, day) and (hour, minute, second) of Unix seconds, UTC.
@@ -82,10 +93,30 @@ pub fn push_rfc3339_nanos(out: &mut Vec<u8>, time_ns: i64) {
     let secs = time_ns.div_euclid(1_000_000_000);
     let nanos = time_ns.rem_euclid(1_000_000_000);
     let (y, mo, d, h, mi, s) = civil(secs);
-    let _ = write!(
-        out,
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{nanos:09}Z"
-    );
+    if !(0..=9999).contains(&y) {
+        let _ = write!(
+            out,
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{nanos:09}Z"
+        );
+        return;
+    }
+    let mut digits = |v: u64, n: usize, sep: u8| {
+        let mut tmp = [b'0'; 9];
+        let mut v = v;
+        for i in (0..n).rev() {
+            tmp[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&tmp[..n]);
+        out.push(sep);
+    };
+    digits(y as u64, 4, b'-');
+    digits(mo.into(), 2, b'-');
+    digits(d.into(), 2, b'T');
+    digits(h.into(), 2, b':');
+    digits(mi.into(), 2, b':');
+    digits(s.into(), 2, b'.');
+    digits(nanos as u64, 9, b'Z');
 }
 
 /// The deterministic `_id` of a record: xxh3-128 over the node name, the container id (or the
@@ -304,6 +335,13 @@ mod tests {
                 offset: 99,
             },
         }
+    }
+
+    #[test]
+    fn ids_are_32_hex_digits() {
+        let mut v = Vec::new();
+        push_hex128(&mut v, 0xabc);
+        assert_eq!(v, format!("{:032x}", 0xabc).as_bytes());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::batch::{Batch, DocRef};
 use crate::cursor::CursorStore;
-use crate::encode::{document_id, encode_document, SourceFragment};
+use crate::encode::{document_id, encode_document, push_hex128, SourceFragment};
 use crate::index_name::IndexPattern;
 use crate::metrics::SourceLag;
 use crate::ship::{ship, ShipContext};
@@ -255,7 +255,9 @@ impl Pipeline {
             buf.push(b'"');
             if self.settings.deterministic_ids {
                 let id = document_id(&self.settings.node, &src.frag.container_key, &src.key, r);
-                buf.extend_from_slice(format!(",\"_id\":\"{id:032x}\"").as_bytes());
+                buf.extend_from_slice(b",\"_id\":\"");
+                push_hex128(buf, id);
+                buf.push(b'"');
             }
             buf.extend_from_slice(b"}}\n");
             let doc_start = buf.len();

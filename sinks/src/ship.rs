@@ -111,12 +111,18 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
         first = false;
         let (b2, c2, gz) = (batch.clone(), chunk.clone(), ctx.transport.gzip());
         let body = tokio::task::spawn_blocking(move || {
-            let raw = b2.body(&c2);
-            let raw_len = raw.len();
-            if gz {
-                gzip(&raw).map(|z| (raw_len, z))
-            } else {
-                Ok((raw_len, raw))
+            // The whole batch is compressed straight from its buffer, without a copy.
+            let whole = c2.len() == b2.docs.len();
+            match (gz, whole) {
+                (true, true) => gzip(&b2.buf).map(|z| (b2.buf.len(), z)),
+                (true, false) => {
+                    let raw = b2.body(&c2);
+                    gzip(&raw).map(|z| (raw.len(), z))
+                }
+                (false, _) => {
+                    let raw = b2.body(&c2);
+                    Ok((raw.len(), raw))
+                }
             }
         })
         .await;
