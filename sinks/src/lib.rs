@@ -10,6 +10,30 @@
 //! a size-capped dead-letter file ([`dead_letter`]) and are counted — never retried forever,
 //! never dropped silently. Memory is bounded by `max_in_flight_bytes`.
 //!
+//! # Choices an operator should know
+//!
+//! - **`op_type: create`, always.** With deterministic `_id`s (the default, `id: deterministic`)
+//!   a re-sent record answers 409 "version conflict", which the sink counts as done: a record
+//!   is never indexed twice, whatever was retried or resent after a crash. `index` would
+//!   silently overwrite (and bump versions); data streams accept only `create` anyway. The `_id`
+//!   is xxh3-128 of node name, container id (or source key), and the record's position: file
+//!   identity + byte offset, stream id + sequence for pushed streams, or the index sequence
+//!   when there is no position. `id: auto` leaves ids to the server (retries may duplicate).
+//! - **Index names** come from a pattern (`index`): `%Y %m %d %H` from the record time in UTC,
+//!   `%%`, and `%{kubernetes.namespace}`, `%{kubernetes.pod.name}`,
+//!   `%{kubernetes.container.name}`, `%{container.name}`, `%{container.id}`, `%{host.name}`
+//!   (see [`index_name`]). `mode: data_stream` writes to the named data stream and, when
+//!   `template.install` is on, installs the template with `data_stream: {}`. A server without
+//!   the `_index_template` API gets a warning, not an error.
+//! - **Credentials** come from files (`auth.password_file`, `auth.api_key_file`,
+//!   `auth.bearer_token_file`) or, when no file is set, from `RUNNEL_ES_PASSWORD` (with
+//!   `auth.user`), `RUNNEL_ES_API_KEY`, `RUNNEL_ES_BEARER_TOKEN`. They are never logged.
+//! - **Dead letters** go to `dead_letter.path` (default `<state_dir>/dead-letter.ndjson`),
+//!   rotated to `.1` at `dead_letter.max_bytes`.
+//! - **Cursor**: `<state_dir>/cursor.json`, `{"version":"1","cursors":{"<source key>":<next
+//!   seq>}}`. Delete it to resend everything still in the index (harmless: 409s).
+//! - **Transport**: `reqwest` with rustls, not the `elasticsearch` crate (see [`transport`]).
+//!
 //! ```no_run
 //! # fn f(cfg: &runnel_config::ElasticsearchConfig, store: std::sync::Arc<runnel_index::Store>)
 //! # -> Result<(), runnel_sinks::SinkError> {

@@ -410,3 +410,39 @@ fn the_handle_can_be_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<SinkHandle>();
 }
+
+#[test]
+fn api_keys_and_bearer_tokens_come_from_files() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 20, 0);
+    let key = dir.path().join("api-key");
+    std::fs::write(&key, "myid:mykey\n").unwrap();
+    let mut cfg = es_config(&proxy.url);
+    cfg.auth.api_key_file = Some(key);
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tok-123").unwrap();
+    fill(&store, CRI_KEY, &cri_identity(), 20, 20, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.auth.bearer_token_file = Some(token);
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    assert!(
+        !format!("{:?} {}", sink, sink.status()).contains("tok-123"),
+        "secrets never shown"
+    );
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 40);
+    let seen = proxy.state.lock().unwrap().authorization.clone();
+    // base64("myid:mykey")
+    assert!(
+        seen.contains(&"ApiKey bXlpZDpteWtleQ==".to_string()),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"Bearer tok-123".to_string()), "{seen:?}");
+}
