@@ -1,10 +1,17 @@
 //! HTTP to the cluster: endpoint rotation with failover, credentials, TLS, gzip, and the raw
-//! bulk request. Built on `reqwest` (rustls) rather than the `elasticsearch` crate: the sink
-//! needs a pre-built, optionally pre-gzipped NDJSON body with `Content-Type:
-//! application/x-ndjson` (osmem answers 406 to the ES8 `compatible-with` type the client
-//! sends by default), its own per-request endpoint failover (the client's connection pool hands
-//! out one node and never fails over) and full control of status handling; what is left of the
-//! client is a thin wrapper around the same `reqwest::Client`.
+//! bulk request.
+//!
+//! Built on `reqwest` (rustls) directly rather than the official `elasticsearch` crate, which
+//! wraps the same `reqwest::Client`. Checked against `elasticsearch` 9.1.0-alpha.1 (crates.io
+//! has no stable 8.x/9.x release, only alphas; stable is 7.17): its `Transport::send` can carry
+//! a raw body with overriding headers, but by default it sends `Content-Type:
+//! application/json` even for bulk, its own request compression is gzip level 6 run inline on
+//! the async task (measured in `benches/bulk.rs`: level 6 ≈ 233 MiB/s vs level 1 ≈ 1100 MiB/s
+//! on our NDJSON, for 3.5 % vs 5.2 % ratio), and it adds 21 crates to the sink's tree (154 vs
+//! 114 unique crates: chrono, time, serde_with, darling, schemars, …) for a typed API the sink
+//! does not use. The sink builds and gzips (level 1, on the blocking pool) its NDJSON itself,
+//! sets `Content-Type: application/x-ndjson` (osmem answers 406 to the ES8
+//! `compatible-with` media type), and rotates endpoints per request so a retry fails over.
 
 use crate::SinkError;
 use bytes::Bytes;
