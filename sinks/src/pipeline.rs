@@ -204,9 +204,14 @@ impl Pipeline {
                 Ok(Err(e)) => {
                     tracing::warn!(source = %self.sources[si].key, error = %e, "reading the index failed; will retry");
                     self.ctx.status.set_error(format!("reading the index: {e}"));
+                    // Counted as read to its end for this round: retried after the poll wait.
+                    exhausted += 1;
                     continue;
                 }
-                Err(_) => continue,
+                Err(_) => {
+                    exhausted += 1;
+                    continue;
+                }
             };
             if rb.gap > 0 {
                 self.ctx.metrics.records_lost.fetch_add(rb.gap, Relaxed);
@@ -214,11 +219,10 @@ impl Pipeline {
                     "retention deleted records before they were shipped");
             }
             if rb.records.is_empty() {
+                // Nothing readable yet (not durable, or all lost to retention): done for now.
                 let s = &mut self.sources[si];
                 s.read_pos = s.read_pos.max(rb.next_seq);
-                if s.read_pos >= s.next_seq {
-                    exhausted += 1;
-                }
+                exhausted += 1;
                 continue;
             }
             let full_read = self.encode(si, &rb);
@@ -232,7 +236,7 @@ impl Pipeline {
             }
         }
         self.rr = self.rr.wrapping_add(1);
-        exhausted >= n || self.sources.iter().all(|s| s.read_pos >= s.next_seq)
+        exhausted >= n
     }
 
     /// Encode the read records into the builder within the budget; false when the budget or

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 pub enum ItemOutcome {
     /// 2xx, or 409 on `create` (the document already exists: an earlier attempt landed).
     Done,
-    /// 429 or 5xx: send this document again later.
+    /// 429, 5xx, or 401/403 (a cluster block): send this document again later.
     Retry(String),
     /// Any other 4xx: the document itself is bad; goes to the dead-letter file.
     Reject {
@@ -60,7 +60,9 @@ pub fn parse_bulk_response(body: &[u8], sent: usize) -> Result<Vec<ItemOutcome>,
         };
         out.push(match item.status {
             200..=299 | 409 => ItemOutcome::Done,
-            429 | 500..=599 => ItemOutcome::Retry(reason()),
+            // 401/403 on an item is the cluster refusing writes (cluster_block_exception when
+            // its disk is full, missing privileges), not a bad document: keep it and retry.
+            401 | 403 | 429 | 500..=599 => ItemOutcome::Retry(reason()),
             s => ItemOutcome::Reject {
                 status: s,
                 reason: reason(),
@@ -79,8 +81,13 @@ mod tests {
         let body = br#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409}},
           {"create":{"status":429,"error":{"type":"es_rejected_execution_exception"}}},
           {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}},
-          {"create":{"status":503}}]}"#;
-        let r = parse_bulk_response(body, 5).unwrap();
+          {"create":{"status":503}},
+          {"create":{"status":403,"error":{"type":"cluster_block_exception"}}}]}"#;
+        let r = parse_bulk_response(body, 6).unwrap();
+        assert!(
+            matches!(r[5], ItemOutcome::Retry(_)),
+            "a read-only cluster keeps the data"
+        );
         assert_eq!(r[0], ItemOutcome::Done);
         assert_eq!(r[1], ItemOutcome::Done);
         assert!(matches!(r[2], ItemOutcome::Retry(_)));
