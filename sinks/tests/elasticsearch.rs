@@ -446,3 +446,42 @@ fn api_keys_and_bearer_tokens_come_from_files() {
     );
     assert!(seen.contains(&"Bearer tok-123".to_string()), "{seen:?}");
 }
+
+#[test]
+fn records_deleted_by_retention_during_an_outage_are_counted_never_hidden() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    proxy.state.lock().unwrap().down = true;
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        segment_max_bytes: 32 << 10,
+        block_raw_bytes: 8 << 10,
+        max_disk_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    let store = Arc::new(Store::open(&dir.path().join("index"), limits).unwrap());
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_bytes = 8 << 10;
+    cfg.max_in_flight_bytes = 16 << 10;
+    let sink = start(&cfg, &store, dir.path());
+    let n = 4000;
+    fill(&store, CRI_KEY, &cri_identity(), 0, n, 0);
+    store.seal(CRI_KEY).unwrap();
+    store.enforce_retention().unwrap();
+    let first = store.sources()[0].first_seq;
+    assert!(
+        first > 0,
+        "retention deleted the oldest records (first_seq {first})"
+    );
+    proxy.state.lock().unwrap().down = false;
+    sink.drain(Duration::from_secs(60)).unwrap();
+    let lost = sink.metrics().records_lost.load(Relaxed);
+    sink.shutdown();
+    let shipped = es.count("runnel-test-*");
+    assert!(lost > 0, "the cursor was overtaken by retention");
+    assert_eq!(
+        shipped + lost,
+        n as u64,
+        "every record is shipped or counted as lost"
+    );
+}

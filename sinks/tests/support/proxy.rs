@@ -60,6 +60,8 @@ pub struct State {
     pub no_template_api: bool,
     /// Template requests seen.
     pub template_requests: u64,
+    /// While true every bulk request is answered 503 (an outage).
+    pub down: bool,
 }
 
 /// A running proxy.
@@ -231,6 +233,12 @@ async fn handle(
         }
         if !body.ends_with(b"\n") {
             s.violations.push("body does not end with a newline".into());
+        }
+        if s.down {
+            return Ok(json_response(
+                503,
+                b"{\"error\":\"outage\",\"status\":503}".to_vec(),
+            ));
         }
         (s.script.pop_front(), s.item_fault_every)
     };
