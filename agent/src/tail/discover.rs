@@ -1,0 +1,130 @@
+//! Finding container logs under the Docker and CRI roots, naming their sources, and reading
+//! their identity. Symlinked paths are resolved so one file is read once.
+
+use super::identity;
+use super::stats::{Input, Stats};
+use runnel_index::SourceIdentity;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+/// A live log file found on disk.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Source key (contract: `cri:<podDir>/<container>/<restart>`, `docker:<id>`).
+    pub key: String,
+    /// Input.
+    pub input: Input,
+    /// The live path.
+    pub live: PathBuf,
+}
+
+fn dirs(p: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(p) {
+        Ok(rd) => rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn name(p: &Path) -> Option<&str> {
+    p.file_name().and_then(|n| n.to_str())
+}
+
+/// Live CRI logs in one container directory `<root>/<pod dir>/<container>`.
+pub fn cri_in_container_dir(root: &Path, cdir: &Path, out: &mut Vec<Found>) {
+    let (Some(container), Some(pod_dir)) = (name(cdir), cdir.parent().and_then(name)) else {
+        return;
+    };
+    let Ok(rd) = std::fs::read_dir(cdir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Some(restart) = name(&p).and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        if restart.is_empty() || !restart.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if cdir.parent().and_then(|d| d.parent()) != Some(root) {
+            continue;
+        }
+        out.push(Found {
+            key: format!("cri:{pod_dir}/{container}/{restart}"),
+            input: Input::Cri,
+            live: p,
+        });
+    }
+}
+
+/// Every live CRI log under `root` (`<ns>_<pod>_<uid>/<container>/<restart>.log`).
+pub fn scan_cri(root: &Path, out: &mut Vec<Found>) {
+    for pod in dirs(root) {
+        for c in dirs(&pod) {
+            cri_in_container_dir(root, &c, out);
+        }
+    }
+}
+
+/// The live Docker log in `<root>/<id>`, if present.
+pub fn docker_in_dir(dir: &Path, out: &mut Vec<Found>) {
+    let Some(id) = name(dir) else { return };
+    let live = dir.join(format!("{id}-json.log"));
+    if live.is_file() {
+        out.push(Found {
+            key: format!("docker:{id}"),
+            input: Input::Docker,
+            live,
+        });
+    }
+}
+
+/// Every live Docker log under `root`.
+pub fn scan_docker(root: &Path, out: &mut Vec<Found>) {
+    for d in dirs(root) {
+        docker_in_dir(&d, out);
+    }
+}
+
+/// Identity of a found log (reads `config.v2.json` for Docker; fallbacks are counted).
+pub fn identity_of(f: &Found, stats: &Stats) -> SourceIdentity {
+    match f.input {
+        Input::Cri => {
+            let c = f.live.parent();
+            let container = c.and_then(name).unwrap_or("");
+            let pod_dir = c.and_then(Path::parent).and_then(name).unwrap_or("");
+            let restart = name(&f.live)
+                .and_then(|n| n.strip_suffix(".log"))
+                .unwrap_or("");
+            identity::cri_identity(pod_dir, container, restart, &f.live).unwrap_or_else(|| {
+                SourceIdentity {
+                    log_path: Some(f.live.display().to_string()),
+                    ..SourceIdentity::default()
+                }
+            })
+        }
+        Input::Docker => {
+            let id = f.key.strip_prefix("docker:").unwrap_or(&f.key);
+            let cfg = f.live.with_file_name("config.v2.json");
+            let parsed = std::fs::read(&cfg)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    identity::docker_identity(id, &b, &f.live).map_err(|e| e.to_string())
+                });
+            match parsed {
+                Ok(i) => i,
+                Err(e) => {
+                    stats
+                        .input(Input::Docker)
+                        .identity_fallbacks
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(path = %cfg.display(), error = %e, "no usable config.v2.json; identity from the container id only");
+                    identity::docker_identity_from_id(id, &f.live)
+                }
+            }
+        }
+    }
+}

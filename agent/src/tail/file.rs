@@ -1,0 +1,197 @@
+//! One open log file: its identity (device, inode, fingerprint), its read offset and its line
+//! state. Plain files are read with positioned reads; gzipped rotations are decompressed as a
+//! stream whose offsets count decompressed bytes.
+
+use super::lines::{Event, LineAssembler};
+use super::parse::Format;
+use flate2::read::MultiGzDecoder;
+use runnel_index::FileId;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// True when the path names a gzipped rotation.
+pub fn is_gz(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+/// A fingerprint and the first byte of a file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Print {
+    /// xxh3 of the first line (capped at `fingerprint_bytes`).
+    pub hash: u64,
+    /// The first byte (format detection).
+    pub first: u8,
+}
+
+/// Fingerprint of content starting with `head`: xxh3 of its first line including the `\n`, or
+/// of the first `n` bytes when the first line is longer. None while neither is present yet. A
+/// file's first line never changes once written, so the fingerprint is stable from the moment
+/// the first record can be read, however short the file is.
+pub fn fingerprint(head: &[u8], n: usize) -> Option<Print> {
+    let n = n.max(1);
+    let window = &head[..head.len().min(n)];
+    let len = match memchr::memchr(b'\n', window) {
+        Some(i) => i + 1,
+        None if window.len() >= n => n,
+        None => return None,
+    };
+    Some(Print {
+        hash: xxhash_rust::xxh3::xxh3_64(&head[..len]),
+        first: head[0],
+    })
+}
+
+fn read_head(r: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n.min(64 * 1024));
+    r.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Fingerprint a file on disk (decompressing gzip). `Ok(None)` = not enough content yet.
+pub fn fingerprint_path(path: &Path, n: usize) -> io::Result<Option<Print>> {
+    let f = File::open(path)?;
+    let head = if is_gz(path) {
+        read_head(&mut MultiGzDecoder::new(f), n)?
+    } else {
+        read_head(&mut (&f), n)?
+    };
+    Ok(fingerprint(&head, n))
+}
+
+enum Handle {
+    Plain(File),
+    Gz(Box<MultiGzDecoder<File>>),
+}
+
+/// Outcome of one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Read this many bytes.
+    Data(usize),
+    /// At the end of what is there now.
+    Eof,
+}
+
+/// An open file being tailed.
+pub struct TailFile {
+    /// The path it was opened under (renames are not followed; the handle is).
+    pub path: PathBuf,
+    /// Identity recorded in each record's position.
+    pub id: FileId,
+    /// Next byte to read (decompressed offset for gzip).
+    pub offset: u64,
+    /// Line state.
+    pub lines: LineAssembler,
+    /// Whether the content is gzipped.
+    pub gz: bool,
+    /// Last rate-limited warning.
+    pub last_warn: Option<Instant>,
+    /// Bad lines not yet reported in a warning.
+    pub unreported_bad: u64,
+    handle: Handle,
+    gz_eof: bool,
+}
+
+impl TailFile {
+    /// Open `path` whose content was fingerprinted as `print`; records carry `id`; reading starts
+    /// at `offset` (for gzip the first `offset` decompressed bytes are skipped).
+    pub fn open(
+        path: &Path,
+        id: FileId,
+        print: Print,
+        offset: u64,
+        max_line: usize,
+    ) -> io::Result<TailFile> {
+        let f = File::open(path)?;
+        let gz = is_gz(path);
+        let handle = if gz {
+            let mut d = MultiGzDecoder::new(f);
+            let skipped = io::copy(&mut (&mut d).take(offset), &mut io::sink())?;
+            if skipped < offset {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("gzip content is {skipped} bytes, resume offset {offset}"),
+                ));
+            }
+            Handle::Gz(Box::new(d))
+        } else {
+            Handle::Plain(f)
+        };
+        Ok(TailFile {
+            path: path.to_path_buf(),
+            id,
+            offset,
+            lines: LineAssembler::new(Format::detect(print.first), max_line),
+            gz,
+            last_warn: None,
+            unreported_bad: 0,
+            handle,
+            gz_eof: false,
+        })
+    }
+
+    /// (dev, ino, size, nlink) of the open handle.
+    pub fn stat(&self) -> io::Result<(u64, u64, u64, u64)> {
+        let m = match &self.handle {
+            Handle::Plain(f) => f.metadata()?,
+            Handle::Gz(d) => d.get_ref().metadata()?,
+        };
+        Ok((m.dev(), m.ino(), m.len(), m.nlink()))
+    }
+
+    /// Re-read the first bytes of a plain file and fingerprint them.
+    pub fn current_print(&self, n: usize) -> io::Result<Option<Print>> {
+        match &self.handle {
+            Handle::Plain(f) => {
+                let mut head = vec![0u8; n.max(1)];
+                let mut got = 0;
+                while got < head.len() {
+                    let k = f.read_at(&mut head[got..], got as u64)?;
+                    if k == 0 {
+                        break;
+                    }
+                    got += k;
+                }
+                head.truncate(got);
+                Ok(fingerprint(&head, n))
+            }
+            Handle::Gz(_) => Ok(None),
+        }
+    }
+
+    /// Read one block into `buf` and feed it to the line assembler.
+    pub fn read_block(
+        &mut self,
+        buf: &mut [u8],
+        scratch: &mut Vec<u8>,
+        out: &mut dyn FnMut(Event<'_>),
+    ) -> io::Result<ReadOutcome> {
+        let n = match &mut self.handle {
+            Handle::Plain(f) => f.read_at(buf, self.offset)?,
+            Handle::Gz(d) => {
+                if self.gz_eof {
+                    0
+                } else {
+                    let n = d.read(buf)?;
+                    self.gz_eof = n == 0;
+                    n
+                }
+            }
+        };
+        if n == 0 {
+            return Ok(ReadOutcome::Eof);
+        }
+        let base = self.offset;
+        self.offset += n as u64;
+        self.lines.feed(&buf[..n], base, scratch, out);
+        Ok(ReadOutcome::Data(n))
+    }
+
+    /// A gzip stream is complete once read to its end.
+    pub fn gz_done(&self) -> bool {
+        self.gz && self.gz_eof
+    }
+}

@@ -1,0 +1,656 @@
+//! One container log (a source): its live file and the rotated files still to drain, read
+//! strictly in order (oldest first) so records reach the index in file order. Detects rotation
+//! by rename (a new inode at the live path), copytruncate (size below the offset or a changed
+//! fingerprint), gzip of rotated files (recognised by the fingerprint of the decompressed head)
+//! and deletion (handle kept until drained).
+
+use super::file::{fingerprint_path, is_gz, Print, ReadOutcome, TailFile};
+use super::lines::Event;
+use super::stats::{Input, Stats};
+use super::writer::{Batch, Msg, QueuedRecord};
+use crossbeam_channel::Sender;
+use runnel_index::{FileId, Position, Query, SourceIdentity, Store};
+use std::collections::VecDeque;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Fingerprints remembered per source (files already read, with how far).
+const KNOWN_MAX: usize = 256;
+
+/// Settings the tailer uses.
+#[derive(Debug, Clone)]
+pub struct TailSettings {
+    /// Message cap.
+    pub max_line: usize,
+    /// Read block size.
+    pub block: usize,
+    /// Fingerprint length.
+    pub fingerprint_bytes: usize,
+    /// Open rotated files per source.
+    pub max_open_rotated: usize,
+    /// Bytes per batch sent to the writer.
+    pub batch_bytes: usize,
+}
+
+/// Queue towards the writer; blocks when the writer is behind (backpressure).
+pub struct Outbox {
+    /// Channel to the writer.
+    pub tx: Sender<Msg>,
+    /// Batch being filled.
+    pub batch: Batch,
+    /// Flush at this many bytes.
+    pub limit: usize,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+impl Outbox {
+    /// Send the current batch (blocking while the queue is full).
+    pub fn flush(&mut self) {
+        if self.batch.records.is_empty() {
+            return;
+        }
+        let b = std::mem::take(&mut self.batch);
+        self.stats
+            .queued_records
+            .fetch_add(b.records.len() as i64, Ordering::Relaxed);
+        self.stats
+            .queued_bytes
+            .fetch_add(b.data.len() as i64, Ordering::Relaxed);
+        if self.tx.send(Msg::Records(b)).is_err() {
+            tracing::error!(
+                "index writer stopped; records not queued will be re-read after restart"
+            );
+        }
+    }
+    /// True when the batch should be sent.
+    pub fn full(&self) -> bool {
+        self.batch.data.len() >= self.limit || self.batch.records.len() >= 16 * 1024
+    }
+}
+
+/// Buffers shared by every file read on the tailer thread.
+pub struct Scratch {
+    /// Read block.
+    pub buf: Vec<u8>,
+    /// Unescape buffer.
+    pub unescape: Vec<u8>,
+}
+
+struct Known {
+    hash: u64,
+    id: FileId,
+    offset: u64,
+    done: bool,
+}
+
+/// One container log being followed.
+pub struct Source {
+    /// Stable key.
+    pub key: Arc<str>,
+    /// Input.
+    pub input: Input,
+    /// The live file path.
+    pub live: PathBuf,
+    /// The canonical live path (symlink dedupe).
+    pub canonical: PathBuf,
+    /// Who wrote it.
+    pub identity: SourceIdentity,
+    files: VecDeque<TailFile>,
+    known: VecDeque<Known>,
+    announced: bool,
+    initialised: bool,
+    /// Set when the live path has gone and everything is drained.
+    pub finished: bool,
+    retry_scan: bool,
+}
+
+fn file_name(p: &Path) -> &str {
+    p.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+/// Order of rotated names: kubelet timestamps ascending, Docker/logrotate `.N` descending.
+fn rotation_rank(live_name: &str, name: &str) -> Option<(u8, i64, String)> {
+    let suffix = name.strip_prefix(live_name)?.strip_prefix('.')?;
+    if suffix.ends_with(".tmp") || suffix.is_empty() {
+        return None;
+    }
+    let core = suffix.strip_suffix(".gz").unwrap_or(suffix);
+    match core.parse::<i64>() {
+        Ok(n) => Some((1, -n, String::new())),
+        Err(_) => Some((0, 0, core.to_string())),
+    }
+}
+
+impl Source {
+    /// A source for `live`, not yet opened.
+    pub fn new(
+        key: Arc<str>,
+        input: Input,
+        live: PathBuf,
+        canonical: PathBuf,
+        identity: SourceIdentity,
+    ) -> Source {
+        Source {
+            key,
+            input,
+            live,
+            canonical,
+            identity,
+            files: VecDeque::new(),
+            known: VecDeque::new(),
+            announced: false,
+            initialised: false,
+            finished: false,
+            retry_scan: false,
+        }
+    }
+
+    /// Files open now.
+    pub fn open_files(&self) -> usize {
+        self.files.len()
+    }
+
+    fn remember(&mut self, hash: u64, id: FileId, offset: u64, done: bool) {
+        if let Some(k) = self.known.iter_mut().find(|k| k.hash == hash) {
+            k.id = id;
+            k.offset = k.offset.max(offset);
+            k.done |= done;
+            return;
+        }
+        if self.known.len() >= KNOWN_MAX {
+            self.known.pop_front();
+        }
+        self.known.push_back(Known {
+            hash,
+            id,
+            offset,
+            done,
+        });
+    }
+
+    fn rotated_on_disk(&self) -> Vec<PathBuf> {
+        let live_name = file_name(&self.live).to_string();
+        let Some(dir) = self.live.parent() else {
+            return Vec::new();
+        };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<((u8, i64, String), PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                rotation_rank(&live_name, file_name(&p)).map(|r| (r, p))
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, p)| p).collect()
+    }
+
+    fn open_file(
+        &mut self,
+        path: &Path,
+        id: FileId,
+        print: Print,
+        offset: u64,
+        st: &TailSettings,
+        stats: &Stats,
+    ) -> Option<TailFile> {
+        match TailFile::open(path, id, print, offset, st.max_line) {
+            Ok(f) => {
+                stats.open_files.fetch_add(1, Ordering::Relaxed);
+                Some(f)
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), offset, error = %e, "cannot open log file");
+                None
+            }
+        }
+    }
+
+    /// First look at the source (startup or a new container): decide per file where reading
+    /// starts, from what the index holds durably.
+    fn initialise(&mut self, store: &Store, st: &TailSettings, stats: &Stats) {
+        self.initialised = true;
+        let live_ino = std::fs::metadata(&self.live).map(|m| m.ino()).ok();
+        let last = store
+            .sources()
+            .iter()
+            .any(|s| *s.key == *self.key)
+            .then(|| {
+                store
+                    .query(
+                        &self.key,
+                        &Query {
+                            tail_lines: Some(1),
+                            ..Query::default()
+                        },
+                    )
+                    .ok()
+                    .and_then(|r| r.records.last().map(|r| r.position))
+            });
+        let last = match last.flatten() {
+            Some(Position::File { file, offset }) => Some((file, offset)),
+            _ => None,
+        };
+        let mut paths = self.rotated_on_disk();
+        paths.push(self.live.clone());
+        struct Cand {
+            path: PathBuf,
+            id: FileId,
+            print: Print,
+            len: Option<u64>,
+            resume: Option<u64>,
+        }
+        let mut cands = Vec::new();
+        for path in paths {
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let Ok(Some(print)) = fingerprint_path(&path, st.fingerprint_bytes) else {
+                continue;
+            };
+            let gz = is_gz(&path);
+            let mut id = FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+                fingerprint: print.hash,
+            };
+            let mut resume = None;
+            let mut ids = vec![id];
+            if let Some(li) = live_ino {
+                ids.push(FileId { ino: li, ..id });
+            }
+            for cand in &ids {
+                if let Some(p) = store.durable_position(cand) {
+                    if resume.is_none_or(|r| p > r) {
+                        resume = Some(p);
+                        if !gz {
+                            id = *cand;
+                        }
+                    }
+                }
+            }
+            if let Some((lf, lo)) = last {
+                if lf.fingerprint == print.hash && resume.is_none_or(|r| lo > r) {
+                    resume = Some(lo);
+                    id = lf;
+                }
+            }
+            cands.push(Cand {
+                path,
+                id,
+                print,
+                len: (!gz).then_some(m.len()),
+                resume,
+            });
+        }
+        let anchor = cands.iter().rposition(|c| c.resume.is_some());
+        let n = cands.len();
+        let mut opened_rotated = 0;
+        for (i, c) in cands.into_iter().enumerate() {
+            let is_live = i + 1 == n && c.path == self.live;
+            let start = match (anchor, c.resume) {
+                (Some(a), None) if i < a => {
+                    self.remember(c.print.hash, c.id, 0, true);
+                    continue;
+                }
+                (_, r) => r.unwrap_or(0),
+            };
+            if !is_live && c.len.is_some_and(|l| start >= l) {
+                self.remember(c.print.hash, c.id, start, true);
+                continue;
+            }
+            if !is_live {
+                if opened_rotated >= st.max_open_rotated {
+                    // Left on disk: picked up by a later scan once earlier files are released.
+                    self.remember(c.print.hash, c.id, start, false);
+                    self.retry_scan = true;
+                    continue;
+                }
+                opened_rotated += 1;
+            }
+            if let Some(f) = self.open_file(&c.path, c.id, c.print, start, st, stats) {
+                self.remember(c.print.hash, c.id, start, false);
+                self.files.push_back(f);
+            }
+        }
+    }
+
+    /// Look for rotated files not tracked yet (gzipped copies, copytruncate copies, rotations
+    /// that happened while we were not looking).
+    pub fn scan_rotated(&mut self, st: &TailSettings, stats: &Stats) {
+        self.retry_scan = false;
+        for path in self.rotated_on_disk() {
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let gz = is_gz(&path);
+            if !gz
+                && self
+                    .files
+                    .iter()
+                    .any(|f| f.id.dev == m.dev() && f.id.ino == m.ino())
+            {
+                continue;
+            }
+            let print = match fingerprint_path(&path, st.fingerprint_bytes) {
+                Ok(Some(p)) => p,
+                _ => continue,
+            };
+            if self.files.iter().any(|f| f.id.fingerprint == print.hash) {
+                // A copy of a file still open (gzip or copytruncate in progress).
+                continue;
+            }
+            let (id, start) = match self.known.iter().find(|k| k.hash == print.hash) {
+                Some(k) if k.done => continue,
+                Some(k) => (k.id, k.offset),
+                None => (
+                    FileId {
+                        dev: m.dev(),
+                        ino: m.ino(),
+                        fingerprint: print.hash,
+                    },
+                    0,
+                ),
+            };
+            if !gz && start >= m.len() {
+                self.remember(print.hash, id, start, true);
+                continue;
+            }
+            let rotated_open = self.files.iter().filter(|f| !self.is_live_file(f)).count();
+            if rotated_open >= st.max_open_rotated {
+                stats
+                    .input(self.input)
+                    .forced_closes
+                    .fetch_add(1, Ordering::Relaxed);
+                self.remember(print.hash, id, start, false);
+                self.retry_scan = true;
+                continue;
+            }
+            if let Some(f) = self.open_file(&path, id, print, start, st, stats) {
+                self.remember(print.hash, id, start, false);
+                // Rotated content is older than the live file: read it before.
+                let live_at = self.files.iter().position(|f| self.is_live_file(f));
+                match live_at {
+                    Some(i) => self.files.insert(i, f),
+                    None => self.files.push_back(f),
+                }
+            }
+        }
+    }
+
+    fn is_live_file(&self, f: &TailFile) -> bool {
+        match std::fs::metadata(&self.live) {
+            Ok(m) => !f.gz && f.id.dev == m.dev() && f.id.ino == m.ino(),
+            Err(_) => false,
+        }
+    }
+
+    /// Open the file now at the live path if it is new (first time, or after a rename rotation).
+    fn check_live(&mut self, store: &Store, st: &TailSettings, stats: &Stats) {
+        let Ok(m) = std::fs::metadata(&self.live) else {
+            return;
+        };
+        if self
+            .files
+            .iter()
+            .any(|f| !f.gz && f.id.dev == m.dev() && f.id.ino == m.ino())
+        {
+            return;
+        }
+        let Ok(Some(print)) = fingerprint_path(&self.live, st.fingerprint_bytes) else {
+            return;
+        };
+        let id = FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            fingerprint: print.hash,
+        };
+        let start = store
+            .durable_position(&id)
+            .or_else(|| {
+                self.known
+                    .iter()
+                    .find(|k| k.hash == print.hash)
+                    .map(|k| k.offset)
+            })
+            .unwrap_or(0);
+        if let Some(f) = self.open_file(&self.live.clone(), id, print, start, st, stats) {
+            self.remember(print.hash, id, start, false);
+            self.files.push_back(f);
+        }
+    }
+
+    /// Read what is new, in file order, up to `budget` bytes. Returns bytes read and whether a
+    /// file was released.
+    pub fn poll(
+        &mut self,
+        store: &Store,
+        st: &TailSettings,
+        out: &mut Outbox,
+        sc: &mut Scratch,
+        budget: usize,
+    ) -> (usize, bool) {
+        let stats = out.stats.clone();
+        if !self.initialised {
+            self.initialise(store, st, &stats);
+        }
+        if !self.announced {
+            if out
+                .tx
+                .send(Msg::Source(
+                    self.key.clone(),
+                    Box::new(self.identity.clone()),
+                ))
+                .is_err()
+            {
+                return (0, false);
+            }
+            self.announced = true;
+        }
+        if self.retry_scan {
+            self.scan_rotated(st, &stats);
+        }
+        self.check_live(store, st, &stats);
+        let mut total = 0;
+        let mut released = false;
+        while let Some(front) = self.files.front() {
+            let live = self.is_live_file(front);
+            if live && self.check_truncation(st, &stats) {
+                self.scan_rotated(st, &stats);
+                continue;
+            }
+            let more = self.files.len() > 1;
+            let live_exists = self.live.exists();
+            let Some(f) = self.files.front_mut() else {
+                break;
+            };
+            let (n, eof) = read_file(
+                f,
+                self.input,
+                &self.key,
+                out,
+                sc,
+                &stats,
+                budget.saturating_sub(total),
+            );
+            total += n;
+            if !eof {
+                break;
+            }
+            // At the end. Release a rotated file once something newer exists (or it is deleted).
+            let newer_exists = more || (!live && live_exists);
+            let deleted = f.stat().map(|s| s.3 == 0).unwrap_or(true);
+            let release = if f.gz {
+                f.gz_done()
+            } else {
+                !live && (newer_exists || deleted)
+            } || (live && deleted && !live_exists);
+            if !release {
+                break;
+            }
+            let Some(mut f) = self.files.pop_front() else {
+                break;
+            };
+            let (input, key) = (self.input, self.key.clone());
+            f.lines
+                .finish(&mut |ev| queue(ev, &f.id, input, &key, out, &stats));
+            self.remember(f.id.fingerprint, f.id, f.offset, true);
+            stats.open_files.fetch_sub(1, Ordering::Relaxed);
+            stats
+                .input(self.input)
+                .rotations
+                .fetch_add(u64::from(!live), Ordering::Relaxed);
+            released = true;
+            if live {
+                self.finished = true;
+            }
+        }
+        (total, released)
+    }
+
+    /// Detect copytruncate/truncation on the live file (the front). Returns true when the file
+    /// was reset to offset 0.
+    fn check_truncation(&mut self, st: &TailSettings, stats: &Stats) -> bool {
+        let Some(f) = self.files.front_mut() else {
+            return false;
+        };
+        if f.gz {
+            return false;
+        }
+        let Ok((_, _, size, _)) = f.stat() else {
+            return false;
+        };
+        let changed = if size < f.offset {
+            true
+        } else if size > f.offset && f.offset > 0 {
+            match f.current_print(st.fingerprint_bytes) {
+                Ok(Some(p)) => p.hash != f.id.fingerprint,
+                Ok(None) => true,
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
+        if !changed {
+            return false;
+        }
+        stats
+            .input(self.input)
+            .file_truncations
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(path = %f.path.display(), offset = f.offset, size, "log file truncated in place; reading from its start");
+        let (old, off) = (f.id, f.offset);
+        f.lines.reset();
+        f.offset = 0;
+        match f.current_print(st.fingerprint_bytes) {
+            Ok(Some(p)) => f.id.fingerprint = p.hash,
+            _ => {
+                // Not enough content to identify yet: drop the handle, reopen when it grows.
+                self.files.pop_front();
+                stats.open_files.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.remember(old.fingerprint, old, off, false);
+        true
+    }
+}
+
+fn queue(
+    ev: Event<'_>,
+    file: &FileId,
+    input: Input,
+    key: &Arc<str>,
+    out: &mut Outbox,
+    stats: &Stats,
+) {
+    let Event::Record(r) = ev else { return };
+    let p = stats.input(input);
+    p.lines.fetch_add(1, Ordering::Relaxed);
+    if r.flags.partial_merged() {
+        p.partial_merges.fetch_add(1, Ordering::Relaxed);
+    }
+    if r.flags.truncated() {
+        p.truncations.fetch_add(1, Ordering::Relaxed);
+    }
+    let start = out.batch.data.len();
+    out.batch.data.extend_from_slice(r.message);
+    out.batch.records.push(QueuedRecord {
+        key: key.clone(),
+        time_ns: r.time_ns,
+        style: r.style,
+        stream: r.stream,
+        flags: r.flags,
+        start,
+        len: r.message.len(),
+        file: *file,
+        offset: r.offset,
+    });
+}
+
+/// Read `f` until EOF or the budget is spent. Returns (bytes, at_eof).
+fn read_file(
+    f: &mut TailFile,
+    input: Input,
+    key: &Arc<str>,
+    out: &mut Outbox,
+    sc: &mut Scratch,
+    stats: &Stats,
+    budget: usize,
+) -> (usize, bool) {
+    let mut total = 0;
+    loop {
+        if total >= budget {
+            return (total, false);
+        }
+        let id = f.id;
+        let path = f.path.clone();
+        let mut bad = Vec::new();
+        let r = {
+            let Scratch { buf, unescape } = sc;
+            f.read_block(buf, unescape, &mut |ev| match ev {
+                Event::Bad { offset, error } => bad.push((offset, error)),
+                ev => queue(ev, &id, input, key, out, stats),
+            })
+        };
+        if !bad.is_empty() {
+            stats
+                .input(input)
+                .parse_errors
+                .fetch_add(bad.len() as u64, Ordering::Relaxed);
+            f.unreported_bad += bad.len() as u64;
+            let due = f
+                .last_warn
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due {
+                if let Some((offset, error)) = bad.first() {
+                    tracing::warn!(path = %path.display(), offset, error = %error, skipped = f.unreported_bad, "unparsable log line skipped");
+                }
+                f.unreported_bad = 0;
+                f.last_warn = Some(Instant::now());
+            }
+        }
+        if out.full() {
+            out.flush();
+        }
+        match r {
+            Ok(ReadOutcome::Data(n)) => {
+                stats
+                    .input(input)
+                    .bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                total += n;
+            }
+            Ok(ReadOutcome::Eof) => return (total, true),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), offset = f.offset, error = %e, "reading log file failed");
+                return (total, true);
+            }
+        }
+    }
+}

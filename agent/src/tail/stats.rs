@@ -1,0 +1,196 @@
+//! Counters of the inputs and their Prometheus rendering (`runnel_input_*`, `runnel_ingest_*`).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Which input a file belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// Docker json-file under the Docker root.
+    Docker,
+    /// CRI files under the CRI root.
+    Cri,
+}
+
+impl Input {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Input::Docker => "docker",
+            Input::Cri => "cri",
+        }
+    }
+    fn i(self) -> usize {
+        match self {
+            Input::Docker => 0,
+            Input::Cri => 1,
+        }
+    }
+}
+
+/// Per-input counters.
+#[derive(Default)]
+pub struct PerInput {
+    /// Records handed to the writer.
+    pub lines: AtomicU64,
+    /// Bytes read from files (decompressed for gzip).
+    pub bytes: AtomicU64,
+    /// Lines that could not be parsed.
+    pub parse_errors: AtomicU64,
+    /// Records merged from partial fragments.
+    pub partial_merges: AtomicU64,
+    /// Records truncated to the line limit.
+    pub truncations: AtomicU64,
+    /// Rotated files drained and released.
+    pub rotations: AtomicU64,
+    /// Files found truncated in place (copytruncate).
+    pub file_truncations: AtomicU64,
+    /// Rotated files closed before they were drained because of the per-source cap.
+    pub forced_closes: AtomicU64,
+    /// Sources skipped by include/exclude.
+    pub skipped_by_filter: AtomicU64,
+    /// Docker containers whose config.v2.json was missing or bad.
+    pub identity_fallbacks: AtomicU64,
+    /// Files seen twice (symlinks) and read once.
+    pub duplicates: AtomicU64,
+}
+
+/// All tailer counters; shared between the tailer and writer threads and the HTTP layer.
+#[derive(Default)]
+pub struct Stats {
+    inputs: [PerInput; 2],
+    /// Files open now.
+    pub open_files: AtomicI64,
+    /// Records queued for the writer.
+    pub queued_records: AtomicI64,
+    /// Message bytes queued for the writer.
+    pub queued_bytes: AtomicI64,
+    /// Syncs (group commits) done by the writer.
+    pub syncs: AtomicU64,
+    /// Index write errors (retried).
+    pub write_errors: AtomicU64,
+    /// Sources being read.
+    pub sources: AtomicI64,
+}
+
+impl Stats {
+    /// The counters of one input.
+    pub fn input(&self, i: Input) -> &PerInput {
+        &self.inputs[i.i()]
+    }
+
+    /// Append the Prometheus text.
+    pub fn render(&self, out: &mut String) {
+        let per: [(&str, &str, fn(&PerInput) -> &AtomicU64); 11] = [
+            (
+                "runnel_input_lines_total",
+                "Records read from log files and queued for the index.",
+                |p| &p.lines,
+            ),
+            (
+                "runnel_input_bytes_total",
+                "Bytes read from log files (decompressed for gzip).",
+                |p| &p.bytes,
+            ),
+            (
+                "runnel_input_parse_errors_total",
+                "Lines that could not be parsed and were skipped.",
+                |p| &p.parse_errors,
+            ),
+            (
+                "runnel_input_partial_merges_total",
+                "Records merged from partial fragments.",
+                |p| &p.partial_merges,
+            ),
+            (
+                "runnel_input_truncated_lines_total",
+                "Records cut to inputs.max_line_bytes.",
+                |p| &p.truncations,
+            ),
+            (
+                "runnel_input_rotations_total",
+                "Rotated files drained to their end and released.",
+                |p| &p.rotations,
+            ),
+            (
+                "runnel_input_file_truncations_total",
+                "Files found truncated in place (copytruncate).",
+                |p| &p.file_truncations,
+            ),
+            (
+                "runnel_input_forced_closes_total",
+                "Rotated files closed undrained by max_open_rotated_per_source.",
+                |p| &p.forced_closes,
+            ),
+            (
+                "runnel_input_skipped_by_filter_total",
+                "Containers skipped by include/exclude.",
+                |p| &p.skipped_by_filter,
+            ),
+            (
+                "runnel_input_identity_fallbacks_total",
+                "Docker containers whose config.v2.json was missing or bad.",
+                |p| &p.identity_fallbacks,
+            ),
+            (
+                "runnel_input_duplicate_paths_total",
+                "Log files reached by a second path (symlink) and read once.",
+                |p| &p.duplicates,
+            ),
+        ];
+        for (name, help, get) in per {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for i in [Input::Docker, Input::Cri] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{input=\"{}\"}} {}",
+                    i.as_str(),
+                    get(self.input(i)).load(Ordering::Relaxed)
+                );
+            }
+        }
+        let gauges: [(&str, &str, i64); 4] = [
+            (
+                "runnel_input_open_files",
+                "Log files open now.",
+                self.open_files.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_input_sources",
+                "Container logs being followed.",
+                self.sources.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_ingest_queue_records",
+                "Records queued between the tailer and the index writer.",
+                self.queued_records.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_ingest_queue_bytes",
+                "Message bytes queued between the tailer and the index writer.",
+                self.queued_bytes.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        for (name, help, v) in [
+            (
+                "runnel_ingest_syncs_total",
+                "Group commits (index syncs) by the ingest writer.",
+                &self.syncs,
+            ),
+            (
+                "runnel_ingest_write_errors_total",
+                "Index append/sync errors (the batch is retried).",
+                &self.write_errors,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The tailer thread: discovery (inotify + periodic rescan), polling sources, and commands
+//! (oneshot drain, stop).
+
+use super::discover::{self, Found};
+use super::filter::{Filter, Globs};
+use super::source::{Outbox, Scratch, Source, TailSettings};
+use super::stats::{Input, Stats};
+use super::writer::Msg;
+use super::{Cmd, Ready, TailError};
+use crossbeam_channel::{select, unbounded, Receiver, Sender};
+use notify::{RecursiveMode, Watcher};
+use runnel_index::Store;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often every source is polled even without an inotify event.
+const POLL_ALL_EVERY: Duration = Duration::from_secs(1);
+/// Bytes read from one source before moving to the next (fairness).
+const SOURCE_BUDGET: usize = 4 << 20;
+
+/// Settings derived from the config.
+pub struct Settings {
+    pub(crate) roots: Vec<(Input, PathBuf)>,
+    pub(crate) filter: Filter,
+    pub(crate) tail: TailSettings,
+    pub(crate) rescan: Duration,
+    pub(crate) queue_batches: usize,
+}
+
+fn usize_of(v: u64, key: &'static str) -> Result<usize, TailError> {
+    usize::try_from(v).map_err(|_| TailError::Config {
+        key,
+        what: format!("{v} is too large"),
+    })
+}
+
+impl Settings {
+    /// Read the `inputs:` section.
+    pub fn from_config(cfg: &runnel_config::Config) -> Result<Settings, TailError> {
+        let i = &cfg.inputs;
+        let mut roots = Vec::new();
+        // Docker first: a CRI path that is a symlink into the Docker root is read as Docker.
+        if i.docker.enabled {
+            roots.push((Input::Docker, i.docker.root.clone()));
+        }
+        if i.cri.enabled {
+            roots.push((Input::Cri, i.cri.root.clone()));
+        }
+        let inc = Globs::new(
+            &i.include.namespaces,
+            &i.include.pods,
+            &i.include.containers,
+        )
+        .map_err(|what| TailError::Config {
+            key: "include",
+            what,
+        })?;
+        let exc = Globs::new(
+            &i.exclude.namespaces,
+            &i.exclude.pods,
+            &i.exclude.containers,
+        )
+        .map_err(|what| TailError::Config {
+            key: "exclude",
+            what,
+        })?;
+        let max_line = usize_of(i.max_line_bytes, "max_line_bytes")?.max(16);
+        let block = usize_of(i.read_buffer_bytes, "read_buffer_bytes")?.max(64 * 1024);
+        let queue = usize_of(i.queue_max_bytes, "queue_max_bytes")?.max(1 << 20);
+        let batch_bytes = (queue / 8).clamp(64 * 1024, 4 << 20);
+        Ok(Settings {
+            roots,
+            filter: Filter::new(inc, exc),
+            tail: TailSettings {
+                max_line,
+                block,
+                fingerprint_bytes: usize_of(i.fingerprint_bytes, "fingerprint_bytes")?
+                    .clamp(16, 1 << 20),
+                max_open_rotated: i.max_open_rotated_per_source.max(1),
+                batch_bytes,
+            },
+            rescan: if i.rescan_interval.is_zero() {
+                Duration::from_secs(10)
+            } else {
+                i.rescan_interval
+            },
+            queue_batches: (queue / batch_bytes).max(2),
+        })
+    }
+}
+
+pub(crate) struct Tailer {
+    settings: Settings,
+    store: Arc<Store>,
+    out: Outbox,
+    scratch: Scratch,
+    stats: Arc<Stats>,
+    ready: Arc<Ready>,
+    watcher: Option<notify::RecommendedWatcher>,
+    events: Receiver<notify::Result<notify::Event>>,
+    events_tx: Sender<notify::Result<notify::Event>>,
+    watched: HashSet<PathBuf>,
+    sources: HashMap<String, Source>,
+    canonical: HashMap<PathBuf, String>,
+    ignored: HashSet<String>,
+    dirty: HashSet<PathBuf>,
+    rotated_dirty: HashSet<PathBuf>,
+}
+
+impl Tailer {
+    pub(crate) fn new(
+        settings: Settings,
+        store: Arc<Store>,
+        tx: Sender<Msg>,
+        stats: Arc<Stats>,
+        ready: Arc<Ready>,
+    ) -> Result<Tailer, TailError> {
+        let (events_tx, events) = unbounded();
+        let block = settings.tail.block;
+        let limit = settings.tail.batch_bytes;
+        Ok(Tailer {
+            settings,
+            store,
+            out: Outbox {
+                tx,
+                batch: Default::default(),
+                limit,
+                stats: stats.clone(),
+            },
+            scratch: Scratch {
+                buf: vec![0; block],
+                unescape: Vec::new(),
+            },
+            stats,
+            ready,
+            watcher: None,
+            events,
+            events_tx,
+            watched: HashSet::new(),
+            sources: HashMap::new(),
+            canonical: HashMap::new(),
+            ignored: HashSet::new(),
+            dirty: HashSet::new(),
+            rotated_dirty: HashSet::new(),
+        })
+    }
+
+    fn ensure_watches(&mut self) {
+        if self.watcher.is_none() {
+            let tx = self.events_tx.clone();
+            match notify::recommended_watcher(move |ev| {
+                let _ = tx.send(ev);
+            }) {
+                Ok(w) => self.watcher = Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "inotify unavailable; relying on the periodic rescan");
+                    return;
+                }
+            }
+        }
+        let roots: Vec<PathBuf> = self.settings.roots.iter().map(|(_, r)| r.clone()).collect();
+        for root in roots {
+            if self.watched.contains(&root) || !root.is_dir() {
+                continue;
+            }
+            if let Some(w) = self.watcher.as_mut() {
+                match w.watch(&root, RecursiveMode::Recursive) {
+                    Ok(()) => {
+                        self.watched.insert(root.clone());
+                        tracing::info!(root = %root.display(), "watching log root");
+                    }
+                    Err(e) => {
+                        tracing::warn!(root = %root.display(), error = %e, "cannot watch log root; relying on rescan")
+                    }
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, f: Found) {
+        if self.sources.contains_key(&f.key) || self.ignored.contains(&f.key) {
+            return;
+        }
+        let canonical = std::fs::canonicalize(&f.live).unwrap_or_else(|_| f.live.clone());
+        if let Some(owner) = self.canonical.get(&canonical) {
+            if *owner != f.key {
+                self.stats
+                    .input(f.input)
+                    .duplicates
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(path = %f.live.display(), read_as = %owner, "log file reached twice (symlink); read once");
+                self.ignored.insert(f.key);
+                return;
+            }
+        }
+        let identity = discover::identity_of(&f, &self.stats);
+        if !self.settings.filter.allows(&identity) {
+            self.stats
+                .input(f.input)
+                .skipped_by_filter
+                .fetch_add(1, Ordering::Relaxed);
+            self.ignored.insert(f.key);
+            return;
+        }
+        self.canonical.insert(canonical.clone(), f.key.clone());
+        self.dirty.insert(parent(&f.live));
+        self.stats.sources.fetch_add(1, Ordering::Relaxed);
+        let src = Source::new(
+            Arc::from(f.key.as_str()),
+            f.input,
+            f.live,
+            canonical,
+            identity,
+        );
+        self.sources.insert(f.key, src);
+    }
+
+    fn scan_all(&mut self) {
+        self.ensure_watches();
+        let mut found = Vec::new();
+        for (input, root) in &self.settings.roots {
+            match input {
+                Input::Docker => discover::scan_docker(root, &mut found),
+                Input::Cri => discover::scan_cri(root, &mut found),
+            }
+        }
+        for f in found {
+            self.add(f);
+        }
+        for s in self.sources.values_mut() {
+            s.scan_rotated(&self.settings.tail, &self.stats);
+        }
+    }
+
+    fn on_event(&mut self, ev: notify::Event) {
+        let rotated = matches!(
+            ev.kind,
+            notify::EventKind::Create(_)
+                | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
+        );
+        for path in ev.paths {
+            for (input, root) in self.settings.roots.clone() {
+                let Ok(rel) = path.strip_prefix(&root) else {
+                    continue;
+                };
+                let comps: Vec<_> = rel.components().collect();
+                let mut found = Vec::new();
+                let dir = match input {
+                    Input::Docker if !comps.is_empty() => {
+                        let d = root.join(comps[0]);
+                        discover::docker_in_dir(&d, &mut found);
+                        d
+                    }
+                    Input::Cri if comps.len() >= 2 => {
+                        let d = root.join(comps[0]).join(comps[1]);
+                        discover::cri_in_container_dir(&root, &d, &mut found);
+                        d
+                    }
+                    Input::Cri if comps.len() == 1 && path.is_dir() => {
+                        // A new pod directory: its container dirs may already exist.
+                        let mut f2 = Vec::new();
+                        for c in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                            discover::cri_in_container_dir(&root, &c.path(), &mut f2);
+                        }
+                        found.extend(f2);
+                        path.clone()
+                    }
+                    _ => continue,
+                };
+                for f in found {
+                    self.add(f);
+                }
+                if rotated {
+                    self.rotated_dirty.insert(dir.clone());
+                }
+                self.dirty.insert(dir);
+            }
+        }
+    }
+
+    /// Poll sources (all, or those with events). Returns (bytes read, files released).
+    fn poll(&mut self, all: bool, budget: usize) -> (usize, bool) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let rotated = std::mem::take(&mut self.rotated_dirty);
+        let mut total = 0;
+        let mut released = false;
+        let mut finished = Vec::new();
+        let mut open = 0usize;
+        for (key, s) in self.sources.iter_mut() {
+            let dir = parent(&s.live);
+            if rotated.contains(&dir) {
+                s.scan_rotated(&self.settings.tail, &self.stats);
+            }
+            if all || dirty.contains(&dir) {
+                let (n, r) = s.poll(
+                    &self.store,
+                    &self.settings.tail,
+                    &mut self.out,
+                    &mut self.scratch,
+                    budget,
+                );
+                total += n;
+                released |= r;
+            }
+            open += s.open_files();
+            if s.finished && !s.live.exists() {
+                finished.push(key.clone());
+            }
+        }
+        self.out.flush();
+        let _ = open;
+        for k in finished {
+            if let Some(s) = self.sources.remove(&k) {
+                self.canonical.remove(&s.canonical);
+                self.stats.sources.fetch_sub(1, Ordering::Relaxed);
+                tracing::info!(source = %k, "log file removed and drained; source closed");
+            }
+        }
+        (total, released)
+    }
+
+    fn drain_to_eof(&mut self) {
+        self.scan_all();
+        loop {
+            let (n, released) = self.poll(true, usize::MAX);
+            if n == 0 && !released {
+                break;
+            }
+        }
+    }
+
+    fn sync_writer(&mut self) {
+        self.out.flush();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.out.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    pub(crate) fn run(mut self, cmds: Receiver<Cmd>) {
+        self.scan_all();
+        self.ready.set();
+        let mut last_rescan = Instant::now();
+        let mut last_all = Instant::now();
+        let mut all = true;
+        loop {
+            let (n, _) = self.poll(all, SOURCE_BUDGET);
+            if all {
+                last_all = Instant::now();
+            }
+            // Keep reading without sleeping while there is data (budget hit).
+            let wait = if n > 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(250)
+            };
+            let events = self.events.clone();
+            select! {
+                recv(cmds) -> c => match c {
+                    Ok(Cmd::Oneshot(ack)) => {
+                        self.drain_to_eof();
+                        self.sync_writer();
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Ok(Cmd::Stop(ack)) => {
+                        self.sync_writer();
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Err(_) => {
+                        self.sync_writer();
+                        return;
+                    }
+                },
+                recv(events) -> ev => {
+                    if let Ok(Ok(ev)) = ev {
+                        self.on_event(ev);
+                    }
+                    while let Ok(ev) = self.events.try_recv() {
+                        if let Ok(ev) = ev {
+                            self.on_event(ev);
+                        }
+                    }
+                }
+                default(wait) => {}
+            }
+            if last_rescan.elapsed() >= self.settings.rescan
+                || self.watched.len() < self.settings.roots.len()
+                    && last_rescan.elapsed() >= Duration::from_millis(500)
+            {
+                self.scan_all();
+                last_rescan = Instant::now();
+            }
+            all = n > 0 || last_all.elapsed() >= POLL_ALL_EVERY;
+            let open: usize = self.sources.values().map(Source::open_files).sum();
+            self.stats.open_files.store(open as i64, Ordering::Relaxed);
+        }
+    }
+}
+
+fn parent(p: &Path) -> PathBuf {
+    p.parent().map(Path::to_path_buf).unwrap_or_default()
+}
