@@ -23,9 +23,9 @@ use runnel_index::{
     FileId, Limits, NewRecord, Position, Query, RecordFlags, SourceIdentity, Store, StoredRecord,
     Stream, TimeStyle,
 };
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const KEYS: [&str; 3] = [
@@ -35,8 +35,11 @@ const KEYS: [&str; 3] = [
 ];
 const START_NS: i64 = 1_700_000_000_000_000_000;
 
-/// Torn writes actually applied (a file was cut), so the test can fail if none ever was.
-static TORN_CUTS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Torn writes actually applied on this test's thread (a file was cut), so the test can fail
+    /// if none ever was.
+    static TORN_CUTS: Cell<u64> = const { Cell::new(0) };
+}
 
 #[derive(Debug, Clone)]
 enum Crash {
@@ -45,7 +48,11 @@ enum Crash {
     /// Sync, then drop.
     DropAfterSync,
     /// Drop without sync, then cut a file that grew since the last sync inside its unsynced part.
-    TornWrite { file_sel: u32, cut_sel: u32 },
+    TornWrite {
+        file_sel: u32,
+        cut_sel: u32,
+        garbage: Option<(bool, u16)>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -108,8 +115,10 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::SealDue),
         1 => Just(Op::Crash(Crash::DropUnsynced)),
         1 => Just(Op::Crash(Crash::DropAfterSync)),
-        2 => (any::<u32>(), any::<u32>())
-            .prop_map(|(file_sel, cut_sel)| Op::Crash(Crash::TornWrite { file_sel, cut_sel })),
+        3 => (any::<u32>(), any::<u32>(), prop::option::of((any::<bool>(), 1u16..300)))
+            .prop_map(|(file_sel, cut_sel, garbage)| {
+                Op::Crash(Crash::TornWrite { file_sel, cut_sel, garbage })
+            }),
         1 => Just(Op::Reopen),
         6 => (src.clone(), time_sel(), time_sel(), prop::option::of(0u8..20),
               prop::option::of(1u16..600))
@@ -462,32 +471,71 @@ impl Harness {
             self.sync()?;
         }
         self.store = None;
-        if let Crash::TornWrite { file_sel, cut_sel } = kind {
-            let mut files = Vec::new();
-            files_under(self.dir.path(), &mut files);
-            files.sort();
-            let grown: Vec<(PathBuf, u64, u64)> = files
-                .into_iter()
-                .filter_map(|(p, len)| {
-                    let at_sync = self.synced_sizes.get(&p).copied().unwrap_or(0);
-                    (len > at_sync).then_some((p, at_sync, len))
-                })
-                .filter(|(p, _, _)| is_active_segment(p))
-                .collect();
-            if !grown.is_empty() {
-                let (path, lo, hi) = &grown[*file_sel as usize % grown.len()];
-                let cut = lo + (*cut_sel as u64 % (hi - lo + 1));
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| TestCaseError::fail(format!("{}: {e}", path.display())))?;
-                f.set_len(cut)
-                    .map_err(|e| TestCaseError::fail(format!("{}: {e}", path.display())))?;
-                TORN_CUTS.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Crash::TornWrite {
+            file_sel,
+            cut_sel,
+            garbage,
+        } = kind
+        {
+            self.tear(*file_sel, *cut_sel, *garbage)?;
         }
         self.open(normal_limits())?;
         self.check_recovered()
+    }
+
+    /// A torn write on one active segment: cut it inside the part written since the last sync
+    /// (if it grew), then maybe leave a half-written tail: random bytes, or a copy of the file's
+    /// own first frames (valid CRCs, stale sequence numbers).
+    fn tear(
+        &mut self,
+        file_sel: u32,
+        cut_sel: u32,
+        garbage: Option<(bool, u16)>,
+    ) -> Result<(), TestCaseError> {
+        let fail =
+            |p: &Path, e: std::io::Error| TestCaseError::fail(format!("{}: {e}", p.display()));
+        let mut files = Vec::new();
+        files_under(self.dir.path(), &mut files);
+        files.retain(|(p, _)| is_active_segment(p));
+        files.sort();
+        if files.is_empty() {
+            return Ok(());
+        }
+        let (path, len) = files[file_sel as usize % files.len()].clone();
+        let at_sync = self.synced_sizes.get(&path).copied().unwrap_or(0);
+        let mut torn = false;
+        let mut end = len;
+        if len > at_sync {
+            end = at_sync + (cut_sel as u64 % (len - at_sync + 1));
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| fail(&path, e))?;
+            f.set_len(end).map_err(|e| fail(&path, e))?;
+            torn = end < len;
+        }
+        if let Some((copy, n)) = garbage {
+            let bytes = std::fs::read(&path).map_err(|e| fail(&path, e))?;
+            let n = n as usize;
+            let tail: Vec<u8> = if copy && bytes.len() > 8 {
+                bytes[8..].iter().copied().cycle().take(n).collect()
+            } else {
+                (0..n)
+                    .map(|i| (cut_sel as usize).wrapping_mul(31).wrapping_add(i * 131) as u8)
+                    .collect()
+            };
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|e| fail(&path, e))?;
+            std::io::Write::write_all(&mut f, &tail).map_err(|e| fail(&path, e))?;
+            torn |= n > 0;
+        }
+        let _ = end;
+        if torn {
+            TORN_CUTS.with(|c| c.set(c.get() + 1));
+        }
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), TestCaseError> {
@@ -714,7 +762,7 @@ impl Harness {
 fn is_active_segment(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.contains("active"))
+        .is_some_and(|n| n.ends_with(".active"))
 }
 
 fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
@@ -744,32 +792,48 @@ fn store_agrees_with_model_under_random_ops_and_crashes() {
         panic!("{e}");
     }
     assert!(
-        cases < 32 || TORN_CUTS.load(Ordering::Relaxed) > 0,
+        cases < 32 || TORN_CUTS.with(Cell::get) > 0,
         "no torn write ever found an active segment file to cut: is_active_segment() is stale"
     );
 }
 
 #[test]
 fn torn_tail_after_sync_loses_only_the_unsynced_suffix() {
+    // 20 records synced, then 20 bigger ones (over 64 KiB) that reach the file but not the disk.
     let mut ops = Vec::new();
     for i in 0..40u16 {
+        let len = if i < 20 {
+            i as usize * 7
+        } else {
+            4000 + i as usize
+        };
         ops.push(Op::Append {
-            src: (i % 2) as usize,
+            src: 0,
             step_ms: 100,
             back_ms: i % 3 * 40,
             stderr: i % 5 == 0,
-            msg: format!("line {i} {}", "x".repeat(i as usize * 7)).into_bytes(),
+            msg: format!("line {i} {}", "x".repeat(len)).into_bytes(),
         });
         if i == 19 {
             ops.push(Op::Sync);
         }
     }
-    for cut in [0u32, 1, 17, 100, 333, 1000] {
+    let garbage = [None, Some((false, 50)), Some((true, 200)), Some((true, 7))];
+    for (n, cut) in [0u32, 1, 17, 100, 333, 1000, 65_536, u32::MAX]
+        .into_iter()
+        .enumerate()
+    {
         let mut case = ops.clone();
         case.push(Op::Crash(Crash::TornWrite {
-            file_sel: cut,
-            cut_sel: cut * 7919,
+            file_sel: 0,
+            cut_sel: cut.wrapping_mul(7919),
+            garbage: garbage[n % garbage.len()],
         }));
+        let before = TORN_CUTS.with(Cell::get);
         run_ops(&case).unwrap_or_else(|e| panic!("cut selector {cut}: {e}"));
+        assert!(
+            TORN_CUTS.with(Cell::get) > before,
+            "cut selector {cut}: the active segment did not grow after the sync, nothing was torn"
+        );
     }
 }
