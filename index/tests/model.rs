@@ -504,9 +504,8 @@ impl Harness {
         let (path, len) = files[file_sel as usize % files.len()].clone();
         let at_sync = self.synced_sizes.get(&path).copied().unwrap_or(0);
         let mut torn = false;
-        let mut end = len;
         if len > at_sync {
-            end = at_sync + (cut_sel as u64 % (len - at_sync + 1));
+            let end = at_sync + (cut_sel as u64 % (len - at_sync + 1));
             let f = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -531,7 +530,6 @@ impl Harness {
             std::io::Write::write_all(&mut f, &tail).map_err(|e| fail(&path, e))?;
             torn |= n > 0;
         }
-        let _ = end;
         if torn {
             TORN_CUTS.with(|c| c.set(c.get() + 1));
         }
