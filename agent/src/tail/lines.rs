@@ -150,11 +150,8 @@ impl LineAssembler {
                 let start = self.carry_start;
                 let oversize = std::mem::replace(&mut self.oversize, false);
                 self.line(&carry, start, end, oversize, scratch, out);
-                self.carry = carry;
-                self.carry.clear();
-                if self.carry.capacity() > 256 * 1024 {
-                    self.carry = Vec::new();
-                }
+                // An idle file keeps no buffer: the carry is freed once its line is done.
+                drop(carry);
                 self.tail.clear();
             }
             rest = &rest[i + 1..];

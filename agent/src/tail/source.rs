@@ -217,23 +217,18 @@ impl Source {
     fn initialise(&mut self, store: &Store, st: &TailSettings, stats: &Stats) {
         self.initialised = true;
         let live_ino = std::fs::metadata(&self.live).map(|m| m.ino()).ok();
+        // An unknown source (first start) answers with an error: nothing was read before.
         let last = store
-            .sources()
-            .iter()
-            .any(|s| *s.key == *self.key)
-            .then(|| {
-                store
-                    .query(
-                        &self.key,
-                        &Query {
-                            tail_lines: Some(1),
-                            ..Query::default()
-                        },
-                    )
-                    .ok()
-                    .and_then(|r| r.records.last().map(|r| r.position))
-            });
-        let last = match last.flatten() {
+            .query(
+                &self.key,
+                &Query {
+                    tail_lines: Some(1),
+                    ..Query::default()
+                },
+            )
+            .ok()
+            .and_then(|r| r.records.last().map(|r| r.position));
+        let last = match last {
             Some(Position::File { file, offset }) => Some((file, offset)),
             _ => None,
         };
@@ -289,7 +284,16 @@ impl Source {
                 resume,
             });
         }
-        let anchor = cands.iter().rposition(|c| c.resume.is_some());
+        let mut anchor = cands.iter().rposition(|c| c.resume.is_some());
+        if anchor.is_none() {
+            // The last file read is gone. If it was the live file's earlier content (truncated in
+            // place: same inode, new fingerprint), every rotated file is older and was read.
+            if let (Some((lf, _)), Some(li), Some(c)) = (last, live_ino, cands.last()) {
+                if lf.ino == li && c.path == self.live {
+                    anchor = Some(cands.len() - 1);
+                }
+            }
+        }
         let n = cands.len();
         let mut opened_rotated = 0;
         for (i, c) in cands.into_iter().enumerate() {
@@ -308,6 +312,10 @@ impl Source {
             if !is_live {
                 if opened_rotated >= st.max_open_rotated {
                     // Left on disk: picked up by a later scan once earlier files are released.
+                    stats
+                        .input(self.input)
+                        .forced_closes
+                        .fetch_add(1, Ordering::Relaxed);
                     self.remember(c.print.hash, c.id, start, false);
                     self.retry_scan = true;
                     continue;

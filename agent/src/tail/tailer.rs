@@ -288,7 +288,6 @@ impl Tailer {
         let mut total = 0;
         let mut released = false;
         let mut finished = Vec::new();
-        let mut open = 0usize;
         for (key, s) in self.sources.iter_mut() {
             let dir = parent(&s.live);
             if rotated.contains(&dir) {
@@ -304,14 +303,16 @@ impl Tailer {
                 );
                 total += n;
                 released |= r;
+                if n > 0 || r {
+                    // It may have more (budget spent): poll it again next round.
+                    self.dirty.insert(dir);
+                }
             }
-            open += s.open_files();
             if s.finished && !s.live.exists() {
                 finished.push(key.clone());
             }
         }
         self.out.flush();
-        let _ = open;
         for k in finished {
             if let Some(s) = self.sources.remove(&k) {
                 self.canonical.remove(&s.canonical);
@@ -388,14 +389,17 @@ impl Tailer {
                 }
                 default(wait) => {}
             }
-            if last_rescan.elapsed() >= self.settings.rescan
-                || self.watched.len() < self.settings.roots.len()
-                    && last_rescan.elapsed() >= Duration::from_millis(500)
-            {
+            let root_appeared = self.watched.len() < self.settings.roots.len()
+                && self
+                    .settings
+                    .roots
+                    .iter()
+                    .any(|(_, r)| !self.watched.contains(r) && r.is_dir());
+            if root_appeared || last_rescan.elapsed() >= self.settings.rescan {
                 self.scan_all();
                 last_rescan = Instant::now();
             }
-            all = n > 0 || last_all.elapsed() >= POLL_ALL_EVERY;
+            all = last_all.elapsed() >= POLL_ALL_EVERY;
             let open: usize = self.sources.values().map(Source::open_files).sum();
             self.stats.open_files.store(open as i64, Ordering::Relaxed);
         }

@@ -1,0 +1,603 @@
+//! The tailer against real files in temp dirs and a real index: discovery, identity, rotation by
+//! rename (Docker `.1/.2`, kubelet timestamps), gzip (also of a file never read), copytruncate,
+//! truncation, restart without loss or duplicate, symlink dedupe, include/exclude, late roots.
+
+use flate2::write::GzEncoder;
+use runnel_agent::tail::Ingest;
+use runnel_index::{Limits, Store};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("runnel-tail-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        std::fs::create_dir_all(dir.path().join("pods")).unwrap();
+        Env { dir }
+    }
+    fn docker_root(&self) -> PathBuf {
+        self.dir.path().join("docker")
+    }
+    fn cri_root(&self) -> PathBuf {
+        self.dir.path().join("pods")
+    }
+    fn config(&self) -> runnel_config::Config {
+        let mut cfg = runnel_config::Config::default();
+        let i = &mut cfg.inputs;
+        i.docker.enabled = true;
+        i.docker.root = self.docker_root();
+        i.cri.enabled = true;
+        i.cri.root = self.cri_root();
+        i.max_line_bytes = 1 << 20;
+        i.read_buffer_bytes = 64 << 10;
+        i.rescan_interval = Duration::from_secs(10);
+        i.max_open_rotated_per_source = 4;
+        i.queue_max_bytes = 16 << 20;
+        i.fingerprint_bytes = 1024;
+        cfg
+    }
+    fn store(&self) -> Arc<Store> {
+        Arc::new(Store::open(&self.dir.path().join("index"), Limits::default()).unwrap())
+    }
+    fn cri_log(&self, ns: &str, pod: &str, container: &str, restart: u32) -> PathBuf {
+        let d = self
+            .cri_root()
+            .join(format!("{ns}_{pod}_uid-{pod}"))
+            .join(container);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join(format!("{restart}.log"))
+    }
+    fn docker_log(&self, id: &str, name: &str, labels: &[(&str, &str)]) -> PathBuf {
+        let d = self.docker_root().join(id);
+        std::fs::create_dir_all(&d).unwrap();
+        let labels: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), (*v).into()))
+            .collect();
+        let cfg = serde_json::json!({"ID": id, "Name": format!("/{name}"), "Config": {"Image": "app:1", "Labels": labels}, "Image": "sha256:ab"});
+        std::fs::write(d.join("config.v2.json"), cfg.to_string()).unwrap();
+        d.join(format!("{id}-json.log"))
+    }
+}
+
+fn cid(n: u32) -> String {
+    format!("{n:08x}").repeat(8)
+}
+
+fn time(i: u64) -> String {
+    format!(
+        "2024-05-01T12:{:02}:{:02}.{:09}Z",
+        i / 60 % 60,
+        i % 60,
+        i * 1000 + 1
+    )
+}
+
+fn cri(i: u64, msg: &str) -> String {
+    format!("{} stdout F {msg}\n", time(i))
+}
+
+fn docker(i: u64, msg: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({"log": format!("{msg}\n"), "stream": "stdout", "time": time(i)})
+    )
+}
+
+fn append(p: &Path, s: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .unwrap();
+    f.write_all(s.as_bytes()).unwrap();
+}
+
+fn gzip(p: &Path) -> PathBuf {
+    let data = std::fs::read(p).unwrap();
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&data).unwrap();
+    let gz = PathBuf::from(format!("{}.gz", p.display()));
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    std::fs::remove_file(p).unwrap();
+    gz
+}
+
+fn messages(store: &Store, key: &str) -> Vec<String> {
+    if !store.sources().iter().any(|s| s.key == key) {
+        return Vec::new();
+    }
+    let b = store.read_from(key, 0, usize::MAX, usize::MAX).unwrap();
+    b.records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.message).into_owned())
+        .collect()
+}
+
+fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+fn names(prefix: &str, r: std::ops::Range<u64>) -> Vec<String> {
+    r.map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn cri_key(ns: &str, pod: &str, c: &str, r: u32) -> String {
+    format!("cri:{ns}_{pod}_uid-{pod}/{c}/{r}")
+}
+
+#[test]
+fn oneshot_reads_both_layouts_with_identity() {
+    let env = Env::new();
+    let id = cid(1);
+    let d = env.docker_log(
+        &id,
+        "web",
+        &[
+            ("io.kubernetes.pod.name", "web-0"),
+            ("io.kubernetes.pod.namespace", "shop"),
+            ("io.kubernetes.container.name", "app"),
+            ("io.kubernetes.pod.uid", "u1"),
+            ("annotation.io.kubernetes.container.restartCount", "3"),
+        ],
+    );
+    append(&d, &(docker(0, "d0") + &docker(1, "d1")));
+    let c = env.cri_log("ns1", "pod-a", "side", 2);
+    append(&c, &(cri(0, "c0") + "garbage\n" + &cri(1, "c1")));
+    // No config.v2.json: identity from the id only, counted.
+    let bare = cid(2);
+    std::fs::create_dir_all(env.docker_root().join(&bare)).unwrap();
+    append(
+        &env.docker_root()
+            .join(&bare)
+            .join(format!("{bare}-json.log")),
+        &docker(0, "bare"),
+    );
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    let mut metrics = String::new();
+    ing.render_metrics(&mut metrics);
+    ing.run_until_eof().unwrap();
+    assert_eq!(messages(&store, &format!("docker:{id}")), ["d0", "d1"]);
+    assert_eq!(
+        messages(&store, &cri_key("ns1", "pod-a", "side", 2)),
+        ["c0", "c1"]
+    );
+    assert_eq!(messages(&store, &format!("docker:{bare}")), ["bare"]);
+    let srcs = store.sources();
+    let dk = srcs
+        .iter()
+        .find(|s| s.key == format!("docker:{id}"))
+        .unwrap();
+    assert_eq!(dk.identity.pod.as_deref(), Some("web-0"));
+    assert_eq!(dk.identity.namespace.as_deref(), Some("shop"));
+    assert_eq!(dk.identity.container.as_deref(), Some("app"));
+    assert_eq!(dk.identity.container_name.as_deref(), Some("web"));
+    assert_eq!(dk.identity.restart, Some(3));
+    assert_eq!(dk.identity.image.as_deref(), Some("app:1"));
+    let ck = srcs
+        .iter()
+        .find(|s| s.key == cri_key("ns1", "pod-a", "side", 2))
+        .unwrap();
+    assert_eq!(
+        (
+            ck.identity.namespace.as_deref(),
+            ck.identity.pod.as_deref(),
+            ck.identity.pod_uid.as_deref()
+        ),
+        (Some("ns1"), Some("pod-a"), Some("uid-pod-a"))
+    );
+    assert_eq!(
+        (ck.identity.container.as_deref(), ck.identity.restart),
+        (Some("side"), Some(2))
+    );
+    assert!(metrics.contains("# TYPE runnel_input_bytes_total counter"));
+}
+
+#[test]
+fn metrics_count_parse_errors_and_identity_fallbacks() {
+    let env = Env::new();
+    let c = env.cri_log("ns", "p", "c", 0);
+    append(
+        &c,
+        &(cri(0, "a") + "garbage\n" + "also bad\n" + &cri(1, "b")),
+    );
+    let bare = cid(9);
+    std::fs::create_dir_all(env.docker_root().join(&bare)).unwrap();
+    std::fs::write(
+        env.docker_root().join(&bare).join("config.v2.json"),
+        "{not json",
+    )
+    .unwrap();
+    append(
+        &env.docker_root()
+            .join(&bare)
+            .join(format!("{bare}-json.log")),
+        &docker(0, "x"),
+    );
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    assert!(eventually(Duration::from_secs(5), || ing
+        .stats()
+        .input(runnel_agent::tail::Input::Cri)
+        .parse_errors
+        .load(Ordering::Relaxed)
+        == 2));
+    let mut m = String::new();
+    ing.render_metrics(&mut m);
+    assert!(
+        m.contains("runnel_input_parse_errors_total{input=\"cri\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("runnel_input_identity_fallbacks_total{input=\"docker\"} 1"),
+        "{m}"
+    );
+    ing.shutdown();
+    assert_eq!(messages(&store, &cri_key("ns", "p", "c", 0)), ["a", "b"]);
+}
+
+#[test]
+fn new_container_file_is_picked_up_within_a_second() {
+    let env = Env::new();
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    let t0 = Instant::now();
+    let c = env.cri_log("ns", "late", "app", 0);
+    append(&c, &cri(0, "hello"));
+    let key = cri_key("ns", "late", "app", 0);
+    assert!(eventually(Duration::from_secs(3), || messages(
+        &store, &key
+    ) == ["hello"]));
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let id = cid(3);
+    let t1 = Instant::now();
+    append(&env.docker_log(&id, "x", &[]), &docker(0, "hi"));
+    assert!(eventually(Duration::from_secs(3), || messages(
+        &store,
+        &format!("docker:{id}")
+    ) == ["hi"]));
+    assert!(
+        t1.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        t1.elapsed()
+    );
+    ing.shutdown();
+}
+
+#[test]
+fn root_created_after_start_is_waited_for() {
+    let env = Env::new();
+    std::fs::remove_dir_all(env.cri_root()).unwrap();
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    std::thread::sleep(Duration::from_millis(300));
+    let c = env.cri_log("ns", "p", "app", 0);
+    append(&c, &cri(0, "first"));
+    let key = cri_key("ns", "p", "app", 0);
+    assert!(eventually(Duration::from_secs(5), || messages(
+        &store, &key
+    ) == ["first"]));
+    append(&c, &cri(1, "second"));
+    assert!(eventually(Duration::from_secs(3), || messages(
+        &store, &key
+    ) == [
+        "first", "second"
+    ]));
+    ing.shutdown();
+}
+
+#[test]
+fn docker_rename_rotation_and_gzip_while_running_lose_and_duplicate_nothing() {
+    let env = Env::new();
+    let id = cid(4);
+    let live = env.docker_log(&id, "rot", &[]);
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    let mut n = 0;
+    for gen in 0..5u64 {
+        for _ in 0..50 {
+            append(&live, &docker(n, &format!("m{n}")));
+            n += 1;
+        }
+        if gen == 2 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Shift .1 → .2 … and gzip what lands on .2.
+        for k in (1..=gen + 1).rev() {
+            for ext in ["", ".gz"] {
+                let from = PathBuf::from(format!("{}.{k}{ext}", live.display()));
+                if from.exists() {
+                    std::fs::rename(&from, format!("{}.{}{ext}", live.display(), k + 1)).unwrap();
+                }
+            }
+        }
+        std::fs::rename(&live, format!("{}.1", live.display())).unwrap();
+        let two = PathBuf::from(format!("{}.2", live.display()));
+        if two.exists() {
+            gzip(&two);
+        }
+        append(&live, "");
+    }
+    append(&live, &docker(n, "last"));
+    let key = format!("docker:{id}");
+    let mut want = names("m", 0..n);
+    want.push("last".into());
+    assert!(eventually(Duration::from_secs(10), || messages(
+        &store, &key
+    )
+    .len()
+        >= want.len()));
+    ing.shutdown();
+    assert_eq!(messages(&store, &key), want);
+}
+
+#[test]
+fn kubelet_rotation_with_gzip_before_read_and_restart() {
+    let env = Env::new();
+    let live = env.cri_log("ns", "kr", "app", 0);
+    let key = cri_key("ns", "kr", "app", 0);
+    append(
+        &live,
+        &(0..30)
+            .map(|i| cri(i, &format!("k{i}")))
+            .collect::<String>(),
+    );
+    let store = env.store();
+    Ingest::start(&env.config(), store.clone())
+        .unwrap()
+        .run_until_eof()
+        .unwrap();
+    assert_eq!(messages(&store, &key), names("k", 0..30));
+    // While no agent runs: more lines, rotation, gzip of the rotated file (partly unread), a
+    // second rotation that is never read before it is gzipped, and a new live file.
+    append(
+        &live,
+        &(30..40)
+            .map(|i| cri(i, &format!("k{i}")))
+            .collect::<String>(),
+    );
+    let r1 = PathBuf::from(format!("{}.20240501-120000", live.display()));
+    std::fs::rename(&live, &r1).unwrap();
+    gzip(&r1);
+    append(
+        &live,
+        &(40..50)
+            .map(|i| cri(i, &format!("k{i}")))
+            .collect::<String>(),
+    );
+    let r2 = PathBuf::from(format!("{}.20240501-120100", live.display()));
+    std::fs::rename(&live, &r2).unwrap();
+    gzip(&r2);
+    append(
+        &live,
+        &(50..55)
+            .map(|i| cri(i, &format!("k{i}")))
+            .collect::<String>(),
+    );
+    drop(store);
+    let store = env.store();
+    Ingest::start(&env.config(), store.clone())
+        .unwrap()
+        .run_until_eof()
+        .unwrap();
+    assert_eq!(messages(&store, &key), names("k", 0..55));
+    // A third pass finds nothing new.
+    Ingest::start(&env.config(), store.clone())
+        .unwrap()
+        .run_until_eof()
+        .unwrap();
+    assert_eq!(messages(&store, &key), names("k", 0..55));
+}
+
+#[test]
+fn restart_resumes_exactly_including_a_pending_partial() {
+    let env = Env::new();
+    let live = env.cri_log("ns", "rs", "app", 0);
+    let key = cri_key("ns", "rs", "app", 0);
+    append(&live, &(cri(0, "a") + &format!("{} stdout P par", time(1))));
+    append(&live, "t1\n");
+    let store = env.store();
+    Ingest::start(&env.config(), store.clone())
+        .unwrap()
+        .run_until_eof()
+        .unwrap();
+    assert_eq!(
+        messages(&store, &key),
+        ["a"],
+        "the pending fragment is not a record yet"
+    );
+    drop(store);
+    append(
+        &live,
+        &(format!("{} stdout F -end\n", time(2)) + &cri(3, "b") + "half a line"),
+    );
+    let store = env.store();
+    Ingest::start(&env.config(), store.clone())
+        .unwrap()
+        .run_until_eof()
+        .unwrap();
+    assert_eq!(messages(&store, &key), ["a", "part1-end", "b"]);
+    drop(store);
+    append(&live, " finished\n");
+    let store = env.store();
+    Ingest::start(&env.config(), store.clone())
+        .unwrap()
+        .run_until_eof()
+        .unwrap();
+    // "half a line finished" is not CRI: counted and skipped, nothing duplicated.
+    assert_eq!(messages(&store, &key), ["a", "part1-end", "b"]);
+    let recs = store.read_from(&key, 0, 10, usize::MAX).unwrap().records;
+    assert!(recs[1].flags.partial_merged());
+}
+
+#[test]
+fn copytruncate_and_plain_truncation_are_detected() {
+    let env = Env::new();
+    let live = env.cri_log("ns", "ct", "app", 0);
+    let key = cri_key("ns", "ct", "app", 0);
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    append(
+        &live,
+        &(0..20)
+            .map(|i| cri(i, &format!("c{i}")))
+            .collect::<String>(),
+    );
+    assert!(eventually(Duration::from_secs(5), || messages(
+        &store, &key
+    )
+    .len()
+        == 20));
+    // copytruncate: lines written just before the copy are read from the copy.
+    append(
+        &live,
+        &(20..25)
+            .map(|i| cri(i, &format!("c{i}")))
+            .collect::<String>(),
+    );
+    std::fs::copy(&live, format!("{}.1", live.display())).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(
+        &live,
+        &(25..40)
+            .map(|i| cri(i, &format!("c{i}")))
+            .collect::<String>(),
+    );
+    assert!(eventually(Duration::from_secs(5), || messages(
+        &store, &key
+    )
+    .len()
+        >= 40));
+    let mut got = messages(&store, &key);
+    got.sort_by_key(|m| m[1..].parse::<u64>().unwrap());
+    assert_eq!(
+        got,
+        names("c", 0..40),
+        "every line once (order across a copytruncate may differ)"
+    );
+    // Plain truncation to a shorter content.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&live, &cri(99, "after"));
+    assert!(eventually(Duration::from_secs(5), || messages(
+        &store, &key
+    )
+    .last()
+    .map(String::as_str)
+        == Some("after")));
+    assert!(
+        ing.stats()
+            .input(runnel_agent::tail::Input::Cri)
+            .file_truncations
+            .load(Ordering::Relaxed)
+            >= 2
+    );
+    ing.shutdown();
+    assert_eq!(messages(&store, &key).len(), 41);
+}
+
+#[test]
+fn symlinked_paths_are_read_once() {
+    let env = Env::new();
+    let id = cid(5);
+    let d = env.docker_log(&id, "linked", &[("io.kubernetes.pod.name", "lp")]);
+    append(&d, &docker(0, "once"));
+    // A CRI path that is a symlink into the Docker root (dockershim layout).
+    let c = env.cri_log("ns", "lp", "app", 0);
+    std::os::unix::fs::symlink(&d, &c).unwrap();
+    // Two links to one CRI file.
+    let real = env.cri_log("ns", "r", "app", 0);
+    append(&real, &cri(0, "real"));
+    std::os::unix::fs::symlink(&real, env.cri_log("ns", "r", "app", 1)).unwrap();
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    let dup = ing
+        .stats()
+        .input(runnel_agent::tail::Input::Cri)
+        .duplicates
+        .load(Ordering::Relaxed);
+    ing.run_until_eof().unwrap();
+    let total: Vec<String> = store
+        .sources()
+        .iter()
+        .flat_map(|s| messages(&store, &s.key))
+        .collect();
+    let mut total = total;
+    total.sort();
+    assert_eq!(total, ["once", "real"]);
+    assert_eq!(dup, 2);
+}
+
+#[test]
+fn include_and_exclude_filter_by_namespace_pod_and_container() {
+    let env = Env::new();
+    for (ns, pod, c) in [
+        ("prod", "web-1", "app"),
+        ("prod", "web-1", "istio-proxy"),
+        ("kube-system", "dns", "app"),
+        ("dev", "x", "app"),
+    ] {
+        append(
+            &env.cri_log(ns, pod, c, 0),
+            &cri(0, &format!("{ns}/{pod}/{c}")),
+        );
+    }
+    let mut cfg = env.config();
+    cfg.inputs.include.namespaces = vec!["prod".into(), "kube-*".into()];
+    cfg.inputs.exclude.containers = vec!["istio-*".into()];
+    cfg.inputs.exclude.pods = vec!["dns".into()];
+    let store = env.store();
+    let ing = Ingest::start(&cfg, store.clone()).unwrap();
+    ing.wait_ready();
+    let skipped = ing
+        .stats()
+        .input(runnel_agent::tail::Input::Cri)
+        .skipped_by_filter
+        .load(Ordering::Relaxed);
+    ing.run_until_eof().unwrap();
+    let keys: Vec<String> = store
+        .sources()
+        .into_iter()
+        .filter(|s| s.records > 0)
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(keys, [cri_key("prod", "web-1", "app", 0)]);
+    assert_eq!(skipped, 3);
+}
