@@ -1,8 +1,7 @@
-//! PUBLIC API CONTRACT (temporary file: the index implementation replaces the `todo!()` bodies,
-//! and may move these items into their own modules, keeping names and signatures).
+//! The types the store's API speaks in: limits, queries and their results, source summaries and
+//! counters. The store itself is in `store.rs`.
 
-use crate::{Error, FileId, NewRecord, SourceIdentity, StoredRecord};
-use std::path::Path;
+use crate::{SourceIdentity, StoredRecord};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,82 +118,3 @@ pub struct StoreStats {
 
 /// Called after each sync for every source that received records: `(source key, next_seq)`.
 pub type AppendListener = Arc<dyn Fn(&str, u64) + Send + Sync>;
-
-/// The store. `Send + Sync`; share it as `Arc<Store>`.
-pub struct Store {
-    _private: (),
-}
-
-impl Store {
-    /// Open (creating if needed) a writable store; recovers torn tails; takes a lock file.
-    pub fn open(_dir: &Path, _limits: Limits) -> Result<Store, Error> {
-        todo!()
-    }
-    /// Open without writing anything (for `runnel logs --data-dir` beside a running agent).
-    pub fn open_read_only(_dir: &Path) -> Result<Store, Error> {
-        todo!()
-    }
-    /// Re-read manifests and active segments written by another process (read-only stores).
-    pub fn refresh(&self) -> Result<(), Error> {
-        todo!()
-    }
-    /// Create the source or update its identity.
-    pub fn upsert_source(&self, _key: &str, _identity: &SourceIdentity) -> Result<(), Error> {
-        todo!()
-    }
-    /// Append one record; returns its sequence number. Not durable until [`Store::sync`].
-    pub fn append(&self, _key: &str, _record: &NewRecord<'_>) -> Result<u64, Error> {
-        todo!()
-    }
-    /// Make every record appended so far durable (group commit), then notify listeners.
-    pub fn sync(&self) -> Result<(), Error> {
-        todo!()
-    }
-    /// Last durable byte offset for a file identity (where its tailer resumes).
-    pub fn durable_position(&self, _file: &FileId) -> Option<u64> {
-        todo!()
-    }
-    /// Seal the source's active segment now.
-    pub fn seal(&self, _key: &str) -> Result<(), Error> {
-        todo!()
-    }
-    /// Seal every active segment that reached its size or age limit.
-    pub fn seal_due(&self) -> Result<(), Error> {
-        todo!()
-    }
-    /// kubelet-style range read.
-    pub fn query(&self, _key: &str, _q: &Query) -> Result<QueryResult, Error> {
-        todo!()
-    }
-    /// Read by sequence cursor (for the sink).
-    pub fn read_from(
-        &self,
-        _key: &str,
-        _from_seq: u64,
-        _max_records: usize,
-        _max_bytes: usize,
-    ) -> Result<ReadBatch, Error> {
-        todo!()
-    }
-    /// Block until the source has a durable record with `seq >= after_seq` or the timeout passes;
-    /// returns the source's next_seq.
-    pub fn wait_for(&self, _key: &str, _after_seq: u64, _timeout: Duration) -> Result<u64, Error> {
-        todo!()
-    }
-    /// Register a listener called after each sync.
-    pub fn add_listener(&self, _listener: AppendListener) {
-        todo!()
-    }
-    /// Every source with its summary.
-    pub fn sources(&self) -> Vec<SourceInfo> {
-        todo!()
-    }
-    /// Apply the disk budget and max age.
-    pub fn enforce_retention(&self) -> Result<(), Error> {
-        todo!()
-    }
-    /// Store-wide counters.
-    pub fn stats(&self) -> StoreStats {
-        todo!()
-    }
-}

@@ -1,14 +1,60 @@
 //! runnel-index: the node's durable, time-indexed store of container log records.
 //!
-//! (The index helper replaces this header with the segment-format drawing and the durability
-//! argument.)
+//! One directory per source (container instance) under `<data_dir>/sources/<hex(key)>/` holds
+//! `source.json` (key and identity, tagged by version), at most one active segment
+//! `seg-<first seq>.active` and sealed segments `seg-<first seq>-<end seq>.sealed`. `LOCK` in the
+//! data dir is `flock`ed by the one writer.
+//!
+//! ```text
+//! frame (all integers little-endian):
+//!   len:u32 | crc32c(payload):u32 | payload[len]
+//!   payload = seq:u64 | time_ns:i64 | tz_offset_secs:i32 | frac_digits:u8 | zulu:u8
+//!           | stream:u8 (0 stdout, 1 stderr) | flags:u8 | pos_kind:u8 (0 none, 1 file, 2 stream)
+//!           | [file: dev:u64 ino:u64 fingerprint:u64 offset:u64 | stream: id:u64 seq:u64]
+//!           | message bytes (the rest)
+//!
+//! active segment:  "RNLACT01" | frame | frame | ...          (appended; torn tail cut at open)
+//!
+//! sealed segment:  "RNLSEG01"
+//!                  | block 0 | block 1 | ...     each block = zstd(frame | frame | ...), ~128 KiB raw
+//!                  | block index: per block (48 bytes)
+//!                  |     min_time:i64 max_time:i64 first_seq:u64 count:u32 raw_len:u32
+//!                  |     offset:u64 len:u32 crc32c(compressed):u32
+//!                  | positions: per file identity (32 bytes) dev ino fingerprint last_offset
+//!                  | footer (72 bytes):
+//!                  |     index_offset:u64 blocks:u32 positions:u32 first_seq:u64 count:u64
+//!                  |     min_time:i64 max_time:i64 crc32c(index+positions):u32 version:u32 (=1)
+//!                  |     reserved:u32 crc32c(footer[0..60]):u32 "RNLFOOT1"
+//! ```
+//!
+//! Durability: [`Store::append`] only buffers and writes; [`Store::sync`] writes out and
+//! `fdatasync`s every active segment that changed (group commit: one sync for many records), and
+//! only then marks the records durable, moves their file positions into the durable-position
+//! table and wakes followers. At open, each active segment is scanned and cut at the first torn
+//! or corrupt frame (or sequence discontinuity); every frame a sync covered was fully written
+//! before that sync returned, so it survives. Sealing writes the sealed file under a `.tmp`
+//! name, fsyncs it, renames it and fsyncs the directory before the active file is removed; a
+//! crash in between leaves the active file, which open discards once the sealed twin exists.
+//! [`Store::durable_position`] is rebuilt at open from the data itself (sealed position tables
+//! and the scanned active segments), never from a separate checkpoint that could disagree.
+//! Sealed segment lists come from file names and footers: the directory is the manifest.
 
 #![deny(missing_docs)]
 
+mod active;
 mod api;
 mod error;
+mod frame;
+mod query;
 mod record;
+mod retention;
+mod sealed;
+mod source;
+mod store;
+mod verify;
 
 pub use api::*;
 pub use error::Error;
 pub use record::*;
+pub use store::Store;
+pub use verify::{verify_dir, Problem, VerifyReport};

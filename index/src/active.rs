@@ -1,0 +1,258 @@
+//! The active segment: the file a source's new records are appended to, as frames after an
+//! 8-byte header. Appends go to an in-memory buffer that is written out when it grows past
+//! [`FLUSH_BYTES`] or at sync; readers see the file and the buffer as one byte stream, so a record
+//! is readable as soon as it is appended. Recovery scans the file, keeps the longest prefix of
+//! good frames with contiguous sequence numbers, and cuts the rest.
+
+use crate::frame::{self, FrameView};
+use crate::Error;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Magic and version at the start of every active segment file.
+pub const ACTIVE_MAGIC: &[u8; 8] = b"RNLACT01";
+/// Buffered append bytes written to the file before a sync asks for it.
+pub const FLUSH_BYTES: usize = 64 << 10;
+
+/// A run of frames in the active segment, indexed like a sealed block so queries can skip it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// Logical byte offset of the first frame (from the file start, header included).
+    pub offset: u64,
+    /// Bytes of frames.
+    pub len: u64,
+    /// Sequence of the first frame.
+    pub first_seq: u64,
+    /// Frames in the chunk.
+    pub count: u64,
+    /// Smallest record time.
+    pub min_time: i64,
+    /// Largest record time.
+    pub max_time: i64,
+}
+
+/// An open active segment.
+pub struct ActiveSegment {
+    /// The file.
+    pub path: PathBuf,
+    file: File,
+    flushed: u64,
+    pending: Vec<u8>,
+    /// Chunk index over the frames.
+    pub chunks: Vec<Chunk>,
+    /// First sequence the segment holds (from its file name).
+    pub first_seq: u64,
+    /// Sequence the next append gets.
+    pub next_seq: u64,
+    /// When the segment was created or recovered (for the age limit).
+    pub opened: Instant,
+    chunk_target: u64,
+    dirty: bool,
+}
+
+/// File name of the active segment whose first sequence is `first_seq`.
+pub fn file_name(first_seq: u64) -> String {
+    format!("seg-{first_seq:020}.active")
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// fsync a directory so a created, renamed or removed entry is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+impl ActiveSegment {
+    /// Create a new, empty active segment (header written and fsynced, directory fsynced).
+    pub fn create(dir: &Path, first_seq: u64, chunk_target: u64) -> Result<Self, Error> {
+        let path = dir.join(file_name(first_seq));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.write_all(ACTIVE_MAGIC).map_err(io(&path))?;
+        file.sync_all().map_err(io(&path))?;
+        sync_dir(dir)?;
+        Ok(ActiveSegment {
+            path,
+            file,
+            flushed: ACTIVE_MAGIC.len() as u64,
+            pending: Vec::new(),
+            chunks: Vec::new(),
+            first_seq,
+            next_seq: first_seq,
+            opened: Instant::now(),
+            chunk_target: chunk_target.max(1),
+            dirty: false,
+        })
+    }
+
+    /// Open an existing active segment and scan it. `on_frame` sees every good frame. When
+    /// `writable`, a torn or corrupt tail is cut off the file (and a missing header rewritten);
+    /// read-only opens leave the file untouched and just ignore the tail. Returns the segment and
+    /// the number of bytes that were not valid frames.
+    pub fn recover(
+        path: &Path,
+        first_seq: u64,
+        writable: bool,
+        chunk_target: u64,
+        mut on_frame: impl FnMut(&FrameView<'_>),
+    ) -> Result<(Self, u64), Error> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(io(path))?;
+        // Read what is there; the size comes from the file itself, so memory is bounded by it.
+        let mut data = Vec::new();
+        {
+            use std::io::Read;
+            (&file).read_to_end(&mut data).map_err(io(path))?;
+        }
+        let mut seg = ActiveSegment {
+            path: path.to_path_buf(),
+            file,
+            flushed: ACTIVE_MAGIC.len() as u64,
+            pending: Vec::new(),
+            chunks: Vec::new(),
+            first_seq,
+            next_seq: first_seq,
+            opened: Instant::now(),
+            chunk_target: chunk_target.max(1),
+            dirty: false,
+        };
+        let header_ok = data.len() >= ACTIVE_MAGIC.len() && &data[..8] == ACTIVE_MAGIC;
+        let mut good_end = ACTIVE_MAGIC.len();
+        if header_ok {
+            while good_end < data.len() {
+                let Ok((f, n)) = frame::decode(&data[good_end..]) else {
+                    break;
+                };
+                if f.seq != seg.next_seq {
+                    break;
+                }
+                on_frame(&f);
+                seg.note_frame(good_end as u64, n as u64, f.seq, f.time_ns);
+                good_end += n;
+                seg.next_seq += 1;
+            }
+        }
+        seg.flushed = good_end as u64;
+        let lost = if header_ok {
+            (data.len() - good_end) as u64
+        } else {
+            data.len() as u64
+        };
+        if writable && !header_ok {
+            seg.file.set_len(0).map_err(io(path))?;
+            seg.file.write_all_at(ACTIVE_MAGIC, 0).map_err(io(path))?;
+            seg.file.sync_all().map_err(io(path))?;
+        } else if writable && good_end < data.len() {
+            seg.file.set_len(good_end as u64).map_err(io(path))?;
+            seg.file.sync_all().map_err(io(path))?;
+        }
+        Ok((seg, lost))
+    }
+
+    fn note_frame(&mut self, offset: u64, len: u64, seq: u64, time: i64) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len < self.chunk_target => {
+                c.len += len;
+                c.count += 1;
+                c.min_time = c.min_time.min(time);
+                c.max_time = c.max_time.max(time);
+            }
+            _ => self.chunks.push(Chunk {
+                offset,
+                len,
+                first_seq: seq,
+                count: 1,
+                min_time: time,
+                max_time: time,
+            }),
+        }
+    }
+
+    /// Logical length: file bytes plus buffered bytes.
+    pub fn len(&self) -> u64 {
+        self.flushed + self.pending.len() as u64
+    }
+
+    /// Records held.
+    pub fn records(&self) -> u64 {
+        self.next_seq - self.first_seq
+    }
+
+    /// Append one record with the next sequence; returns the sequence.
+    pub fn append(&mut self, rec: &crate::NewRecord<'_>) -> Result<u64, Error> {
+        let seq = self.next_seq;
+        let at = self.len();
+        let n = frame::encode(&mut self.pending, seq, rec) as u64;
+        self.note_frame(at, n, seq, rec.time_ns);
+        self.next_seq += 1;
+        self.dirty = true;
+        if self.pending.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(seq)
+    }
+
+    /// Write buffered bytes to the file (no fsync).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all_at(&self.pending, self.flushed)
+            .map_err(io(&self.path))?;
+        self.flushed += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Flush and fdatasync if anything was appended since the last sync.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.flush()?;
+        if self.dirty {
+            self.file.sync_data().map_err(io(&self.path))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Read `len` logical bytes at `offset` (from the file and the buffer).
+    pub fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+        let end = offset.saturating_add(len).min(self.len());
+        let offset = offset.min(end);
+        let mut out = vec![0u8; (end - offset) as usize];
+        let file_part = end.min(self.flushed).saturating_sub(offset) as usize;
+        if file_part > 0 {
+            self.file
+                .read_exact_at(&mut out[..file_part], offset)
+                .map_err(io(&self.path))?;
+        }
+        if end > self.flushed {
+            let from = offset.max(self.flushed) - self.flushed;
+            let to = end - self.flushed;
+            out[file_part..].copy_from_slice(&self.pending[from as usize..to as usize]);
+        }
+        Ok(out)
+    }
+
+    /// All frame bytes (without the header), for sealing.
+    pub fn frames_bytes(&self) -> Result<Vec<u8>, Error> {
+        let h = ACTIVE_MAGIC.len() as u64;
+        self.read(h, self.len() - h)
+    }
+}

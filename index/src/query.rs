@@ -1,0 +1,276 @@
+//! Reads: kubelet-style time-window queries and sequence-cursor reads over one source.
+//!
+//! Query order (the kubelet's, plus `until`):
+//! 1. keep records with `time < until` (exclusive; our extension);
+//! 2. of those, keep the last `tail_lines` (kubelet finds the start of the last N lines first);
+//! 3. drop records with `time < since` (inclusive lower bound);
+//! 4. stop after the record whose message bytes make the running total reach `limit_bytes`
+//!    (the HTTP/CLI layer applies the exact output-byte cut, as kubelet's LimitWriter does).
+//!
+//! Segments and blocks whose time range cannot contribute are neither read nor decompressed.
+//! For `tail`, blocks are walked newest first; a block entirely before both `until` and `since`
+//! only consumes its record count from the tail budget without being decompressed.
+
+use crate::frame::{self, FrameView};
+use crate::source::Source;
+use crate::{Error, Query, QueryResult, ReadBatch, StoredRecord};
+
+/// Where a block lives.
+#[derive(Debug, Clone, Copy)]
+enum Loc {
+    Sealed(usize, usize),
+    Active(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BlockInfo {
+    loc: Loc,
+    max_time: i64,
+    first_seq: u64,
+    count: u64,
+}
+
+fn blocks(src: &Source, since: i64, until: i64, tail: bool) -> Vec<BlockInfo> {
+    let mut out = Vec::new();
+    let keep = |min: i64, max: i64| min < until && (tail || max >= since);
+    for (si, seg) in src.sealed.iter().enumerate() {
+        if seg.records() == 0 || !keep(seg.min_time, seg.max_time) {
+            continue;
+        }
+        for (bi, b) in seg.blocks.iter().enumerate() {
+            if keep(b.min_time, b.max_time) {
+                out.push(BlockInfo {
+                    loc: Loc::Sealed(si, bi),
+                    max_time: b.max_time,
+                    first_seq: b.first_seq,
+                    count: b.count as u64,
+                });
+            }
+        }
+    }
+    if let Some(a) = &src.active {
+        for (ci, c) in a.chunks.iter().enumerate() {
+            if keep(c.min_time, c.max_time) {
+                out.push(BlockInfo {
+                    loc: Loc::Active(ci),
+                    max_time: c.max_time,
+                    first_seq: c.first_seq,
+                    count: c.count,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Load a block's raw frame bytes; corruption is pushed to `bad` and yields `None`.
+fn load(src: &Source, loc: Loc, cost: &mut QueryResult, bad: &mut Vec<Error>) -> Option<Vec<u8>> {
+    match loc {
+        Loc::Sealed(si, bi) => {
+            let seg = &src.sealed[si];
+            cost.bytes_read += seg.block_len(bi);
+            match seg.block(bi) {
+                Ok(raw) => {
+                    cost.blocks_decompressed += 1;
+                    cost.bytes_decompressed += raw.len() as u64;
+                    Some(raw)
+                }
+                Err(e) => {
+                    bad.push(e);
+                    None
+                }
+            }
+        }
+        Loc::Active(ci) => {
+            let a = src.active.as_ref()?;
+            let c = a.chunks.get(ci)?;
+            match a.read(c.offset, c.len) {
+                Ok(raw) => Some(raw),
+                Err(e) => {
+                    bad.push(e);
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Decode the frames of a block, checking that sequences are the ones the index promised;
+/// a bad frame ends the block and is reported.
+fn frames_of<'a>(
+    src: &Source,
+    b: &BlockInfo,
+    raw: &'a [u8],
+    bad: &mut Vec<Error>,
+) -> Vec<FrameView<'a>> {
+    let mut out = Vec::with_capacity(b.count as usize);
+    let mut at = 0;
+    while at < raw.len() {
+        match frame::decode(&raw[at..]) {
+            Ok((f, n)) if f.seq == b.first_seq + out.len() as u64 => {
+                out.push(f);
+                at += n;
+            }
+            Ok(_) | Err(_) => {
+                let path = match b.loc {
+                    Loc::Sealed(si, _) => src.sealed[si].path.clone(),
+                    Loc::Active(_) => src.dir.clone(),
+                };
+                bad.push(Error::Corrupt {
+                    path,
+                    offset: at as u64,
+                    what: "bad frame inside a block (offset within the raw block)".into(),
+                });
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Run a kubelet-style query over one source.
+pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
+    let since = q.since_ns.unwrap_or(i64::MIN);
+    let until = q.until_ns.unwrap_or(i64::MAX);
+    let mut res = QueryResult::default();
+    if q.limit_bytes == Some(0) || q.tail_lines == Some(0) {
+        return res;
+    }
+    let mut picked: Vec<StoredRecord> = Vec::new();
+    match q.tail_lines {
+        None => {
+            for b in blocks(src, since, until, false) {
+                let Some(raw) = load(src, b.loc, &mut res, bad) else {
+                    continue;
+                };
+                for f in frames_of(src, &b, &raw, bad) {
+                    if f.time_ns >= since && f.time_ns < until {
+                        picked.push(f.to_stored());
+                    }
+                }
+            }
+        }
+        Some(n) => {
+            let mut need = n;
+            let mut rev: Vec<StoredRecord> = Vec::new();
+            for b in blocks(src, since, until, true).iter().rev() {
+                if need == 0 {
+                    break;
+                }
+                if b.max_time < until && b.max_time < since {
+                    // Every record counts toward the tail and is then dropped by `since`.
+                    need = need.saturating_sub(b.count);
+                    continue;
+                }
+                let Some(raw) = load(src, b.loc, &mut res, bad) else {
+                    continue;
+                };
+                for f in frames_of(src, b, &raw, bad).iter().rev() {
+                    if need == 0 {
+                        break;
+                    }
+                    if f.time_ns < until {
+                        need -= 1;
+                        if f.time_ns >= since {
+                            rev.push(f.to_stored());
+                        }
+                    }
+                }
+            }
+            rev.reverse();
+            picked = rev;
+        }
+    }
+    if let Some(limit) = q.limit_bytes {
+        let mut total = 0u64;
+        let mut keep = 0;
+        for r in &picked {
+            keep += 1;
+            total += r.message.len() as u64;
+            if total >= limit {
+                break;
+            }
+        }
+        picked.truncate(keep);
+    }
+    res.records = picked;
+    res
+}
+
+/// Read records `from..` up to `upto` (exclusive: the durable end), at most `max_records` and
+/// about `max_bytes` of messages (at least one record). Sequences that are no longer stored
+/// (retention, corrupt blocks) are reported as `gap`.
+pub fn read_from(
+    src: &Source,
+    from: u64,
+    upto: u64,
+    max_records: usize,
+    max_bytes: usize,
+    bad: &mut Vec<Error>,
+) -> ReadBatch {
+    let mut batch = ReadBatch {
+        next_seq: from,
+        ..ReadBatch::default()
+    };
+    let mut cursor = from;
+    let mut bytes = 0usize;
+    let mut cost = QueryResult::default();
+    let all = blocks(src, i64::MIN, i64::MAX, true);
+    for b in &all {
+        if cursor >= upto || batch.records.len() >= max_records.max(1) || bytes >= max_bytes.max(1)
+        {
+            break;
+        }
+        let end = b.first_seq + b.count;
+        if end <= cursor {
+            continue;
+        }
+        if b.first_seq > cursor {
+            batch.gap += b.first_seq.min(upto) - cursor;
+            cursor = b.first_seq.min(upto);
+            if cursor >= upto {
+                break;
+            }
+        }
+        let Some(raw) = load(src, b.loc, &mut cost, bad) else {
+            batch.gap += end.min(upto) - cursor;
+            cursor = end.min(upto);
+            continue;
+        };
+        let frames = frames_of(src, b, &raw, bad);
+        for f in &frames {
+            if f.seq < cursor {
+                continue;
+            }
+            if f.seq >= upto
+                || batch.records.len() >= max_records.max(1)
+                || bytes >= max_bytes.max(1)
+            {
+                break;
+            }
+            bytes += f.message.len();
+            batch.records.push(f.to_stored());
+            cursor = f.seq + 1;
+        }
+        if (frames.len() as u64) < b.count && cursor < end.min(upto) {
+            let stop = batch.records.len() >= max_records.max(1) || bytes >= max_bytes.max(1);
+            let short = b.first_seq + frames.len() as u64;
+            if !stop || cursor >= short {
+                // The rest of the block is unreadable.
+                batch.gap += end.min(upto) - cursor;
+                cursor = end.min(upto);
+            }
+        }
+    }
+    // Everything below `upto` that no block holds (deleted at the end) is a gap too.
+    let stored_end = all.last().map(|b| b.first_seq + b.count).unwrap_or(0);
+    if cursor < upto && cursor >= stored_end && batch.records.len() < max_records.max(1) {
+        let first_live = src.first_seq().max(stored_end);
+        if first_live > cursor {
+            batch.gap += first_live.min(upto) - cursor;
+            cursor = first_live.min(upto);
+        }
+    }
+    batch.next_seq = cursor;
+    batch
+}

@@ -1,0 +1,373 @@
+//! Sealed segments: immutable files of zstd-compressed blocks, a block index, a table of the last
+//! file position per file identity, and a versioned footer. Written under a temporary name,
+//! fsynced, renamed into place and the directory fsynced, so a reader sees either no file or a
+//! whole one. Read through `memmap2`; every offset and length from the file is validated before
+//! it is used, and a block is only decompressed after its CRC matched.
+
+use crate::active::sync_dir;
+use crate::frame;
+use crate::{Error, FileId, Position};
+use memmap2::Mmap;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Magic and version at the start of a sealed segment.
+pub const SEALED_MAGIC: &[u8; 8] = b"RNLSEG01";
+/// Magic at the very end of a sealed segment.
+pub const FOOTER_MAGIC: &[u8; 8] = b"RNLFOOT1";
+/// Footer format version.
+pub const FOOTER_VERSION: u32 = 1;
+/// Bytes of one block-index entry.
+pub const INDEX_ENTRY: usize = 48;
+/// Bytes of one position-table entry.
+pub const POSITION_ENTRY: usize = 32;
+/// Bytes of the footer, magic included.
+pub const FOOTER_LEN: usize = 72;
+/// Largest raw block size accepted when reading (caps the decompression buffer).
+pub const MAX_BLOCK_RAW: u32 = 64 << 20;
+
+/// One block-index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockMeta {
+    /// Smallest record time in the block.
+    pub min_time: i64,
+    /// Largest record time in the block.
+    pub max_time: i64,
+    /// Sequence of the first record.
+    pub first_seq: u64,
+    /// Records in the block.
+    pub count: u32,
+    /// Uncompressed bytes.
+    pub raw_len: u32,
+    /// File offset of the compressed bytes.
+    pub offset: u64,
+    /// Compressed bytes.
+    pub len: u32,
+    /// CRC32C of the compressed bytes.
+    pub crc: u32,
+}
+
+/// An open sealed segment.
+pub struct SealedSegment {
+    /// The file.
+    pub path: PathBuf,
+    map: Mmap,
+    /// Block index.
+    pub blocks: Vec<BlockMeta>,
+    /// Last position per file identity among the segment's records.
+    pub positions: Vec<(FileId, u64)>,
+    /// First sequence.
+    pub first_seq: u64,
+    /// One past the last sequence.
+    pub end_seq: u64,
+    /// Smallest record time.
+    pub min_time: i64,
+    /// Largest record time.
+    pub max_time: i64,
+}
+
+/// File name of a sealed segment holding sequences `first..end`.
+pub fn file_name(first: u64, end: u64) -> String {
+    format!("seg-{first:020}-{end:020}.sealed")
+}
+
+/// Parse `seg-<first>-<end>.sealed`.
+pub fn parse_name(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix("seg-")?.strip_suffix(".sealed")?;
+    let (a, b) = rest.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Build the bytes of a sealed segment from frame bytes (as in an active segment, without its
+/// header). Blocks are cut at frame boundaries once they hold `block_target` raw bytes.
+pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(frames.len() / 4 + 4096);
+    out.extend_from_slice(SEALED_MAGIC);
+    let mut metas: Vec<BlockMeta> = Vec::new();
+    let mut positions: BTreeMap<FileId, u64> = BTreeMap::new();
+    let (mut seg_min, mut seg_max) = (i64::MAX, i64::MIN);
+    let (mut first_seq, mut count) = (None, 0u64);
+    let mut at = 0usize;
+    while at < frames.len() {
+        let start = at;
+        let mut meta = BlockMeta {
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            first_seq: 0,
+            count: 0,
+            raw_len: 0,
+            offset: 0,
+            len: 0,
+            crc: 0,
+        };
+        while at < frames.len() && (at - start) < block_target.max(1) {
+            let (f, n) = frame::decode(&frames[at..]).map_err(|e| e.describe().to_string())?;
+            if meta.count == 0 {
+                meta.first_seq = f.seq;
+            }
+            first_seq.get_or_insert(f.seq);
+            meta.count += 1;
+            count += 1;
+            meta.min_time = meta.min_time.min(f.time_ns);
+            meta.max_time = meta.max_time.max(f.time_ns);
+            if let Position::File { file, offset } = f.position {
+                positions.insert(file, offset);
+            }
+            at += n;
+        }
+        let raw = &frames[start..at];
+        let comp = zstd::bulk::compress(raw, level).map_err(|e| e.to_string())?;
+        meta.raw_len = raw.len() as u32;
+        meta.offset = out.len() as u64;
+        meta.len = comp.len() as u32;
+        meta.crc = crc32c::crc32c(&comp);
+        seg_min = seg_min.min(meta.min_time);
+        seg_max = seg_max.max(meta.max_time);
+        out.extend_from_slice(&comp);
+        metas.push(meta);
+    }
+    let index_offset = out.len() as u64;
+    for m in &metas {
+        out.extend_from_slice(&m.min_time.to_le_bytes());
+        out.extend_from_slice(&m.max_time.to_le_bytes());
+        out.extend_from_slice(&m.first_seq.to_le_bytes());
+        out.extend_from_slice(&m.count.to_le_bytes());
+        out.extend_from_slice(&m.raw_len.to_le_bytes());
+        out.extend_from_slice(&m.offset.to_le_bytes());
+        out.extend_from_slice(&m.len.to_le_bytes());
+        out.extend_from_slice(&m.crc.to_le_bytes());
+    }
+    for (file, offset) in &positions {
+        for v in [file.dev, file.ino, file.fingerprint, *offset] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let index_crc = crc32c::crc32c(&out[index_offset as usize..]);
+    let footer_start = out.len();
+    out.extend_from_slice(&index_offset.to_le_bytes());
+    out.extend_from_slice(&(metas.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(positions.len() as u32).to_le_bytes());
+    out.extend_from_slice(&first_seq.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&seg_min.to_le_bytes());
+    out.extend_from_slice(&seg_max.to_le_bytes());
+    out.extend_from_slice(&index_crc.to_le_bytes());
+    out.extend_from_slice(&FOOTER_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let fcrc = crc32c::crc32c(&out[footer_start..]);
+    out.extend_from_slice(&fcrc.to_le_bytes());
+    out.extend_from_slice(FOOTER_MAGIC);
+    Ok(out)
+}
+
+/// Write a sealed segment for `frames` into `dir`: temp file, fsync, rename, directory fsync.
+/// Returns the final path.
+pub fn write(
+    dir: &Path,
+    first: u64,
+    end: u64,
+    frames: &[u8],
+    block_target: usize,
+    level: i32,
+) -> Result<PathBuf, Error> {
+    let name = file_name(first, end);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let bytes = build(frames, block_target, level).map_err(|what| Error::Corrupt {
+        path: path.clone(),
+        offset: 0,
+        what: format!("cannot seal: {what}"),
+    })?;
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        what: what.into(),
+    }
+}
+
+impl SealedSegment {
+    /// Map and validate a sealed segment's footer, index and position table.
+    pub fn open(path: &Path) -> Result<SealedSegment, Error> {
+        let file = File::open(path).map_err(io(path))?;
+        // SAFETY: sealed segments are immutable once renamed into place; the store never
+        // modifies them, only deletes them (which keeps the mapping valid).
+        let map = unsafe { Mmap::map(&file) }.map_err(io(path))?;
+        let b: &[u8] = &map;
+        let min_len = SEALED_MAGIC.len() + FOOTER_LEN;
+        if b.len() < min_len {
+            return Err(corrupt(path, 0, "file shorter than header and footer"));
+        }
+        if &b[..8] != SEALED_MAGIC {
+            return Err(corrupt(path, 0, "bad segment magic/version"));
+        }
+        let fs = b.len() - FOOTER_LEN;
+        let footer = &b[fs..];
+        if &footer[64..72] != FOOTER_MAGIC {
+            return Err(corrupt(path, fs as u64 + 64, "bad footer magic"));
+        }
+        if crc32c::crc32c(&footer[..60]) != le32(footer, 60) {
+            return Err(corrupt(path, fs as u64, "footer CRC mismatch"));
+        }
+        let version = le32(footer, 52);
+        if version != FOOTER_VERSION {
+            return Err(corrupt(
+                path,
+                fs as u64 + 52,
+                format!("unknown footer version {version}"),
+            ));
+        }
+        let index_offset = le64(footer, 0);
+        let nblocks = le32(footer, 8) as u64;
+        let npos = le32(footer, 12) as u64;
+        let first_seq = le64(footer, 16);
+        let count = le64(footer, 24);
+        let expect_end = index_offset
+            .checked_add(nblocks * INDEX_ENTRY as u64)
+            .and_then(|v| v.checked_add(npos * POSITION_ENTRY as u64));
+        if index_offset < 8 || expect_end != Some(fs as u64) {
+            return Err(corrupt(
+                path,
+                fs as u64,
+                "index offset/size disagree with file size",
+            ));
+        }
+        let table = &b[index_offset as usize..fs];
+        if crc32c::crc32c(table) != le32(footer, 48) {
+            return Err(corrupt(path, index_offset, "block index CRC mismatch"));
+        }
+        let mut blocks = Vec::with_capacity(nblocks as usize);
+        let mut seq = first_seq;
+        for i in 0..nblocks as usize {
+            let e = &table[i * INDEX_ENTRY..(i + 1) * INDEX_ENTRY];
+            let m = BlockMeta {
+                min_time: le64(e, 0) as i64,
+                max_time: le64(e, 8) as i64,
+                first_seq: le64(e, 16),
+                count: le32(e, 24),
+                raw_len: le32(e, 28),
+                offset: le64(e, 32),
+                len: le32(e, 40),
+                crc: le32(e, 44),
+            };
+            let at = index_offset + (i * INDEX_ENTRY) as u64;
+            let end = m.offset.checked_add(m.len as u64);
+            if m.offset < 8 || end.is_none_or(|e| e > index_offset) {
+                return Err(corrupt(
+                    path,
+                    at,
+                    format!("block {i} lies outside the data area"),
+                ));
+            }
+            if m.first_seq != seq || m.count == 0 || m.raw_len > MAX_BLOCK_RAW {
+                return Err(corrupt(
+                    path,
+                    at,
+                    format!("block {i} index entry is inconsistent"),
+                ));
+            }
+            seq += m.count as u64;
+            blocks.push(m);
+        }
+        if seq - first_seq != count {
+            return Err(corrupt(
+                path,
+                fs as u64,
+                "record count disagrees with block index",
+            ));
+        }
+        let pbase = nblocks as usize * INDEX_ENTRY;
+        let positions = (0..npos as usize)
+            .map(|i| {
+                let e = &table[pbase + i * POSITION_ENTRY..];
+                let file = FileId {
+                    dev: le64(e, 0),
+                    ino: le64(e, 8),
+                    fingerprint: le64(e, 16),
+                };
+                (file, le64(e, 24))
+            })
+            .collect();
+        let (min_time, max_time) = (le64(footer, 32) as i64, le64(footer, 40) as i64);
+        Ok(SealedSegment {
+            path: path.to_path_buf(),
+            map,
+            blocks,
+            positions,
+            first_seq,
+            end_seq: first_seq + count,
+            min_time,
+            max_time,
+        })
+    }
+
+    /// Size of the file.
+    pub fn file_len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Records held.
+    pub fn records(&self) -> u64 {
+        self.end_seq - self.first_seq
+    }
+
+    /// Decompress block `i` after checking its CRC; `Err` describes the corruption.
+    pub fn block(&self, i: usize) -> Result<Vec<u8>, Error> {
+        let m = self.blocks[i];
+        let comp = &self.map[m.offset as usize..(m.offset + m.len as u64) as usize];
+        if crc32c::crc32c(comp) != m.crc {
+            return Err(corrupt(
+                &self.path,
+                m.offset,
+                format!("block {i} CRC mismatch"),
+            ));
+        }
+        let raw = zstd::bulk::decompress(comp, m.raw_len as usize).map_err(|e| {
+            corrupt(
+                &self.path,
+                m.offset,
+                format!("block {i} does not decompress: {e}"),
+            )
+        })?;
+        if raw.len() != m.raw_len as usize {
+            return Err(corrupt(
+                &self.path,
+                m.offset,
+                format!("block {i} raw length mismatch"),
+            ));
+        }
+        Ok(raw)
+    }
+
+    /// Compressed bytes of block `i`.
+    pub fn block_len(&self, i: usize) -> u64 {
+        self.blocks[i].len as u64
+    }
+}

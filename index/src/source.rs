@@ -1,0 +1,326 @@
+//! Per-source state: one directory per source (container instance) holding `source.json` (key and
+//! identity), its sealed segments and at most one active segment. The segment list is the
+//! manifest: it is rebuilt at open from the file names (sequence ranges) and the footers (time
+//! ranges), so there is no second copy that could disagree with the data.
+
+use crate::active::{sync_dir, ActiveSegment};
+use crate::sealed::{self, SealedSegment};
+use crate::{Error, FileId, Position, SourceIdentity};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `source.json`, tagged by version.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "version")]
+pub enum SourceFile {
+    /// Version 1.
+    #[serde(rename = "1")]
+    V1 {
+        /// Source key.
+        key: String,
+        /// Identity.
+        identity: SourceIdentity,
+    },
+}
+
+/// One source's in-memory state.
+pub struct Source {
+    /// Stable key.
+    pub key: String,
+    /// Identity.
+    pub identity: SourceIdentity,
+    /// Directory.
+    pub dir: PathBuf,
+    /// Sealed segments by sequence.
+    pub sealed: Vec<Arc<SealedSegment>>,
+    /// The active segment.
+    pub active: Option<ActiveSegment>,
+    /// Sequence the next append gets.
+    pub next_seq: u64,
+    /// Every sequence below this is durable.
+    pub durable_next: u64,
+    /// Listeners were told about sequences below this.
+    pub notified_next: u64,
+    /// Positions appended but not yet durable.
+    pub pending_positions: HashMap<FileId, u64>,
+    /// Problems found at load (corrupt sealed segments).
+    pub problems: Vec<Error>,
+}
+
+/// Directory name for a key: hex of its bytes (any key is a safe file name).
+pub fn dir_name(key: &str) -> String {
+    let mut s = String::with_capacity(key.len() * 2);
+    for b in key.bytes() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn key_from_dir(name: &str) -> Option<String> {
+    if !name.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..name.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(name.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Write `source.json` atomically.
+pub fn write_source_file(dir: &Path, key: &str, identity: &SourceIdentity) -> Result<(), Error> {
+    let path = dir.join("source.json");
+    let tmp = dir.join("source.json.tmp");
+    let body = SourceFile::V1 {
+        key: key.to_string(),
+        identity: identity.clone(),
+    };
+    let text = serde_json::to_vec_pretty(&body).map_err(|e| Error::Corrupt {
+        path: path.clone(),
+        offset: 0,
+        what: e.to_string(),
+    })?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&text).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    sync_dir(dir)
+}
+
+impl Source {
+    /// A new, empty source (directory created by the caller).
+    pub fn empty(key: &str, identity: SourceIdentity, dir: PathBuf) -> Source {
+        Source {
+            key: key.to_string(),
+            identity,
+            dir,
+            sealed: Vec::new(),
+            active: None,
+            next_seq: 0,
+            durable_next: 0,
+            notified_next: 0,
+            pending_positions: HashMap::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Load a source directory. Writable loads remove temp files, drop active segments that a
+    /// finished seal left behind, and cut torn active tails. `positions` receives the last
+    /// position per file identity. Returns the source and the bytes cut from torn tails.
+    pub fn load(
+        dir: &Path,
+        writable: bool,
+        chunk_target: u64,
+        positions: &mut HashMap<FileId, u64>,
+    ) -> Result<Option<(Source, u64)>, Error> {
+        let dname = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let json_path = dir.join("source.json");
+        let (key, identity) = match std::fs::read(&json_path) {
+            Ok(bytes) => match serde_json::from_slice::<SourceFile>(&bytes) {
+                Ok(SourceFile::V1 { key, identity }) => (key, identity),
+                Err(_) => match key_from_dir(dname) {
+                    Some(k) => (k, SourceIdentity::default()),
+                    None => return Ok(None),
+                },
+            },
+            Err(_) => match key_from_dir(dname) {
+                Some(k) => (k, SourceIdentity::default()),
+                None => return Ok(None),
+            },
+        };
+        let mut src = Source::empty(&key, identity, dir.to_path_buf());
+        let mut sealed_names = Vec::new();
+        let mut actives = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(io(dir))?;
+        for e in entries {
+            let e = e.map_err(io(dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                if writable {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            } else if let Some((a, b)) = sealed::parse_name(&name) {
+                sealed_names.push((a, b, e.path()));
+            } else if let Some(a) = name
+                .strip_prefix("seg-")
+                .and_then(|r| r.strip_suffix(".active"))
+                .and_then(|r| r.parse::<u64>().ok())
+            {
+                actives.push((a, e.path()));
+            }
+        }
+        sealed_names.sort();
+        actives.sort();
+        let mut end = 0u64;
+        for (a, b, path) in sealed_names {
+            end = end.max(b);
+            match SealedSegment::open(&path) {
+                Ok(seg) if seg.first_seq == a && seg.end_seq == b => {
+                    for (f, off) in &seg.positions {
+                        positions.insert(*f, *off);
+                    }
+                    src.sealed.push(Arc::new(seg));
+                }
+                Ok(_) => src.problems.push(Error::Corrupt {
+                    path,
+                    offset: 0,
+                    what: "footer sequence range disagrees with the file name".into(),
+                }),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => src.problems.push(e),
+            }
+        }
+        let mut cut = 0;
+        let newest = actives.last().map(|(a, _)| *a);
+        for (a, path) in actives {
+            let superseded = src.sealed.iter().any(|s| s.first_seq == a) || Some(a) != newest;
+            if superseded || a < end {
+                if writable {
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            }
+            let res = ActiveSegment::recover(&path, a, writable, chunk_target, |f| {
+                if let Position::File { file, offset } = f.position {
+                    positions.insert(file, offset);
+                }
+            });
+            match res {
+                Ok((seg, lost)) => {
+                    cut += lost;
+                    src.active = Some(seg);
+                }
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let active_next = src.active.as_ref().map(|a| a.next_seq).unwrap_or(0);
+        src.next_seq = end.max(active_next);
+        src.durable_next = src.next_seq;
+        src.notified_next = src.next_seq;
+        Ok(Some((src, cut)))
+    }
+
+    /// First sequence still stored (= next_seq when nothing is).
+    pub fn first_seq(&self) -> u64 {
+        if let Some(s) = self.sealed.first() {
+            return s.first_seq;
+        }
+        match &self.active {
+            Some(a) if a.records() > 0 => a.first_seq,
+            _ => self.next_seq,
+        }
+    }
+
+    /// Make sure there is an active segment to append to.
+    pub fn ensure_active(&mut self, chunk_target: u64) -> Result<&mut ActiveSegment, Error> {
+        if self.active.is_none() {
+            self.active = Some(ActiveSegment::create(
+                &self.dir,
+                self.next_seq,
+                chunk_target,
+            )?);
+        }
+        match self.active.as_mut() {
+            Some(a) => Ok(a),
+            None => Err(Error::ReadOnly),
+        }
+    }
+
+    /// Seal the active segment (if it holds records) and start a new empty one, so the
+    /// next sequence number survives a restart even if retention later deletes every sealed
+    /// segment.
+    pub fn seal(
+        &mut self,
+        block_target: usize,
+        level: i32,
+        chunk_target: u64,
+    ) -> Result<(), Error> {
+        let Some(act) = self.active.as_mut() else {
+            return Ok(());
+        };
+        if act.records() == 0 {
+            return Ok(());
+        }
+        act.sync()?;
+        let frames = act.frames_bytes()?;
+        let (first, end) = (act.first_seq, act.next_seq);
+        let path = sealed::write(&self.dir, first, end, &frames, block_target, level)?;
+        let seg = SealedSegment::open(&path)?;
+        let old = act.path.clone();
+        self.sealed.push(Arc::new(seg));
+        self.active = Some(ActiveSegment::create(&self.dir, end, chunk_target)?);
+        std::fs::remove_file(&old).map_err(io(&old))?;
+        sync_dir(&self.dir)?;
+        self.durable_next = self.next_seq;
+        Ok(())
+    }
+
+    /// Bytes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.sealed.iter().map(|s| s.file_len()).sum::<u64>()
+            + self.active.as_ref().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Records stored now.
+    pub fn records(&self) -> u64 {
+        self.sealed.iter().map(|s| s.records()).sum::<u64>()
+            + self.active.as_ref().map(|a| a.records()).unwrap_or(0)
+    }
+
+    /// Min and max record time over all segments.
+    pub fn time_range(&self) -> (Option<i64>, Option<i64>) {
+        let mut lo: Option<i64> = None;
+        let mut hi: Option<i64> = None;
+        let mut see = |a: i64, b: i64| {
+            lo = Some(lo.map_or(a, |v| v.min(a)));
+            hi = Some(hi.map_or(b, |v| v.max(b)));
+        };
+        for s in &self.sealed {
+            if s.records() > 0 {
+                see(s.min_time, s.max_time);
+            }
+        }
+        if let Some(a) = &self.active {
+            for c in &a.chunks {
+                see(c.min_time, c.max_time);
+            }
+        }
+        (lo, hi)
+    }
+}
+
+/// Directory holding all source directories.
+pub fn sources_dir(root: &Path) -> PathBuf {
+    root.join("sources")
+}
+
+/// Remove `path` (a whole segment) and fsync its directory.
+pub fn remove_segment(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
+    }
+    if let Some(d) = path.parent() {
+        sync_dir(d)?;
+    }
+    Ok(())
+}

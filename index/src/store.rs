@@ -1,0 +1,483 @@
+//! The store: a lock file, one [`Source`] per source directory, the durable-position table, group
+//! commit and follower notification.
+
+use crate::active::sync_dir;
+use crate::source::{self, Source};
+use crate::{
+    query, AppendListener, Error, FileId, Limits, NewRecord, Position, Query, QueryResult,
+    ReadBatch, SourceIdentity, SourceInfo, StoreStats,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+/// Lock a mutex, recovering the data if a panicking thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counters kept beside the sources.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub stats: StoreStats,
+    pub last_corruption: Option<String>,
+}
+
+/// The store. `Send + Sync`; share it as `Arc<Store>`.
+pub struct Store {
+    pub(crate) dir: PathBuf,
+    pub(crate) limits: Limits,
+    read_only: bool,
+    _lock: Option<File>,
+    pub(crate) sources: RwLock<BTreeMap<String, Arc<Mutex<Source>>>>,
+    positions: Mutex<HashMap<FileId, u64>>,
+    listeners: Mutex<Vec<AppendListener>>,
+    generation: Mutex<u64>,
+    wake: Condvar,
+    sync_lock: Mutex<()>,
+    pub(crate) counters: Mutex<Counters>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) a writable store; recovers torn tails; takes a lock file.
+    pub fn open(dir: &Path, limits: Limits) -> Result<Store, Error> {
+        std::fs::create_dir_all(source::sources_dir(dir)).map_err(io(dir))?;
+        let lock_path = dir.join("LOCK");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        // SAFETY: flock on a valid, owned descriptor.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(Error::Locked { path: lock_path });
+        }
+        let store = Store::new(dir, limits, false, Some(f));
+        store.load(true)?;
+        Ok(store)
+    }
+
+    /// Open without writing anything (for `runnel logs --data-dir` beside a running agent).
+    pub fn open_read_only(dir: &Path) -> Result<Store, Error> {
+        if !dir.is_dir() {
+            return Err(Error::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such store"),
+            });
+        }
+        let store = Store::new(dir, Limits::default(), true, None);
+        store.load(false)?;
+        Ok(store)
+    }
+
+    fn new(dir: &Path, limits: Limits, read_only: bool, lock: Option<File>) -> Store {
+        Store {
+            dir: dir.to_path_buf(),
+            limits,
+            read_only,
+            _lock: lock,
+            sources: RwLock::new(BTreeMap::new()),
+            positions: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
+            generation: Mutex::new(0),
+            wake: Condvar::new(),
+            sync_lock: Mutex::new(()),
+            counters: Mutex::new(Counters::default()),
+        }
+    }
+
+    fn chunk_target(&self) -> u64 {
+        self.limits.block_raw_bytes.max(1) as u64
+    }
+
+    fn load(&self, writable: bool) -> Result<(), Error> {
+        let sdir = source::sources_dir(&self.dir);
+        let mut positions = HashMap::new();
+        let mut map = BTreeMap::new();
+        let mut cut = 0;
+        let mut problems = Vec::new();
+        let entries = match std::fs::read_dir(&sdir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !writable => {
+                *self.sources.write().unwrap_or_else(|p| p.into_inner()) = map;
+                return Ok(());
+            }
+            Err(e) => return Err(io(&sdir)(e)),
+        };
+        for e in entries {
+            let e = e.map_err(io(&sdir))?;
+            if !e.path().is_dir() {
+                continue;
+            }
+            if let Some((src, c)) =
+                Source::load(&e.path(), writable, self.chunk_target(), &mut positions)?
+            {
+                cut += c;
+                problems.extend(src.problems.iter().map(|p| p.to_string()));
+                map.insert(src.key.clone(), Arc::new(Mutex::new(src)));
+            }
+        }
+        *lock(&self.positions) = positions;
+        *self.sources.write().unwrap_or_else(|p| p.into_inner()) = map;
+        let mut c = lock(&self.counters);
+        c.stats.recovered_truncated_bytes += cut;
+        c.stats.corrupt_blocks += problems.len() as u64;
+        if let Some(p) = problems.pop() {
+            c.last_corruption = Some(p);
+        }
+        Ok(())
+    }
+
+    /// Re-read manifests and active segments written by another process (read-only stores).
+    /// Torn tails are ignored, never cut.
+    pub fn refresh(&self) -> Result<(), Error> {
+        if !self.read_only {
+            return Ok(());
+        }
+        self.load(false)?;
+        let mut g = lock(&self.generation);
+        *g += 1;
+        self.wake.notify_all();
+        Ok(())
+    }
+
+    /// True when opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn source(&self, key: &str) -> Option<Arc<Mutex<Source>>> {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn source_or_create(
+        &self,
+        key: &str,
+        identity: Option<&SourceIdentity>,
+    ) -> Result<Arc<Mutex<Source>>, Error> {
+        if let Some(s) = self.source(key) {
+            return Ok(s);
+        }
+        let mut map = self.sources.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = map.get(key) {
+            return Ok(s.clone());
+        }
+        let dir = source::sources_dir(&self.dir).join(source::dir_name(key));
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let identity = identity.cloned().unwrap_or_default();
+        source::write_source_file(&dir, key, &identity)?;
+        sync_dir(&source::sources_dir(&self.dir))?;
+        let s = Arc::new(Mutex::new(Source::empty(key, identity, dir)));
+        map.insert(key.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// Create the source or update its identity.
+    pub fn upsert_source(&self, key: &str, identity: &SourceIdentity) -> Result<(), Error> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let s = self.source_or_create(key, Some(identity))?;
+        let mut src = lock(&s);
+        if &src.identity != identity {
+            source::write_source_file(&src.dir, key, identity)?;
+            src.identity = identity.clone();
+        }
+        Ok(())
+    }
+
+    /// Append one record; returns its sequence number. Not durable until [`Store::sync`].
+    /// A source that was never upserted is created with an empty identity. When the active
+    /// segment reaches `segment_max_bytes` it is sealed here (which also makes it durable).
+    pub fn append(&self, key: &str, record: &NewRecord<'_>) -> Result<u64, Error> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let s = self.source_or_create(key, None)?;
+        let mut src = lock(&s);
+        let ct = self.chunk_target();
+        let act = src.ensure_active(ct)?;
+        let seq = act.append(record)?;
+        let full = act.len() >= self.limits.segment_max_bytes;
+        src.next_seq = seq + 1;
+        if let Position::File { file, offset } = record.position {
+            src.pending_positions.insert(file, offset);
+        }
+        if full {
+            src.seal(self.limits.block_raw_bytes, self.limits.zstd_level, ct)?;
+            let done: Vec<_> = src.pending_positions.drain().collect();
+            lock(&self.positions).extend(done);
+        }
+        drop(src);
+        lock(&self.counters).stats.records_appended += 1;
+        Ok(seq)
+    }
+
+    /// Make every record appended so far durable (group commit: one fdatasync per source that
+    /// received records), then wake followers and call listeners.
+    pub fn sync(&self) -> Result<(), Error> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let _g = lock(&self.sync_lock);
+        let all: Vec<_> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut changed = Vec::new();
+        let mut durable = Vec::new();
+        for s in all {
+            let mut src = lock(&s);
+            if let Some(a) = src.active.as_mut() {
+                a.sync()?;
+            }
+            src.durable_next = src.next_seq;
+            durable.extend(src.pending_positions.drain());
+            if src.durable_next > src.notified_next {
+                src.notified_next = src.durable_next;
+                changed.push((src.key.clone(), src.durable_next));
+            }
+        }
+        lock(&self.positions).extend(durable);
+        lock(&self.counters).stats.syncs += 1;
+        if !changed.is_empty() {
+            {
+                let mut g = lock(&self.generation);
+                *g += 1;
+                self.wake.notify_all();
+            }
+            let ls = lock(&self.listeners).clone();
+            for (k, n) in &changed {
+                for l in &ls {
+                    l(k, *n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Last durable byte offset for a file identity (where its tailer resumes).
+    pub fn durable_position(&self, file: &FileId) -> Option<u64> {
+        lock(&self.positions).get(file).copied()
+    }
+
+    /// Seal the source's active segment now.
+    pub fn seal(&self, key: &str) -> Result<(), Error> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let s = self
+            .source(key)
+            .ok_or_else(|| Error::UnknownSource(key.into()))?;
+        let mut src = lock(&s);
+        src.seal(
+            self.limits.block_raw_bytes,
+            self.limits.zstd_level,
+            self.chunk_target(),
+        )?;
+        let done: Vec<_> = src.pending_positions.drain().collect();
+        lock(&self.positions).extend(done);
+        Ok(())
+    }
+
+    /// Seal every active segment that reached its size or age limit.
+    pub fn seal_due(&self) -> Result<(), Error> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let keys: Vec<String> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for k in keys {
+            let due = self.source(&k).is_some_and(|s| {
+                let src = lock(&s);
+                src.active.as_ref().is_some_and(|a| {
+                    a.records() > 0
+                        && (a.len() >= self.limits.segment_max_bytes
+                            || a.opened.elapsed() >= self.limits.segment_max_age)
+                })
+            });
+            if due {
+                self.seal(&k)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn note_bad(&self, bad: Vec<Error>) {
+        if bad.is_empty() {
+            return;
+        }
+        let mut c = lock(&self.counters);
+        c.stats.corrupt_blocks += bad.len() as u64;
+        c.last_corruption = bad.last().map(|e| e.to_string());
+    }
+
+    /// kubelet-style range read (see the `query` module for the exact order of filters).
+    pub fn query(&self, key: &str, q: &Query) -> Result<QueryResult, Error> {
+        let s = self
+            .source(key)
+            .ok_or_else(|| Error::UnknownSource(key.into()))?;
+        let mut bad = Vec::new();
+        let res = query::query(&lock(&s), q, &mut bad);
+        self.note_bad(bad);
+        Ok(res)
+    }
+
+    /// Read by sequence cursor (for the sink). Only durable records are returned.
+    pub fn read_from(
+        &self,
+        key: &str,
+        from_seq: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<ReadBatch, Error> {
+        let s = self
+            .source(key)
+            .ok_or_else(|| Error::UnknownSource(key.into()))?;
+        let mut bad = Vec::new();
+        let batch = {
+            let src = lock(&s);
+            query::read_from(
+                &src,
+                from_seq,
+                src.durable_next,
+                max_records,
+                max_bytes,
+                &mut bad,
+            )
+        };
+        self.note_bad(bad);
+        Ok(batch)
+    }
+
+    fn durable_next(&self, key: &str) -> u64 {
+        self.source(key).map(|s| lock(&s).durable_next).unwrap_or(0)
+    }
+
+    /// Block until the source has a durable record with `seq >= after_seq` or the timeout passes;
+    /// returns the source's next durable sequence. Woken by [`Store::sync`] through a condition
+    /// variable; an unknown source is treated as empty (it may appear while waiting). A
+    /// read-only store refreshes from disk every 100 ms while waiting.
+    pub fn wait_for(&self, key: &str, after_seq: u64, timeout: Duration) -> Result<u64, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let next = self.durable_next(key);
+            let now = Instant::now();
+            if next > after_seq || now >= deadline {
+                return Ok(next);
+            }
+            let mut wait = deadline - now;
+            if self.read_only {
+                wait = wait.min(Duration::from_millis(100));
+            }
+            let g = lock(&self.generation);
+            let seen = *g;
+            // Re-check under the generation lock so a sync between the check and the wait
+            // is not missed.
+            if self.durable_next(key) > after_seq {
+                continue;
+            }
+            let (g, _) = self
+                .wake
+                .wait_timeout_while(g, wait, |g| *g == seen)
+                .unwrap_or_else(|p| p.into_inner());
+            drop(g);
+            if self.read_only {
+                self.refresh()?;
+            }
+        }
+    }
+
+    /// Register a listener called after each sync for each source that got records.
+    pub fn add_listener(&self, listener: AppendListener) {
+        lock(&self.listeners).push(listener);
+    }
+
+    /// Apply the disk budget and max age (policy in the `retention` module).
+    pub fn enforce_retention(&self) -> Result<(), Error> {
+        crate::retention::enforce(self)
+    }
+
+    /// Every source with its summary.
+    pub fn sources(&self) -> Vec<SourceInfo> {
+        let all: Vec<_> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.iter()
+            .map(|s| {
+                let src = lock(s);
+                let (min_time_ns, max_time_ns) = src.time_range();
+                SourceInfo {
+                    key: src.key.clone(),
+                    identity: src.identity.clone(),
+                    min_time_ns,
+                    max_time_ns,
+                    first_seq: src.first_seq(),
+                    next_seq: src.next_seq,
+                    records: src.records(),
+                    disk_bytes: src.disk_bytes(),
+                    segments: src.sealed.len() as u64 + u64::from(src.active.is_some()),
+                }
+            })
+            .collect()
+    }
+
+    /// Store-wide counters.
+    pub fn stats(&self) -> StoreStats {
+        let mut st = lock(&self.counters).stats.clone();
+        st.disk_bytes = 0;
+        st.sealed_segments = 0;
+        st.active_segments = 0;
+        for s in self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            let src = lock(s);
+            st.disk_bytes += src.disk_bytes();
+            st.sealed_segments += src.sealed.len() as u64;
+            st.active_segments += u64::from(src.active.is_some());
+        }
+        st
+    }
+
+    /// The most recent corruption seen (open, query, read or verify), described with path and
+    /// offset.
+    pub fn last_corruption(&self) -> Option<String> {
+        lock(&self.counters).last_corruption.clone()
+    }
+}

@@ -1,0 +1,44 @@
+//! Helpers shared by the index integration tests.
+#![allow(dead_code)]
+
+use runnel_index::{FileId, Limits, NewRecord, Position, RecordFlags, Stream, TimeStyle};
+
+/// The file identity used by the test records.
+pub const FILE: FileId = FileId {
+    dev: 1,
+    ino: 42,
+    fingerprint: 0xfeed,
+};
+
+/// A record at `time_ns` with `msg`, positioned at `offset` in [`FILE`].
+pub fn rec(time_ns: i64, msg: &[u8], offset: u64) -> NewRecord<'_> {
+    NewRecord {
+        time_ns,
+        time_style: TimeStyle {
+            offset_secs: 3600,
+            frac_digits: 6,
+            zulu: false,
+        },
+        stream: if time_ns % 2 == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        },
+        flags: RecordFlags(0),
+        message: msg,
+        position: Position::File { file: FILE, offset },
+    }
+}
+
+/// Limits with small blocks so tests cover many blocks with little data.
+pub fn small_limits() -> Limits {
+    Limits {
+        block_raw_bytes: 256,
+        ..Limits::default()
+    }
+}
+
+/// Message for record `i`.
+pub fn msg(i: u64) -> Vec<u8> {
+    format!("line {i:05} {}", "x".repeat((i % 7) as usize)).into_bytes()
+}
