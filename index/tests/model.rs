@@ -14,7 +14,7 @@
 //! - retention deletes only from the front of a source and counts what it deleted;
 //! - the tailer's resume offset (`durable_position`) is the last stored record's offset.
 //!
-//! Cases default to 128 (override with `PROPTEST_CASES`); each case is small and the store uses
+//! Cases default to 256 (override with `PROPTEST_CASES`); each case is small and the store uses
 //! tiny segments (4 KiB) and blocks (1 KiB) so sealing and block boundaries are exercised.
 
 use proptest::prelude::*;
@@ -64,6 +64,12 @@ enum Op {
         stderr: bool,
         msg: Vec<u8>,
     },
+    /// Many long records into one source at once (reaches the file before any sync).
+    Burst {
+        src: usize,
+        count: u8,
+        len: u16,
+    },
     Sync,
     Seal {
         src: usize,
@@ -110,6 +116,8 @@ fn op() -> impl Strategy<Value = Op> {
         30 => (src.clone(), 0u16..2000, 0u16..300, any::<bool>(), message()).prop_map(
             |(src, step_ms, back_ms, stderr, msg)| Op::Append { src, step_ms, back_ms, stderr, msg }
         ),
+        2 => (src.clone(), 10u8..60, 1000u16..3000)
+            .prop_map(|(src, count, len)| Op::Burst { src, count, len }),
         6 => Just(Op::Sync),
         2 => src.clone().prop_map(|src| Op::Seal { src }),
         3 => Just(Op::SealDue),
@@ -174,9 +182,9 @@ fn file_id(src: usize) -> FileId {
     }
 }
 
-fn normal_limits() -> Limits {
+fn limits_with_segments(segment_max_bytes: u64) -> Limits {
     Limits {
-        segment_max_bytes: 4 << 10,
+        segment_max_bytes,
         segment_max_age: Duration::from_secs(3600),
         block_raw_bytes: 1 << 10,
         zstd_level: 1,
@@ -195,6 +203,24 @@ struct Harness {
     retention_mode: bool,
     /// Sum over sources of first_seq at the moment the store was opened (before recovery).
     first_seqs_at_open: u64,
+    /// Limits of every open but the small-budget retention one.
+    limits: Limits,
+}
+
+/// The stores live on tmpfs when there is one: the crash simulation never relies on fsync
+/// (a dropped store's written bytes stay in the file), and thousands of fsyncs on a shared disk
+/// would make the test slow. `RUNNEL_MODEL_DIR` overrides the location.
+fn model_tempdir() -> std::io::Result<tempfile::TempDir> {
+    if let Some(dir) = std::env::var_os("RUNNEL_MODEL_DIR") {
+        return tempfile::tempdir_in(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return Ok(d);
+        }
+    }
+    tempfile::tempdir()
 }
 
 fn files_under(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
@@ -260,8 +286,8 @@ fn expected(recs: &[M], q: &Query) -> Vec<M> {
 }
 
 impl Harness {
-    fn new() -> Result<Harness, TestCaseError> {
-        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    fn new(limits: Limits) -> Result<Harness, TestCaseError> {
+        let dir = model_tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut h = Harness {
             dir,
             store: None,
@@ -269,8 +295,9 @@ impl Harness {
             synced_sizes: HashMap::new(),
             retention_mode: false,
             first_seqs_at_open: 0,
+            limits,
         };
-        h.open(normal_limits())?;
+        h.open(h.limits.clone())?;
         for (i, key) in KEYS.iter().enumerate() {
             let identity = SourceIdentity {
                 container_id: Some(format!("c{i}")),
@@ -479,7 +506,7 @@ impl Harness {
         {
             self.tear(*file_sel, *cut_sel, *garbage)?;
         }
-        self.open(normal_limits())?;
+        self.open(self.limits.clone())?;
         self.check_recovered()
     }
 
@@ -567,6 +594,60 @@ impl Harness {
         Some(recs[idx as usize % recs.len()].time_ns + delta as i64)
     }
 
+    fn append(
+        &mut self,
+        src: usize,
+        step_ms: u16,
+        back_ms: u16,
+        stderr: bool,
+        msg: &[u8],
+    ) -> Result<(), TestCaseError> {
+        let m = &mut self.model[src];
+        m.clock_ns += step_ms as i64 * 1_000_000;
+        let time_ns = m.clock_ns - back_ms as i64 * 1_000_000;
+        let offset = m.next_offset(msg.len());
+        let stream = if stderr {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        let rec = NewRecord {
+            time_ns,
+            time_style: TimeStyle {
+                offset_secs: 0,
+                frac_digits: 9,
+                zulu: true,
+            },
+            stream,
+            flags: RecordFlags::default(),
+            message: msg,
+            position: Position::File {
+                file: file_id(src),
+                offset,
+            },
+        };
+        let seq = self
+            .store()?
+            .append(KEYS[src], &rec)
+            .map_err(|e| TestCaseError::fail(format!("append: {e}")))?;
+        let m = &mut self.model[src];
+        ensure(seq == m.next_seq(), || {
+            format!(
+                "{}: append returned seq {seq}, expected {}",
+                KEYS[src],
+                m.next_seq()
+            )
+        })?;
+        m.recs.push(M {
+            seq,
+            time_ns,
+            stream,
+            message: msg.to_vec(),
+            offset,
+        });
+        Ok(())
+    }
+
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match op {
             Op::Append {
@@ -575,50 +656,14 @@ impl Harness {
                 back_ms,
                 stderr,
                 msg,
-            } => {
-                let m = &mut self.model[*src];
-                m.clock_ns += *step_ms as i64 * 1_000_000;
-                let time_ns = m.clock_ns - *back_ms as i64 * 1_000_000;
-                let offset = m.next_offset(msg.len());
-                let stream = if *stderr {
-                    Stream::Stderr
-                } else {
-                    Stream::Stdout
-                };
-                let rec = NewRecord {
-                    time_ns,
-                    time_style: TimeStyle {
-                        offset_secs: 0,
-                        frac_digits: 9,
-                        zulu: true,
-                    },
-                    stream,
-                    flags: RecordFlags::default(),
-                    message: msg,
-                    position: Position::File {
-                        file: file_id(*src),
-                        offset,
-                    },
-                };
-                let seq = self
-                    .store()?
-                    .append(KEYS[*src], &rec)
-                    .map_err(|e| TestCaseError::fail(format!("append: {e}")))?;
-                let m = &mut self.model[*src];
-                ensure(seq == m.next_seq(), || {
-                    format!(
-                        "{}: append returned seq {seq}, expected {}",
-                        KEYS[*src],
-                        m.next_seq()
-                    )
-                })?;
-                m.recs.push(M {
-                    seq,
-                    time_ns,
-                    stream,
-                    message: msg.clone(),
-                    offset,
-                });
+            } => self.append(*src, *step_ms, *back_ms, *stderr, msg)?,
+            Op::Burst { src, count, len } => {
+                for i in 0..*count {
+                    let msg: Vec<u8> = (0..*len)
+                        .map(|j| b'a' + ((i as u16 + j) % 26) as u8)
+                        .collect();
+                    self.append(*src, 10, (i % 3) as u16, false, &msg)?;
+                }
             }
             Op::Sync => self.sync()?,
             Op::Seal { src } => {
@@ -637,7 +682,7 @@ impl Harness {
             Op::Reopen => {
                 self.sync()?;
                 self.store = None;
-                self.open(normal_limits())?;
+                self.open(self.limits.clone())?;
                 self.check_recovered()?;
             }
             Op::Query {
@@ -725,7 +770,7 @@ impl Harness {
                 self.store = None;
                 let limits = Limits {
                     max_disk_bytes: *budget as u64,
-                    ..normal_limits()
+                    ..self.limits.clone()
                 };
                 self.open(limits)?;
                 self.check_recovered()?;
@@ -763,8 +808,11 @@ fn is_active_segment(path: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".active"))
 }
 
-fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut h = Harness::new()?;
+/// Runs `ops` on a fresh store with segments sealed at `segment_max_bytes`: 4 KiB exercises
+/// sealing; 256 KiB lets unsynced appends reach the active file (the store buffers 64 KiB), so
+/// torn writes cut real frames.
+fn run_ops(segment_max_bytes: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut h = Harness::new(limits_with_segments(segment_max_bytes))?;
     for (i, op) in ops.iter().enumerate() {
         h.apply(op)
             .map_err(|e| TestCaseError::fail(format!("step {i} {op:?}: {e}")))?;
@@ -779,13 +827,17 @@ fn store_agrees_with_model_under_random_ops_and_crashes() {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
+        .unwrap_or(256);
     let mut runner = TestRunner::new(Config {
         cases,
         max_shrink_iters: 2000,
         ..Config::default()
     });
-    let result = runner.run(&prop::collection::vec(op(), 1..80), |ops| run_ops(&ops));
+    let case = (
+        prop_oneof![Just(4u64 << 10), Just(256 << 10)],
+        prop::collection::vec(op(), 1..80),
+    );
+    let result = runner.run(&case, |(seg, ops)| run_ops(seg, &ops));
     if let Err(e) = result {
         panic!("{e}");
     }
@@ -828,7 +880,7 @@ fn torn_tail_after_sync_loses_only_the_unsynced_suffix() {
             garbage: garbage[n % garbage.len()],
         }));
         let before = TORN_CUTS.with(Cell::get);
-        run_ops(&case).unwrap_or_else(|e| panic!("cut selector {cut}: {e}"));
+        run_ops(1 << 20, &case).unwrap_or_else(|e| panic!("cut selector {cut}: {e}"));
         assert!(
             TORN_CUTS.with(Cell::get) > before,
             "cut selector {cut}: the active segment did not grow after the sync, nothing was torn"
