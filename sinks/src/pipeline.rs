@@ -213,15 +213,9 @@ impl Pipeline {
                     continue;
                 }
             };
-            if rb.gap > 0 {
-                self.ctx.metrics.records_lost.fetch_add(rb.gap, Relaxed);
-                tracing::warn!(source = %self.sources[si].key, lost = rb.gap, from_seq = from,
-                    "retention deleted records before they were shipped");
-            }
             if rb.records.is_empty() {
                 // Nothing readable yet (not durable, or all lost to retention): done for now.
-                let s = &mut self.sources[si];
-                s.read_pos = s.read_pos.max(rb.next_seq);
+                self.skip_to(si, rb.next_seq);
                 exhausted += 1;
                 continue;
             }
@@ -239,11 +233,26 @@ impl Pipeline {
         exhausted >= n
     }
 
+    /// Move a source's read position to `seq`; sequences jumped over were deleted by
+    /// retention (or lost to corruption) before they were shipped: counted and logged once,
+    /// from the sequence numbers themselves, so a re-read never counts them twice.
+    fn skip_to(&mut self, si: usize, seq: u64) {
+        let s = &mut self.sources[si];
+        if seq > s.read_pos {
+            let lost = seq - s.read_pos;
+            self.ctx.metrics.records_lost.fetch_add(lost, Relaxed);
+            tracing::warn!(source = %s.key, lost, from_seq = s.read_pos,
+                "records were deleted (retention) before they were shipped");
+            s.read_pos = seq;
+        }
+    }
+
     /// Encode the read records into the builder within the budget; false when the budget or
     /// the batch ran out before the last record.
     fn encode(&mut self, si: usize, rb: &ReadBatch) -> bool {
         let mut index = String::new();
         for r in &rb.records {
+            self.skip_to(si, r.seq);
             if self.builder.docs.len() >= self.settings.batch_docs {
                 return false;
             }
@@ -288,8 +297,7 @@ impl Pipeline {
             s.pending.insert(r.seq);
             s.read_pos = r.seq + 1;
         }
-        let s = &mut self.sources[si];
-        s.read_pos = s.read_pos.max(rb.next_seq);
+        self.skip_to(si, rb.next_seq);
         true
     }
 
