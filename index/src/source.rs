@@ -43,6 +43,8 @@ pub struct Source {
     pub durable_next: u64,
     /// Listeners were told about sequences below this.
     pub notified_next: u64,
+    /// Store generation of the last sync that made records of this source durable.
+    pub changed_gen: u64,
     /// Positions appended but not yet durable.
     pub pending_positions: HashMap<FileId, u64>,
     /// Problems found at load (corrupt sealed segments).
@@ -111,6 +113,7 @@ impl Source {
             next_seq: 0,
             durable_next: 0,
             notified_next: 0,
+            changed_gen: 0,
             pending_positions: HashMap::new(),
             problems: Vec::new(),
         }

@@ -24,6 +24,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Counters {
     pub stats: StoreStats,
     pub last_corruption: Option<String>,
+    /// Load-time problems already counted (a refresh does not count them again).
+    pub seen_problems: std::collections::HashSet<String>,
 }
 
 /// The store. `Send + Sync`; share it as `Arc<Store>`.
@@ -108,6 +110,18 @@ impl Store {
         let mut map = BTreeMap::new();
         let mut cut = 0;
         let mut problems = Vec::new();
+        // Remember what was known so a refresh can tell which sources changed.
+        let old: HashMap<String, (u64, u64)> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, s)| {
+                let s = lock(s);
+                (k.clone(), (s.durable_next, s.changed_gen))
+            })
+            .collect();
+        let gen = *lock(&self.generation) + 1;
         let entries = match std::fs::read_dir(&sdir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !writable => {
@@ -121,9 +135,13 @@ impl Store {
             if !e.path().is_dir() {
                 continue;
             }
-            if let Some((src, c)) =
+            if let Some((mut src, c)) =
                 Source::load(&e.path(), writable, self.chunk_target(), &mut positions)?
             {
+                src.changed_gen = match old.get(&src.key) {
+                    Some(&(next, g)) if next == src.durable_next => g,
+                    _ => gen,
+                };
                 cut += c;
                 problems.extend(src.problems.iter().map(|p| p.to_string()));
                 map.insert(src.key.clone(), Arc::new(Mutex::new(src)));
@@ -131,11 +149,20 @@ impl Store {
         }
         *lock(&self.positions) = positions;
         *self.sources.write().unwrap_or_else(|p| p.into_inner()) = map;
+        {
+            let mut g = lock(&self.generation);
+            *g = gen;
+            self.wake.notify_all();
+        }
         let mut c = lock(&self.counters);
-        c.stats.recovered_truncated_bytes += cut;
-        c.stats.corrupt_blocks += problems.len() as u64;
-        if let Some(p) = problems.pop() {
-            c.last_corruption = Some(p);
+        if writable {
+            c.stats.recovered_truncated_bytes += cut;
+        }
+        for p in problems {
+            if c.seen_problems.insert(p.clone()) {
+                c.stats.corrupt_blocks += 1;
+                c.last_corruption = Some(p);
+            }
         }
         Ok(())
     }
@@ -146,10 +173,42 @@ impl Store {
         if !self.read_only {
             return Ok(());
         }
-        self.load(false)?;
+        self.load(false)
+    }
+
+    /// Re-read one source from disk (read-only stores; used by `wait_for` to follow a writer
+    /// without rescanning every source).
+    pub fn refresh_source(&self, key: &str) -> Result<(), Error> {
+        if !self.read_only {
+            return Ok(());
+        }
+        let dir = source::sources_dir(&self.dir).join(source::dir_name(key));
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        let mut positions = HashMap::new();
+        let Some((mut src, _)) = Source::load(&dir, false, self.chunk_target(), &mut positions)?
+        else {
+            return Ok(());
+        };
         let mut g = lock(&self.generation);
-        *g += 1;
-        self.wake.notify_all();
+        let old = self.source(key);
+        let changed = old
+            .as_ref()
+            .is_none_or(|o| lock(o).durable_next != src.durable_next);
+        src.changed_gen = match &old {
+            Some(o) if !changed => lock(o).changed_gen,
+            _ => *g + 1,
+        };
+        self.sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), Arc::new(Mutex::new(src)));
+        lock(&self.positions).extend(positions);
+        if changed {
+            *g += 1;
+            self.wake.notify_all();
+        }
         Ok(())
     }
 
@@ -250,6 +309,7 @@ impl Store {
             .collect();
         let mut changed = Vec::new();
         let mut durable = Vec::new();
+        let gen = *lock(&self.generation) + 1;
         for s in all {
             let mut src = lock(&s);
             if let Some(a) = src.active.as_mut() {
@@ -259,6 +319,7 @@ impl Store {
             durable.extend(src.pending_positions.drain());
             if src.durable_next > src.notified_next {
                 src.notified_next = src.durable_next;
+                src.changed_gen = gen;
                 changed.push((src.key.clone(), src.durable_next));
             }
         }
@@ -267,7 +328,7 @@ impl Store {
         if !changed.is_empty() {
             {
                 let mut g = lock(&self.generation);
-                *g += 1;
+                *g = gen.max(*g + 1);
                 self.wake.notify_all();
             }
             let ls = lock(&self.listeners).clone();
@@ -412,9 +473,33 @@ impl Store {
                 .unwrap_or_else(|p| p.into_inner());
             drop(g);
             if self.read_only {
-                self.refresh()?;
+                self.refresh_source(key)?;
             }
         }
+    }
+
+    /// The current change generation: it grows by one with every sync that made records durable
+    /// (and every refresh of a read-only store). Pair with [`Store::changed_since`].
+    pub fn generation(&self) -> u64 {
+        *lock(&self.generation)
+    }
+
+    /// Sources whose records became durable in a sync after generation `gen`, with their durable
+    /// next sequence: a sink remembers [`Store::generation`] and asks only about what changed.
+    pub fn changed_since(&self, gen: u64) -> Vec<(String, u64)> {
+        let all: Vec<_> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.iter()
+            .filter_map(|s| {
+                let src = lock(s);
+                (src.changed_gen > gen).then(|| (src.key.clone(), src.durable_next))
+            })
+            .collect()
     }
 
     /// Register a listener called after each sync for each source that got records.

@@ -42,3 +42,15 @@ pub fn small_limits() -> Limits {
 pub fn msg(i: u64) -> Vec<u8> {
     format!("line {i:05} {}", "x".repeat((i % 7) as usize)).into_bytes()
 }
+
+/// A scratch directory on tmpfs when the machine has one (the crash tests reopen stores
+/// thousands of times; fsync on a real disk would make them slow), else in the default temp dir.
+pub fn scratch() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
