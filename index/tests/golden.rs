@@ -1,0 +1,125 @@
+//! Golden test pinning the on-disk format (frames, active segment header, sealed blocks, block
+//! index, position table, footer and its version, `source.json`): a tiny store written from fixed
+//! inputs must match `tests/golden/store_v1.txt` byte for byte.
+//!
+//! A change here means old stores may no longer read: bump the format version (magic/footer
+//! version) and keep a reader for the old one. When the change is intended, regenerate with
+//! `RUNNEL_UPDATE_GOLDEN=1 cargo test -p runnel-index --test golden` and commit the new file.
+
+use runnel_index::{
+    FileId, Limits, NewRecord, Position, RecordFlags, SourceIdentity, Store, Stream, TimeStyle,
+};
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn dump(root: &Path, dir: &Path, out: &mut String) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        if rel == "LOCK" {
+            continue;
+        }
+        if p.is_dir() {
+            dump(root, &p, out);
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        writeln!(out, "== {rel} ({} bytes)", bytes.len()).unwrap();
+        for chunk in bytes.chunks(32) {
+            let hex: String = chunk.iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(out, "{hex}").unwrap();
+        }
+    }
+}
+
+#[test]
+fn on_disk_format_matches_the_golden_file() {
+    let d = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        block_raw_bytes: 200,
+        zstd_level: 1,
+        ..Limits::default()
+    };
+    let s = Store::open(d.path(), limits).unwrap();
+    let key = "cri:ns_pod_uid/app/0";
+    let identity = SourceIdentity {
+        namespace: Some("ns".into()),
+        pod: Some("pod".into()),
+        pod_uid: Some("uid".into()),
+        container: Some("app".into()),
+        restart: Some(0),
+        log_path: Some("/var/log/pods/ns_pod_uid/app/0.log".into()),
+        ..Default::default()
+    };
+    s.upsert_source(key, &identity).unwrap();
+    let file = FileId {
+        dev: 0x801,
+        ino: 1234,
+        fingerprint: 0x0123_4567_89ab_cdef,
+    };
+    let style = TimeStyle {
+        offset_secs: 7200,
+        frac_digits: 9,
+        zulu: false,
+    };
+    let mut offset = 0;
+    for i in 0..7u64 {
+        let msg = format!("golden line {i} with some text");
+        offset += msg.len() as u64 + 50;
+        let rec = NewRecord {
+            time_ns: 1_700_000_000_000_000_000 + (i as i64) * 1_000_000
+                - if i == 3 { 5 } else { 0 },
+            time_style: style,
+            stream: if i % 3 == 2 {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
+            flags: RecordFlags(if i == 4 {
+                RecordFlags::PARTIAL_MERGED
+            } else {
+                0
+            }),
+            message: msg.as_bytes(),
+            position: if i == 6 {
+                Position::Stream {
+                    stream_id: 9,
+                    seq: 77,
+                }
+            } else {
+                Position::File { file, offset }
+            },
+        };
+        s.append(key, &rec).unwrap();
+        if i == 4 {
+            s.seal(key).unwrap();
+        }
+    }
+    s.sync().unwrap();
+    drop(s);
+    let mut got = String::new();
+    dump(d.path(), d.path(), &mut got);
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/store_v1.txt");
+    if std::env::var_os("RUNNEL_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; generate it with RUNNEL_UPDATE_GOLDEN=1 cargo test -p runnel-index --test golden",
+            golden.display()
+        )
+    });
+    assert!(
+        got == want,
+        "on-disk format changed (see this file's doc for what to do).\n--- got ---\n{got}"
+    );
+    // And the pinned store still reads back.
+    let s = Store::open_read_only(d.path()).unwrap();
+    let b = s.read_from(key, 0, 100, 1 << 20).unwrap();
+    assert_eq!(b.records.len(), 7);
+    assert!(s.verify().is_ok());
+}
