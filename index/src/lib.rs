@@ -1,5 +1,23 @@
 //! runnel-index: the node's durable, time-indexed store of container log records.
 //!
+//! ```
+//! use runnel_index::{NewRecord, Position, Query, RecordFlags, Store, Stream, TimeStyle, Limits};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), Limits::default()).unwrap();
+//! let rec = NewRecord {
+//!     time_ns: 1_700_000_000_000_000_000,
+//!     time_style: TimeStyle::default(),
+//!     stream: Stream::Stdout,
+//!     flags: RecordFlags::default(),
+//!     message: b"hello",
+//!     position: Position::None,
+//! };
+//! let seq = store.append("docker:abc", &rec).unwrap();
+//! store.sync().unwrap(); // group commit: durable now, followers woken
+//! let got = store.query("docker:abc", &Query { tail_lines: Some(10), ..Query::default() }).unwrap();
+//! assert_eq!(got.records[0].seq, seq);
+//! ```
+//!
 //! One directory per source (container instance) under `<data_dir>/sources/<hex(key)>/` holds
 //! `source.json` (key and identity, tagged by version), at most one active segment
 //! `seg-<first seq>.active` and sealed segments `seg-<first seq>-<end seq>.sealed`. `LOCK` in the

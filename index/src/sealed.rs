@@ -371,3 +371,77 @@ impl SealedSegment {
         self.blocks[i].len as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewRecord, RecordFlags, Stream, TimeStyle};
+
+    fn frames(n: u64) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for i in 0..n {
+            let msg = format!("message number {i}");
+            let file = FileId {
+                dev: 1,
+                ino: i % 2,
+                fingerprint: 3,
+            };
+            let rec = NewRecord {
+                time_ns: 1000 - i as i64,
+                time_style: TimeStyle::default(),
+                stream: Stream::Stdout,
+                flags: RecordFlags(0),
+                message: msg.as_bytes(),
+                position: Position::File { file, offset: i },
+            };
+            frame::encode(&mut buf, 10 + i, &rec);
+        }
+        buf
+    }
+
+    #[test]
+    fn built_segment_opens_with_its_index_positions_and_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = frames(40);
+        let path = write(dir.path(), 10, 50, &raw, 300, 1).unwrap();
+        assert_eq!(
+            path.file_name().unwrap().to_str().map(parse_name),
+            Some(Some((10, 50)))
+        );
+        let seg = SealedSegment::open(&path).unwrap();
+        assert_eq!((seg.first_seq, seg.end_seq), (10, 50));
+        assert_eq!((seg.min_time, seg.max_time), (961, 1000));
+        assert!(seg.blocks.len() > 3);
+        assert_eq!(seg.positions.len(), 2);
+        assert_eq!(seg.positions[0].1, 38, "last offset of ino 0");
+        assert_eq!(seg.positions[1].1, 39);
+        let mut all = Vec::new();
+        for i in 0..seg.blocks.len() {
+            let b = seg.block(i).unwrap();
+            assert!(b.len() >= 300 || i == seg.blocks.len() - 1);
+            all.extend_from_slice(&b);
+        }
+        assert_eq!(all, raw, "blocks concatenate to the original frames");
+        assert!(!dir
+            .path()
+            .join(format!("{}.tmp", file_name(10, 50)))
+            .exists());
+    }
+
+    #[test]
+    fn damaged_footer_or_index_is_a_corrupt_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), 10, 50, &frames(40), 300, 1).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let n = good.len();
+        for at in [0, n - 1, n - 20, n - FOOTER_LEN, n - FOOTER_LEN - 5] {
+            let mut b = good.clone();
+            b[at] ^= 1;
+            std::fs::write(&path, &b).unwrap();
+            assert!(
+                matches!(SealedSegment::open(&path), Err(Error::Corrupt { .. })),
+                "flip at {at}"
+            );
+        }
+    }
+}

@@ -227,3 +227,31 @@ fn flipped_byte_anywhere_in_a_sealed_segment_never_panics_and_spares_other_block
         "flips inside blocks leave the other blocks readable"
     );
 }
+
+#[test]
+fn read_only_open_tolerates_a_torn_tail_without_modifying_the_file() {
+    let d = scratch();
+    {
+        let s = Store::open(d.path(), small_limits()).unwrap();
+        for i in 0..5u64 {
+            let m = msg(i);
+            s.append("k", &rec(i as i64, &m, i + 1)).unwrap();
+        }
+        s.sync().unwrap();
+    }
+    let active = files_with(d.path(), ".active");
+    let mut bytes = std::fs::read(&active[0]).unwrap();
+    bytes.extend_from_slice(&[0x30, 0, 0, 0, 1, 2]); // half a frame header and more
+    std::fs::write(&active[0], &bytes).unwrap();
+    let r = Store::open_read_only(d.path()).unwrap();
+    assert_eq!(r.read_from("k", 0, 100, 1 << 20).unwrap().records.len(), 5);
+    r.refresh().unwrap();
+    assert_eq!(
+        std::fs::read(&active[0]).unwrap(),
+        bytes,
+        "reader changed nothing"
+    );
+    let w = Store::open(d.path(), small_limits()).unwrap();
+    assert_eq!(w.stats().recovered_truncated_bytes, 6);
+    assert_eq!(w.append("k", &rec(9, b"x", 9)).unwrap(), 5);
+}
