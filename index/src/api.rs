@@ -114,6 +114,9 @@ pub struct StoreStats {
     pub recovered_truncated_bytes: u64,
     /// Retention deletions by reason ("disk", "age"): (segments, records, bytes).
     pub retention: Vec<(String, u64, u64, u64)>,
+    /// Seals that failed inside `append` (the records stay in the active segment; the next
+    /// `seal_due` retries). The last message is in `Store::last_error`.
+    pub seal_errors: u64,
 }
 
 /// Called after each sync for every source that received records: `(source key, next_seq)`.

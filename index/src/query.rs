@@ -30,15 +30,18 @@ struct BlockInfo {
     count: u64,
 }
 
-fn blocks(src: &Source, since: i64, until: i64, tail: bool) -> Vec<BlockInfo> {
+/// Blocks that may hold records in `[since, until)` (or, for `tail`, any record before `until`)
+/// and sequences `>= from_seq`, in sequence order.
+fn blocks(src: &Source, since: i64, until: i64, tail: bool, from_seq: u64) -> Vec<BlockInfo> {
     let mut out = Vec::new();
     let keep = |min: i64, max: i64| min < until && (tail || max >= since);
-    for (si, seg) in src.sealed.iter().enumerate() {
+    let start = src.sealed.partition_point(|s| s.end_seq <= from_seq);
+    for (si, seg) in src.sealed.iter().enumerate().skip(start) {
         if seg.records() == 0 || !keep(seg.min_time, seg.max_time) {
             continue;
         }
         for (bi, b) in seg.blocks.iter().enumerate() {
-            if keep(b.min_time, b.max_time) {
+            if keep(b.min_time, b.max_time) && b.first_seq + b.count as u64 > from_seq {
                 out.push(BlockInfo {
                     loc: Loc::Sealed(si, bi),
                     max_time: b.max_time,
@@ -50,7 +53,7 @@ fn blocks(src: &Source, since: i64, until: i64, tail: bool) -> Vec<BlockInfo> {
     }
     if let Some(a) = &src.active {
         for (ci, c) in a.chunks.iter().enumerate() {
-            if keep(c.min_time, c.max_time) {
+            if keep(c.min_time, c.max_time) && c.first_seq + c.count > from_seq {
                 out.push(BlockInfo {
                     loc: Loc::Active(ci),
                     max_time: c.max_time,
@@ -114,7 +117,10 @@ fn frames_of<'a>(
             Ok(_) | Err(_) => {
                 let path = match b.loc {
                     Loc::Sealed(si, _) => src.sealed[si].path.clone(),
-                    Loc::Active(_) => src.dir.clone(),
+                    Loc::Active(_) => src
+                        .active
+                        .as_ref()
+                        .map_or_else(|| src.dir.clone(), |a| a.path.clone()),
                 };
                 bad.push(Error::Corrupt {
                     path,
@@ -139,7 +145,7 @@ pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
     let mut picked: Vec<StoredRecord> = Vec::new();
     match q.tail_lines {
         None => {
-            for b in blocks(src, since, until, false) {
+            for b in blocks(src, since, until, false, 0) {
                 let Some(raw) = load(src, b.loc, &mut res, bad) else {
                     continue;
                 };
@@ -153,7 +159,7 @@ pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
         Some(n) => {
             let mut need = n;
             let mut rev: Vec<StoredRecord> = Vec::new();
-            for b in blocks(src, since, until, true).iter().rev() {
+            for b in blocks(src, since, until, true, 0).iter().rev() {
                 if need == 0 {
                     break;
                 }
@@ -215,7 +221,7 @@ pub fn read_from(
     let mut cursor = from;
     let mut bytes = 0usize;
     let mut cost = QueryResult::default();
-    let all = blocks(src, i64::MIN, i64::MAX, true);
+    let all = blocks(src, i64::MIN, i64::MAX, true, from);
     for b in &all {
         if cursor >= upto || batch.records.len() >= max_records.max(1) || bytes >= max_bytes.max(1)
         {

@@ -71,6 +71,8 @@ pub fn enforce(store: &Store) -> Result<(), Error> {
             if src.sealed.len() == before {
                 continue;
             }
+            // Forget positions only the deleted segment knew, as a reopen would.
+            src.rebuild_positions();
             drop(src);
             crate::source::remove_segment(&seg.path)?;
             total = total.saturating_sub(seg.file_len());

@@ -47,6 +47,12 @@ pub struct Source {
     pub changed_gen: u64,
     /// Positions appended but not yet durable.
     pub pending_positions: HashMap<FileId, u64>,
+    /// Durable positions of records in the active segment.
+    pub active_positions: HashMap<FileId, u64>,
+    /// Last durable position per file identity over everything stored (sealed tables in
+    /// sequence order, then the active segment); rebuilt when retention deletes a segment, so
+    /// it always agrees with what a reopen would recover from the data.
+    pub positions: HashMap<FileId, u64>,
     /// Problems found at load (corrupt sealed segments).
     pub problems: Vec<Error>,
 }
@@ -115,18 +121,20 @@ impl Source {
             notified_next: 0,
             changed_gen: 0,
             pending_positions: HashMap::new(),
+            active_positions: HashMap::new(),
+            positions: HashMap::new(),
             problems: Vec::new(),
         }
     }
 
     /// Load a source directory. Writable loads remove temp files, drop active segments that a
-    /// finished seal left behind, and cut torn active tails. `positions` receives the last
-    /// position per file identity. Returns the source and the bytes cut from torn tails.
+    /// finished seal left behind, and cut torn active tails. The durable positions are rebuilt
+    /// from the sealed position tables and the active frames. Returns the source and the bytes
+    /// cut from torn tails.
     pub fn load(
         dir: &Path,
         writable: bool,
         chunk_target: u64,
-        positions: &mut HashMap<FileId, u64>,
     ) -> Result<Option<(Source, u64)>, Error> {
         let dname = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let json_path = dir.join("source.json");
@@ -171,9 +179,6 @@ impl Source {
             end = end.max(b);
             match SealedSegment::open(&path) {
                 Ok(seg) if seg.first_seq == a && seg.end_seq == b => {
-                    for (f, off) in &seg.positions {
-                        positions.insert(*f, *off);
-                    }
                     src.sealed.push(Arc::new(seg));
                 }
                 Ok(_) => src.problems.push(Error::Corrupt {
@@ -195,11 +200,13 @@ impl Source {
                 }
                 continue;
             }
+            let mut found = HashMap::new();
             let res = ActiveSegment::recover(&path, a, writable, chunk_target, |f| {
                 if let Position::File { file, offset } = f.position {
-                    positions.insert(file, offset);
+                    found.insert(file, offset);
                 }
             });
+            src.active_positions = found;
             match res {
                 Ok((seg, lost)) => {
                     cut += lost;
@@ -213,7 +220,27 @@ impl Source {
         src.next_seq = end.max(active_next);
         src.durable_next = src.next_seq;
         src.notified_next = src.next_seq;
+        src.rebuild_positions();
         Ok(Some((src, cut)))
+    }
+
+    /// Recompute `positions` from the sealed tables (in order) and the active segment.
+    pub fn rebuild_positions(&mut self) {
+        let mut m = HashMap::new();
+        for seg in &self.sealed {
+            m.extend(seg.positions.iter().copied());
+        }
+        m.extend(self.active_positions.iter().map(|(k, v)| (*k, *v)));
+        self.positions = m;
+    }
+
+    /// Mark everything appended so far durable (after an fsync or a seal).
+    pub fn mark_durable(&mut self) {
+        self.durable_next = self.next_seq;
+        for (k, v) in self.pending_positions.drain() {
+            self.active_positions.insert(k, v);
+            self.positions.insert(k, v);
+        }
     }
 
     /// First sequence still stored (= next_seq when nothing is).
@@ -261,13 +288,24 @@ impl Source {
         let frames = act.frames_bytes()?;
         let (first, end) = (act.first_seq, act.next_seq);
         let path = sealed::write(&self.dir, first, end, &frames, block_target, level)?;
-        let seg = SealedSegment::open(&path)?;
+        // If anything fails before the new active segment exists, remove the sealed copy again
+        // so the old active segment (which keeps receiving appends) stays the only copy.
+        let next = SealedSegment::open(&path)
+            .and_then(|seg| Ok((seg, ActiveSegment::create(&self.dir, end, chunk_target)?)));
+        let (seg, new_active) = match next {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
         let old = act.path.clone();
         self.sealed.push(Arc::new(seg));
-        self.active = Some(ActiveSegment::create(&self.dir, end, chunk_target)?);
+        self.active = Some(new_active);
+        self.mark_durable();
+        self.active_positions.clear();
         std::fs::remove_file(&old).map_err(io(&old))?;
         sync_dir(&self.dir)?;
-        self.durable_next = self.next_seq;
         Ok(())
     }
 

@@ -24,6 +24,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Counters {
     pub stats: StoreStats,
     pub last_corruption: Option<String>,
+    pub last_error: Option<String>,
     /// Load-time problems already counted (a refresh does not count them again).
     pub seen_problems: std::collections::HashSet<String>,
 }
@@ -35,7 +36,6 @@ pub struct Store {
     read_only: bool,
     _lock: Option<File>,
     pub(crate) sources: RwLock<BTreeMap<String, Arc<Mutex<Source>>>>,
-    positions: Mutex<HashMap<FileId, u64>>,
     listeners: Mutex<Vec<AppendListener>>,
     generation: Mutex<u64>,
     wake: Condvar,
@@ -91,7 +91,6 @@ impl Store {
             read_only,
             _lock: lock,
             sources: RwLock::new(BTreeMap::new()),
-            positions: Mutex::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
             generation: Mutex::new(0),
             wake: Condvar::new(),
@@ -106,7 +105,6 @@ impl Store {
 
     fn load(&self, writable: bool) -> Result<(), Error> {
         let sdir = source::sources_dir(&self.dir);
-        let mut positions = HashMap::new();
         let mut map = BTreeMap::new();
         let mut cut = 0;
         let mut problems = Vec::new();
@@ -135,9 +133,7 @@ impl Store {
             if !e.path().is_dir() {
                 continue;
             }
-            if let Some((mut src, c)) =
-                Source::load(&e.path(), writable, self.chunk_target(), &mut positions)?
-            {
+            if let Some((mut src, c)) = Source::load(&e.path(), writable, self.chunk_target())? {
                 src.changed_gen = match old.get(&src.key) {
                     Some(&(next, g)) if next == src.durable_next => g,
                     _ => gen,
@@ -147,7 +143,6 @@ impl Store {
                 map.insert(src.key.clone(), Arc::new(Mutex::new(src)));
             }
         }
-        *lock(&self.positions) = positions;
         *self.sources.write().unwrap_or_else(|p| p.into_inner()) = map;
         {
             let mut g = lock(&self.generation);
@@ -186,9 +181,7 @@ impl Store {
         if !dir.is_dir() {
             return Ok(());
         }
-        let mut positions = HashMap::new();
-        let Some((mut src, _)) = Source::load(&dir, false, self.chunk_target(), &mut positions)?
-        else {
+        let Some((mut src, _)) = Source::load(&dir, false, self.chunk_target())? else {
             return Ok(());
         };
         let mut g = lock(&self.generation);
@@ -204,7 +197,6 @@ impl Store {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.to_string(), Arc::new(Mutex::new(src)));
-        lock(&self.positions).extend(positions);
         if changed {
             *g += 1;
             self.wake.notify_all();
@@ -283,13 +275,22 @@ impl Store {
         if let Position::File { file, offset } = record.position {
             src.pending_positions.insert(file, offset);
         }
+        let mut seal_error = None;
         if full {
-            src.seal(self.limits.block_raw_bytes, self.limits.zstd_level, ct)?;
-            let done: Vec<_> = src.pending_positions.drain().collect();
-            lock(&self.positions).extend(done);
+            // The record is appended either way; a failed seal must not make the caller retry
+            // (and duplicate) it, so it is counted and retried by `seal_due`.
+            match src.seal(self.limits.block_raw_bytes, self.limits.zstd_level, ct) {
+                Ok(()) => {}
+                Err(e) => seal_error = Some(e.to_string()),
+            }
         }
         drop(src);
-        lock(&self.counters).stats.records_appended += 1;
+        let mut c = lock(&self.counters);
+        c.stats.records_appended += 1;
+        if let Some(e) = seal_error {
+            c.stats.seal_errors += 1;
+            c.last_error = Some(e);
+        }
         Ok(seq)
     }
 
@@ -308,22 +309,19 @@ impl Store {
             .cloned()
             .collect();
         let mut changed = Vec::new();
-        let mut durable = Vec::new();
         let gen = *lock(&self.generation) + 1;
         for s in all {
             let mut src = lock(&s);
             if let Some(a) = src.active.as_mut() {
                 a.sync()?;
             }
-            src.durable_next = src.next_seq;
-            durable.extend(src.pending_positions.drain());
+            src.mark_durable();
             if src.durable_next > src.notified_next {
                 src.notified_next = src.durable_next;
                 src.changed_gen = gen;
                 changed.push((src.key.clone(), src.durable_next));
             }
         }
-        lock(&self.positions).extend(durable);
         lock(&self.counters).stats.syncs += 1;
         if !changed.is_empty() {
             {
@@ -343,7 +341,15 @@ impl Store {
 
     /// Last durable byte offset for a file identity (where its tailer resumes).
     pub fn durable_position(&self, file: &FileId) -> Option<u64> {
-        lock(&self.positions).get(file).copied()
+        let all: Vec<_> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.iter()
+            .find_map(|s| lock(s).positions.get(file).copied())
     }
 
     /// Seal the source's active segment now.
@@ -359,10 +365,7 @@ impl Store {
             self.limits.block_raw_bytes,
             self.limits.zstd_level,
             self.chunk_target(),
-        )?;
-        let done: Vec<_> = src.pending_positions.drain().collect();
-        lock(&self.positions).extend(done);
-        Ok(())
+        )
     }
 
     /// Seal every active segment that reached its size or age limit.
@@ -558,6 +561,11 @@ impl Store {
             st.active_segments += u64::from(src.active.is_some());
         }
         st
+    }
+
+    /// The most recent error that was counted rather than returned (a failed seal in `append`).
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.counters).last_error.clone()
     }
 
     /// The most recent corruption seen (open, query, read or verify), described with path and

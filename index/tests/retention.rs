@@ -98,6 +98,8 @@ fn single_source_over_budget_gets_its_active_segment_sealed_and_deleted() {
     let st = s.stats();
     assert!(st.disk_bytes <= 100, "{st:?}");
     assert_eq!(st.retention[0].2, 100);
+    // Positions only the deleted data knew are forgotten, exactly as a reopen would recover.
+    assert_eq!(s.durable_position(&FILE), None);
     drop(s);
     // The sequence survives deletion of everything and a restart.
     let s = Store::open(d.path(), small_limits()).unwrap();
