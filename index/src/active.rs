@@ -47,7 +47,7 @@ pub struct ActiveSegment {
     pub first_seq: u64,
     /// Sequence the next append gets.
     pub next_seq: u64,
-    /// When the segment was created or recovered (for the age limit).
+    /// When the first record was appended, or the segment recovered (for the age limit).
     pub opened: Instant,
     chunk_target: u64,
     dirty: bool,
@@ -197,6 +197,10 @@ impl ActiveSegment {
     /// Append one record with the next sequence; returns the sequence.
     pub fn append(&mut self, rec: &crate::NewRecord<'_>) -> Result<u64, Error> {
         let seq = self.next_seq;
+        if seq == self.first_seq {
+            // The age limit counts from the first record, not from the (empty) file's creation.
+            self.opened = Instant::now();
+        }
         let at = self.len();
         let n = frame::encode(&mut self.pending, seq, rec) as u64;
         self.note_frame(at, n, seq, rec.time_ns);

@@ -144,3 +144,25 @@ fn read_only_store_sees_writer_data_after_refresh_and_refuses_writes() {
         Err(Error::ReadOnly)
     ));
 }
+
+#[test]
+fn seal_due_seals_by_age_counted_from_the_first_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = runnel_index::Limits {
+        segment_max_age: std::time::Duration::from_millis(150),
+        ..small_limits()
+    };
+    let s = Store::open(dir.path(), limits).unwrap();
+    s.append("k", &rec(1, b"a", 1)).unwrap();
+    s.seal("k").unwrap();
+    // The new (empty) active segment ages without records: nothing to seal.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    s.append("k", &rec(2, b"b", 2)).unwrap();
+    s.seal_due().unwrap();
+    assert_eq!(s.stats().sealed_segments, 1, "young first record: not due");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    s.seal_due().unwrap();
+    assert_eq!(s.stats().sealed_segments, 2);
+    assert_eq!(s.stats().active_segments, 1);
+    assert_eq!(s.query("k", &Query::default()).unwrap().records.len(), 2);
+}
