@@ -255,3 +255,34 @@ fn read_only_open_tolerates_a_torn_tail_without_modifying_the_file() {
     assert_eq!(w.stats().recovered_truncated_bytes, 6);
     assert_eq!(w.append("k", &rec(9, b"x", 9)).unwrap(), 5);
 }
+
+#[test]
+fn verify_names_path_offset_and_problem_of_a_bad_block() {
+    let d = scratch();
+    {
+        let s = Store::open(d.path(), small_limits()).unwrap();
+        for i in 0..30u64 {
+            let m = msg(i);
+            s.append("k", &rec(i as i64, &m, i + 1)).unwrap();
+        }
+        s.seal("k").unwrap();
+    }
+    let sealed = files_with(d.path(), ".sealed");
+    let mut bytes = std::fs::read(&sealed[0]).unwrap();
+    bytes[10] ^= 0xff; // inside block 0, which starts right after the 8-byte magic
+    std::fs::write(&sealed[0], &bytes).unwrap();
+    let s = Store::open(d.path(), small_limits()).unwrap();
+    let report = s.verify();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let p = &report.problems[0];
+    assert_eq!(p.path, sealed[0]);
+    assert_eq!(p.offset, 8);
+    assert!(p.what.contains("block 0 CRC mismatch"), "{}", p.what);
+    // Reads skip the block, count it and describe it.
+    let q = s.query("k", &Query::default()).unwrap();
+    assert!(!q.records.is_empty() && q.records.len() < 30);
+    assert_eq!(q.records.last().unwrap().seq, 29);
+    assert_eq!(s.stats().corrupt_blocks, 1);
+    let last = s.last_corruption().unwrap();
+    assert!(last.contains("offset 8") && last.contains("CRC"), "{last}");
+}
