@@ -332,6 +332,10 @@ impl Source {
     /// Look for rotated files not tracked yet (gzipped copies, copytruncate copies, rotations
     /// that happened while we were not looking).
     pub fn scan_rotated(&mut self, st: &TailSettings, stats: &Stats) {
+        if !self.initialised {
+            // The first poll decides where each file present at start resumes.
+            return;
+        }
         self.retry_scan = false;
         for path in self.rotated_on_disk() {
             let Ok(m) = std::fs::metadata(&path) else {

@@ -236,6 +236,10 @@ impl Tailer {
     }
 
     fn on_event(&mut self, ev: notify::Event) {
+        if matches!(ev.kind, notify::EventKind::Access(_)) {
+            // Our own opens and reads: ignoring them avoids a feedback loop.
+            return;
+        }
         let rotated = matches!(
             ev.kind,
             notify::EventKind::Create(_)
