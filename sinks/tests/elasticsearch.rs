@@ -210,7 +210,7 @@ fn an_aborted_sink_restarts_from_its_cursor_and_duplicates_nothing() {
     cfg.batch.max_docs = 50;
     cfg.concurrency = 2;
     proxy.state.lock().unwrap().script =
-        std::iter::repeat_n(Fault::Delay(Duration::from_millis(30)), 1000).collect();
+        std::iter::repeat_n(Fault::Delay(Duration::from_millis(100)), 1000).collect();
     let sink = start(&cfg, &store, dir.path());
     let t0 = Instant::now();
     let cursor_file = dir.path().join("sink/cursor.json");
