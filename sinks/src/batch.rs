@@ -46,8 +46,29 @@ impl Batch {
         Some(d)
     }
 
-    /// The request body for the documents at `idx` (indices into `docs`).
-    pub fn body(&self, idx: &[usize]) -> Vec<u8> {
+    /// Freeze for sending: the buffer becomes shared `Bytes`, so the whole batch goes out (and
+    /// is retried) without a copy.
+    pub fn freeze(self) -> FrozenBatch {
+        FrozenBatch {
+            buf: bytes::Bytes::from(self.buf),
+            docs: self.docs,
+        }
+    }
+}
+
+/// A batch being sent: immutable, shared by its attempts.
+#[derive(Debug)]
+pub struct FrozenBatch {
+    /// Concatenated NDJSON lines.
+    pub buf: bytes::Bytes,
+    /// The documents, in order.
+    pub docs: Vec<DocRef>,
+}
+
+impl FrozenBatch {
+    /// The request body for the documents at `idx` (indices into `docs`); the whole batch is
+    /// the buffer itself.
+    pub fn body(&self, idx: &[usize]) -> bytes::Bytes {
         if idx.len() == self.docs.len() {
             return self.buf.clone();
         }
@@ -56,7 +77,7 @@ impl Batch {
         for &i in idx {
             out.extend_from_slice(&self.buf[self.docs[i].lines.clone()]);
         }
-        out
+        bytes::Bytes::from(out)
     }
 
     /// The action line of a document (without its newline).

@@ -6,7 +6,7 @@
 //! clear error. The task only returns when the batch is finished — shutting down cancels it,
 //! and the cursor, which never moved over these documents, makes them be sent again later.
 
-use crate::batch::{Batch, DocRef};
+use crate::batch::{Batch, DocRef, FrozenBatch};
 use crate::dead_letter::DeadLetter;
 use crate::metrics::Metrics;
 use crate::response::{parse_bulk_response, ItemOutcome};
@@ -51,7 +51,7 @@ impl ShipContext {
         base / 2 + base / 2 * r as u32 / 1_000
     }
 
-    fn dead_letter(&self, batch: &Batch, i: usize, status: u16, reason: &str) {
+    fn dead_letter(&self, batch: &FrozenBatch, i: usize, status: u16, reason: &str) {
         let (index, id) = action_target(batch.action(i));
         let res = match self.dead_letter.lock() {
             Ok(mut dl) => dl.write(&index, id.as_deref(), status, reason, batch.document(i)),
@@ -94,7 +94,7 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 /// encoded size, for the cursor and the in-flight accounting.
 pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
     let bytes = batch.bytes();
-    let batch = Arc::new(batch);
+    let batch = Arc::new(batch.freeze());
     let mut queue: VecDeque<Vec<usize>> = VecDeque::new();
     queue.push_back((0..batch.docs.len()).collect());
     let mut attempt = 0u32;
@@ -112,17 +112,11 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
         let (b2, c2, gz) = (batch.clone(), chunk.clone(), ctx.transport.gzip());
         let body = tokio::task::spawn_blocking(move || {
             // The whole batch is compressed straight from its buffer, without a copy.
-            let whole = c2.len() == b2.docs.len();
-            match (gz, whole) {
-                (true, true) => gzip(&b2.buf).map(|z| (b2.buf.len(), z)),
-                (true, false) => {
-                    let raw = b2.body(&c2);
-                    gzip(&raw).map(|z| (raw.len(), z))
-                }
-                (false, _) => {
-                    let raw = b2.body(&c2);
-                    Ok((raw.len(), raw))
-                }
+            let raw = b2.body(&c2);
+            if gz {
+                gzip(&raw).map(|z| (raw.len(), Bytes::from(z)))
+            } else {
+                Ok((raw.len(), raw))
             }
         })
         .await;
@@ -147,7 +141,7 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
         m.bytes_raw.fetch_add(raw_len as u64, Relaxed);
         m.bytes_compressed.fetch_add(body.len() as u64, Relaxed);
         let t0 = Instant::now();
-        let answer = ctx.transport.bulk(Bytes::from(body), gz).await;
+        let answer = ctx.transport.bulk(body, gz).await;
         m.observe_latency(t0.elapsed().as_secs_f64());
         let fail = |msg: String| {
             m.requests_failed.fetch_add(1, Relaxed);
