@@ -299,9 +299,12 @@ fn root_created_after_start_is_waited_for() {
     let c = env.cri_log("ns", "p", "app", 0);
     append(&c, &cri(0, "first"));
     let key = cri_key("ns", "p", "app", 0);
-    assert!(eventually(Duration::from_secs(5), || messages(
-        &store, &key
-    ) == ["first"]));
+    assert!(
+        eventually(Duration::from_secs(5), || messages(&store, &key)
+            == ["first"]),
+        "{:?}",
+        messages(&store, &key)
+    );
     append(&c, &cri(1, "second"));
     assert!(eventually(Duration::from_secs(3), || messages(
         &store, &key
@@ -495,11 +498,12 @@ fn copytruncate_and_plain_truncation_are_detected() {
             .map(|i| cri(i, &format!("c{i}")))
             .collect::<String>(),
     );
-    assert!(eventually(Duration::from_secs(5), || messages(
-        &store, &key
-    )
-    .len()
-        >= 40));
+    assert!(
+        eventually(Duration::from_secs(5), || messages(&store, &key).len()
+            >= 40),
+        "{:?}",
+        messages(&store, &key)
+    );
     let mut got = messages(&store, &key);
     got.sort_by_key(|m| m[1..].parse::<u64>().unwrap());
     assert_eq!(

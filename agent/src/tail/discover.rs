@@ -41,21 +41,27 @@ pub fn cri_in_container_dir(root: &Path, cdir: &Path, out: &mut Vec<Found>) {
     let Ok(rd) = std::fs::read_dir(cdir) else {
         return;
     };
+    let mut seen = std::collections::HashSet::new();
     for e in rd.flatten() {
         let p = e.path();
-        let Some(restart) = name(&p).and_then(|n| n.strip_suffix(".log")) else {
+        // The live `<restart>.log`, or a rotated `<restart>.log.<suffix>` whose live file is
+        // momentarily missing (between the kubelet's rename and the runtime's reopen).
+        let Some(n) = name(&p) else { continue };
+        let Some(restart) = n.split_once(".log").map(|(r, _)| r) else {
             continue;
         };
-        if restart.is_empty() || !restart.bytes().all(|b| b.is_ascii_digit()) {
+        if restart.is_empty() || !restart.bytes().all(|b| b.is_ascii_digit()) || n.ends_with(".tmp")
+        {
             continue;
         }
-        if cdir.parent().and_then(|d| d.parent()) != Some(root) {
+        if cdir.parent().and_then(|d| d.parent()) != Some(root) || !seen.insert(restart.to_string())
+        {
             continue;
         }
         out.push(Found {
             key: format!("cri:{pod_dir}/{container}/{restart}"),
             input: Input::Cri,
-            live: p,
+            live: cdir.join(format!("{restart}.log")),
         });
     }
 }
@@ -72,8 +78,20 @@ pub fn scan_cri(root: &Path, out: &mut Vec<Found>) {
 /// The live Docker log in `<root>/<id>`, if present.
 pub fn docker_in_dir(dir: &Path, out: &mut Vec<Found>) {
     let Some(id) = name(dir) else { return };
-    let live = dir.join(format!("{id}-json.log"));
-    if live.is_file() {
+    let live_name = format!("{id}-json.log");
+    let live = dir.join(&live_name);
+    let rotated_only = || {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name().to_str().is_some_and(|n| {
+                    n.starts_with(&format!("{live_name}.")) && !n.ends_with(".tmp")
+                })
+            })
+    };
+    if live.is_file() || rotated_only() {
         out.push(Found {
             key: format!("docker:{id}"),
             input: Input::Docker,

@@ -91,6 +91,9 @@ pub struct TailFile {
     pub last_warn: Option<Instant>,
     /// Bad lines not yet reported in a warning.
     pub unreported_bad: u64,
+    /// Device and inode of the open handle (may differ from `id` when a copy or gzip of an
+    /// already-read file continues that file's identity).
+    pub dev_ino: (u64, u64),
     handle: Handle,
     gz_eof: bool,
 }
@@ -106,6 +109,8 @@ impl TailFile {
         max_line: usize,
     ) -> io::Result<TailFile> {
         let f = File::open(path)?;
+        let m = f.metadata()?;
+        let dev_ino = (m.dev(), m.ino());
         let gz = is_gz(path);
         let handle = if gz {
             let mut d = MultiGzDecoder::new(f);
@@ -128,6 +133,7 @@ impl TailFile {
             gz,
             last_warn: None,
             unreported_bad: 0,
+            dev_ino,
             handle,
             gz_eof: false,
         })

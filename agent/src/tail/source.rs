@@ -342,12 +342,7 @@ impl Source {
                 continue;
             };
             let gz = is_gz(&path);
-            if !gz
-                && self
-                    .files
-                    .iter()
-                    .any(|f| f.id.dev == m.dev() && f.id.ino == m.ino())
-            {
+            if !gz && self.files.iter().any(|f| f.dev_ino == (m.dev(), m.ino())) {
                 continue;
             }
             let print = match fingerprint_path(&path, st.fingerprint_bytes) {
@@ -398,25 +393,25 @@ impl Source {
 
     fn is_live_file(&self, f: &TailFile) -> bool {
         match std::fs::metadata(&self.live) {
-            Ok(m) => !f.gz && f.id.dev == m.dev() && f.id.ino == m.ino(),
+            Ok(m) => !f.gz && f.dev_ino == (m.dev(), m.ino()),
             Err(_) => false,
         }
     }
 
     /// Open the file now at the live path if it is new (first time, or after a rename rotation).
-    fn check_live(&mut self, store: &Store, st: &TailSettings, stats: &Stats) {
+    fn check_live(&mut self, store: &Store, st: &TailSettings, stats: &Stats) -> bool {
         let Ok(m) = std::fs::metadata(&self.live) else {
-            return;
+            return false;
         };
         if self
             .files
             .iter()
-            .any(|f| !f.gz && f.id.dev == m.dev() && f.id.ino == m.ino())
+            .any(|f| !f.gz && f.dev_ino == (m.dev(), m.ino()))
         {
-            return;
+            return false;
         }
         let Ok(Some(print)) = fingerprint_path(&self.live, st.fingerprint_bytes) else {
-            return;
+            return false;
         };
         let id = FileId {
             dev: m.dev(),
@@ -435,7 +430,9 @@ impl Source {
         if let Some(f) = self.open_file(&self.live.clone(), id, print, start, st, stats) {
             self.remember(print.hash, id, start, false);
             self.files.push_back(f);
+            return true;
         }
+        false
     }
 
     /// Read what is new, in file order, up to `budget` bytes. Returns bytes read and whether a
@@ -468,7 +465,11 @@ impl Source {
         if self.retry_scan {
             self.scan_rotated(st, &stats);
         }
-        self.check_live(store, st, &stats);
+        if self.check_live(store, st, &stats) {
+            // A new live file: a file rotated before we ever opened it is older; find it now so
+            // it is read first.
+            self.scan_rotated(st, &stats);
+        }
         let mut total = 0;
         let mut released = false;
         while let Some(front) = self.files.front() {

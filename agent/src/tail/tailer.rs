@@ -108,6 +108,9 @@ pub(crate) struct Tailer {
     ignored: HashSet<String>,
     dirty: HashSet<PathBuf>,
     rotated_dirty: HashSet<PathBuf>,
+    /// Directories created recently: files created in them before inotify watched them send no
+    /// event, so they are looked at again for a short while.
+    young: Vec<(Input, PathBuf, Instant)>,
 }
 
 impl Tailer {
@@ -145,6 +148,7 @@ impl Tailer {
             ignored: HashSet::new(),
             dirty: HashSet::new(),
             rotated_dirty: HashSet::new(),
+            young: Vec::new(),
         })
     }
 
@@ -277,11 +281,44 @@ impl Tailer {
                 for f in found {
                     self.add(f);
                 }
+                if matches!(ev.kind, notify::EventKind::Create(_)) && path.is_dir() {
+                    self.young.push((input, path.clone(), Instant::now()));
+                }
                 if rotated {
                     self.rotated_dirty.insert(dir.clone());
                 }
                 self.dirty.insert(dir);
             }
+        }
+    }
+
+    fn recheck_young(&mut self) {
+        self.young
+            .retain(|(_, _, t)| t.elapsed() < Duration::from_secs(3));
+        let mut found = Vec::new();
+        for (input, dir, _) in &self.young {
+            let root = self
+                .settings
+                .roots
+                .iter()
+                .find(|(i, _)| i == input)
+                .map(|(_, r)| r.clone());
+            let Some(root) = root else { continue };
+            match input {
+                Input::Docker => discover::docker_in_dir(dir, &mut found),
+                Input::Cri => {
+                    if dir.parent() == Some(root.as_path()) {
+                        for c in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                            discover::cri_in_container_dir(&root, &c.path(), &mut found);
+                        }
+                    } else {
+                        discover::cri_in_container_dir(&root, dir, &mut found);
+                    }
+                }
+            }
+        }
+        for f in found {
+            self.add(f);
         }
     }
 
@@ -393,6 +430,7 @@ impl Tailer {
                 }
                 default(wait) => {}
             }
+            self.recheck_young();
             let root_appeared = self.watched.len() < self.settings.roots.len()
                 && self
                     .settings
