@@ -17,6 +17,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How far back a restart looks in a source's records when its last file is gone.
+const HISTORY_RECORDS: u64 = 4096;
+/// Message bytes that look-back may read.
+const HISTORY_BYTES: u64 = 8 << 20;
 /// Fingerprints remembered per source (files already read, with how far).
 const KNOWN_MAX: usize = 256;
 
@@ -285,15 +289,31 @@ impl Source {
             });
         }
         let mut anchor = cands.iter().rposition(|c| c.resume.is_some());
-        if anchor.is_none() {
-            // The last file read is gone. If it was the live file's earlier content (truncated in
-            // place: same inode, new fingerprint), every rotated file is older and was read.
-            if let (Some((lf, _)), Some(li), Some(c)) = (last, live_ino, cands.last()) {
-                if lf.ino == li && c.path == self.live {
-                    anchor = Some(cands.len() - 1);
+        if anchor.is_none() && last.is_some() {
+            // The last file read is gone (deleted, or the live file truncated in place). Look
+            // further back in the source's records for a file whose content is still here
+            // (a gzipped rotation changes the inode but not the fingerprint of the content).
+            let q = Query {
+                tail_lines: Some(HISTORY_RECORDS),
+                limit_bytes: Some(HISTORY_BYTES),
+                ..Query::default()
+            };
+            if let Ok(r) = store.query(&self.key, &q) {
+                for rec in &r.records {
+                    let Position::File { file, offset } = rec.position else {
+                        continue;
+                    };
+                    for c in cands.iter_mut() {
+                        if c.print.hash == file.fingerprint && c.resume.is_none_or(|x| offset > x) {
+                            c.resume = Some(offset);
+                            c.id = file;
+                        }
+                    }
                 }
             }
+            anchor = cands.iter().rposition(|c| c.resume.is_some());
         }
+        // With no match at all everything present is read from its start.
         let n = cands.len();
         let mut opened_rotated = 0;
         for (i, c) in cands.into_iter().enumerate() {
@@ -522,6 +542,10 @@ impl Source {
             released = true;
             if live {
                 self.finished = true;
+            }
+            if self.retry_scan {
+                // Rotated files left on disk by the open-file cap come before the live file.
+                self.scan_rotated(st, &stats);
             }
         }
         (total, released)
