@@ -240,6 +240,20 @@ proptest! {
 fn model_world_helpers_agree_on_a_fixed_sequence() {
     use Op::*;
     check(&[
+        Write(1),
+        Rotate,
+        Write(1),
+        Rotate,
+        Write(1),
+        Read,
+        Truncate,
+        Rotate,
+        Gzip,
+        Write(1),
+        Gzip,
+    ])
+    .unwrap();
+    check(&[
         Write(3),
         Read,
         Write(2),

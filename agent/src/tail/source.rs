@@ -289,9 +289,9 @@ impl Source {
             });
         }
         let mut anchor = cands.iter().rposition(|c| c.resume.is_some());
-        if anchor.is_none() && last.is_some() {
-            // The last file read is gone (deleted, or the live file truncated in place). Look
-            // further back in the source's records for a file whose content is still here
+        if cands.iter().any(|c| c.resume.is_none()) && last.is_some() {
+            // A file without a match: its inode changed (gzip) or the last file read is gone
+            // (deleted, or the live file truncated in place). Look further back in the source's records for a file whose content is still here
             // (a gzipped rotation changes the inode but not the fingerprint of the content).
             let q = Query {
                 tail_lines: Some(HISTORY_RECORDS),
