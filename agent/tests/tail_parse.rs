@@ -198,7 +198,7 @@ fn long_line_is_truncated_and_flagged_then_next_line_is_fine() {
     let (recs, bad) = feed_all(&mut asm, text.as_bytes(), 65536);
     assert!(bad.is_empty());
     assert_eq!(recs.len(), 2);
-    assert_eq!(recs[0].msg, long[..1000].as_bytes());
+    assert_eq!(recs[0].msg, &long.as_bytes()[..1000]);
     assert_eq!(recs[0].flags, 2);
     assert_eq!(recs[0].offset as usize, text.find("\n2024").unwrap() + 1);
     assert_eq!((recs[1].msg.as_slice(), recs[1].flags), (&b"short"[..], 0));

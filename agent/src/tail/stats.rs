@@ -28,6 +28,9 @@ impl Input {
     }
 }
 
+/// Reads one counter of [`PerInput`] (for rendering).
+type Getter = fn(&PerInput) -> &AtomicU64;
+
 /// Per-input counters.
 #[derive(Default)]
 pub struct PerInput {
@@ -81,7 +84,7 @@ impl Stats {
 
     /// Append the Prometheus text.
     pub fn render(&self, out: &mut String) {
-        let per: [(&str, &str, fn(&PerInput) -> &AtomicU64); 11] = [
+        let per: [(&str, &str, Getter); 11] = [
             (
                 "runnel_input_lines_total",
                 "Records read from log files and queued for the index.",
