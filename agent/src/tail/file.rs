@@ -196,6 +196,11 @@ impl TailFile {
         Ok(ReadOutcome::Data(n))
     }
 
+    /// Give up on a gzip stream that cannot be decompressed further.
+    pub fn mark_gz_done(&mut self) {
+        self.gz_eof = true;
+    }
+
     /// A gzip stream is complete once read to its end.
     pub fn gz_done(&self) -> bool {
         self.gz && self.gz_eof

@@ -685,8 +685,13 @@ fn read_file(
             }
             Ok(ReadOutcome::Eof) => return (total, true),
             Err(e) => {
-                tracing::warn!(path = %path.display(), offset = f.offset, error = %e, "reading log file failed");
-                return (total, true);
+                // A corrupt gzip never gets better: release it (what was read is kept). A plain
+                // file is retried at the next poll, never released on an error.
+                tracing::warn!(path = %path.display(), offset = f.offset, error = %e, gz = f.gz, "reading log file failed");
+                if f.gz {
+                    f.mark_gz_done();
+                }
+                return (total, f.gz);
             }
         }
     }
