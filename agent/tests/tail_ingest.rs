@@ -608,3 +608,39 @@ fn include_and_exclude_filter_by_namespace_pod_and_container() {
     assert_eq!(keys, [cri_key("prod", "web-1", "app", 0)]);
     assert_eq!(skipped, 3);
 }
+
+#[test]
+fn queue_to_the_index_stays_bounded_on_a_big_file() {
+    let env = Env::new();
+    let live = env.cri_log("ns", "big", "app", 0);
+    let mut text = String::new();
+    let mut n = 0u64;
+    while text.len() < 8 << 20 {
+        text.push_str(&cri(
+            n,
+            &format!("line {n} {}", "z".repeat((n % 200) as usize)),
+        ));
+        n += 1;
+    }
+    append(&live, &text);
+    let mut cfg = env.config();
+    cfg.inputs.queue_max_bytes = 1 << 20;
+    let store = env.store();
+    let ing = Ingest::start(&cfg, store.clone()).unwrap();
+    // Sample the queue gauge while the tailer runs ahead of the writer.
+    let mut max_q = 0i64;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        max_q = max_q.max(ing.stats().queued_bytes.load(Ordering::Relaxed));
+        if store.sources().iter().map(|s| s.records).sum::<u64>() >= n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    ing.run_until_eof().unwrap();
+    assert_eq!(store.sources().iter().map(|s| s.records).sum::<u64>(), n);
+    assert!(
+        max_q <= 2 << 20,
+        "queued {max_q} bytes with queue_max_bytes = 1 MiB"
+    );
+}
