@@ -170,6 +170,8 @@ struct Source {
     /// Records with `seq < promised` were reported durable by the store (handed out by
     /// `read_from`, or covered by `durable_position`): a crash must not lose them either.
     promised: u64,
+    /// Source offset after the last record appended (where the "file" ends).
+    last_offset: u64,
     /// Clock of the generator (advances; records may go back a little from it).
     clock_ns: i64,
 }
@@ -179,7 +181,7 @@ impl Source {
         self.first_seq + self.recs.len() as u64
     }
     fn next_offset(&self, len: usize) -> u64 {
-        self.recs.last().map_or(0, |r| r.offset) + len as u64 + 1
+        self.last_offset + len as u64 + 1
     }
     fn drop_front_to(&mut self, first_seq: u64) {
         let n = (first_seq - self.first_seq) as usize;
@@ -382,8 +384,13 @@ impl Harness {
             )?;
             let keep = (info.next_seq.max(m.first_seq) - m.first_seq) as usize;
             covered(0, m.recs.len().saturating_sub(keep) as u64);
+            let resume = self.store()?.durable_position(&file_id(i));
             let m = &mut self.model[i];
-            m.recs.truncate(keep);
+            if keep < m.recs.len() {
+                // Lost records: the tailer re-reads from where the index says it is durable.
+                m.recs.truncate(keep);
+                m.last_offset = m.recs.last().map_or(resume.unwrap_or(0), |r| r.offset);
+            }
             m.synced = m.next_seq();
             if info.first_seq > m.first_seq {
                 m.drop_front_to(info.first_seq.min(m.next_seq()));
@@ -588,9 +595,9 @@ impl Harness {
                 continue;
             };
             let m = &mut self.model[i];
-            let last = m.recs.last().map_or(0, |r| r.offset);
-            ensure(pos <= last || m.recs.is_empty(), || {
-                format!("{key}: durable_position {pos} beyond the last stored record ({last})")
+            let last = m.last_offset;
+            ensure(pos <= last, || {
+                format!("{key}: durable_position {pos} beyond the last record appended ({last})")
             })?;
             if let Some(r) = m.recs.iter().find(|r| r.offset == pos) {
                 m.promised = m.promised.max(r.seq + 1);
@@ -674,6 +681,7 @@ impl Harness {
                 m.next_seq()
             )
         })?;
+        m.last_offset = offset;
         m.recs.push(M {
             seq,
             time_ns,
@@ -836,6 +844,7 @@ impl Harness {
             Op::Append { .. } | Op::Query { .. } | Op::ReadFrom { .. }
         ) {
             self.check_sources()?;
+            self.note_durable_positions()?;
         }
         Ok(())
     }
