@@ -1,1 +1,133 @@
-//! placeholder
+//! runnel-config: the agent's YAML configuration — schema with every default, `${VAR}` /
+//! `${VAR:-default}` interpolation, human sizes and durations, and errors that name the file,
+//! line and key so an operator can fix a ConfigMap without a debugger.
+//!
+//! ```
+//! let cfg = runnel_config::Config::from_yaml_str("index: { max_disk_bytes: 2GiB }\n", "inline").unwrap();
+//! assert_eq!(cfg.index.max_disk_bytes, 2 << 30);
+//! assert_eq!(cfg.http.listen, "0.0.0.0:2020");
+//! ```
+
+#![deny(missing_docs)]
+
+mod interpolate;
+mod schema;
+mod units;
+mod validate;
+
+pub use schema::*;
+pub use units::{format_duration, format_size, parse_duration, parse_size};
+
+use std::path::Path;
+
+/// A config that cannot be used; `Display` prints one `origin:line:col: message` per problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    /// Each problem, already prefixed with the file and (where known) line and column.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Read, interpolate, parse and validate a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("{origin}: cannot read: {e}")],
+        })?;
+        Config::from_yaml_str(&text, &origin)
+    }
+
+    /// Parse and validate YAML text; `origin` names it in errors.
+    pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let one = |m: String| ConfigError {
+            problems: vec![format!("{origin}:{m}")],
+        };
+        let text = interpolate::interpolate(text, |n| std::env::var(n).ok()).map_err(one)?;
+        let cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| {
+                let msg = e.to_string();
+                match e.location() {
+                    Some(l) => one(format!(
+                        "{}:{}: {}",
+                        l.line(),
+                        l.column(),
+                        strip_location(&msg)
+                    )),
+                    None => one(format!(" {msg}")),
+                }
+            })?
+        };
+        let problems = validate::validate(&cfg);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError {
+                problems: problems
+                    .into_iter()
+                    .map(|p| format!("{origin}: {p}"))
+                    .collect(),
+            })
+        }
+    }
+
+    /// The effective config as YAML (sizes and durations human-readable).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+}
+
+fn strip_location(msg: &str) -> &str {
+    msg.split(" at line ").next().unwrap_or(msg)
+}
+
+/// `runnel check-config`: the effective config, or every error.
+pub fn check(path: &Path) -> Result<String, ConfigError> {
+    Config::load(path).map(|c| c.to_yaml())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let e = Config::from_yaml_str(
+            "http:\n  listen: \"127.0.0.1:1\"\nindex:\n  max_disk_byte: 1GiB\n",
+            "cm.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("cm.yaml:4:"), "{e}");
+        assert!(e.contains("max_disk_byte"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let e = Config::from_yaml_str("index: { max_disk_bytes: lots }\n", "c")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"lots\" is not a size"), "{e}");
+        let e = Config::from_yaml_str(
+            "http: { listen: nowhere }\nsinks: { elasticsearch: { endpoints: [\"ftp://x\"] } }\n",
+            "c",
+        )
+        .unwrap_err();
+        assert_eq!(e.problems.len(), 2, "{e}");
+        let e = Config::from_yaml_str("inputs: { rescan_interval: [1] }\n", "c")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c:1:"), "{e}");
+    }
+
+    #[test]
+    fn round_trip_and_example_equal_defaults() {
+        let d = Config::default();
+        assert_eq!(Config::from_yaml_str(&d.to_yaml(), "rt").unwrap(), d);
+        let example = include_str!("../examples/runnel.yaml");
+        std::env::remove_var("NODE_NAME");
+        assert_eq!(Config::from_yaml_str(example, "example").unwrap(), d);
+    }
+}

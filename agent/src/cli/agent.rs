@@ -2,8 +2,8 @@
 //! HTTP, and shut everything down in order on SIGTERM (final sync before exit).
 
 use super::AgentArgs;
-use crate::http::{self, AppState, MetricsFn, StatusFn, TopFn};
-use crate::{demo, metrics, tail};
+use crate::http::{self, AppState, MetricsFn, StatusFn};
+use crate::{demo, tail};
 use runnel_config::Config;
 use runnel_index::{Limits, Store};
 use std::path::Path;
@@ -29,8 +29,11 @@ pub fn limits(cfg: &Config) -> Limits {
 
 fn init_logging(cfg: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         runnel_config::LogFormat::Json => builder.json().try_init(),
         runnel_config::LogFormat::Text => builder.try_init(),
@@ -82,14 +85,17 @@ pub fn run_agent(args: &AgentArgs) -> i32 {
 
 fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), String> {
     let generator = match demo_root {
-        Some(root) => Some(demo::Generator::start(root).map_err(|e| format!("demo generator: {e}"))?),
+        Some(root) => {
+            Some(demo::Generator::start(root).map_err(|e| format!("demo generator: {e}"))?)
+        }
         None => None,
     };
     let index_dir = cfg.data_dir.join("index");
     let store = Arc::new(
         Store::open(&index_dir, limits(cfg)).map_err(|e| format!("opening the index: {e}"))?,
     );
-    let ingest = tail::Ingest::start(cfg, store.clone()).map_err(|e| format!("starting inputs: {e}"))?;
+    let ingest =
+        tail::Ingest::start(cfg, store.clone()).map_err(|e| format!("starting inputs: {e}"))?;
     let sink = if cfg.sinks.elasticsearch.enabled {
         let state_dir = cfg.data_dir.join("sinks").join("elasticsearch");
         Some(
@@ -106,7 +112,9 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
     };
 
     if args.oneshot {
-        ingest.run_until_eof().map_err(|e| format!("ingesting: {e}"))?;
+        ingest
+            .run_until_eof()
+            .map_err(|e| format!("ingesting: {e}"))?;
         if let Some(sink) = sink {
             sink.drain(ONESHOT_SINK_TIMEOUT)
                 .map_err(|e| format!("shipping to elasticsearch: {e}"))?;
@@ -116,14 +124,16 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
             g.stop();
         }
         let records: u64 = store.sources().iter().map(|s| s.records).sum();
-        println!("runnel: oneshot done: {records} records in {}", index_dir.display());
+        println!(
+            "runnel: oneshot done: {records} records in {}",
+            index_dir.display()
+        );
         return Ok(());
     }
 
-    let collector = cfg
-        .metrics
-        .enabled
-        .then(|| Arc::new(metrics::Collector::start(&cfg.metrics, store.clone())));
+    if cfg.metrics.enabled {
+        tracing::warn!("metrics.enabled: per-container metrics are not implemented yet; /metrics serves the agent's own counters");
+    }
     let ingest = Arc::new(ingest);
     let sink = sink.map(Arc::new);
     let ready = Arc::new(AtomicBool::new(false));
@@ -140,19 +150,19 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
     let mut state = AppState::new(store.clone(), ready);
     {
         let ingest = ingest.clone();
-        state.metrics.push(Arc::new(move |out: &mut String| ingest.render_metrics(out)) as MetricsFn);
-    }
-    if let Some(c) = &collector {
-        let (render, top) = (c.clone(), c.clone());
-        state.metrics.push(Arc::new(move |out: &mut String| render.render(out)) as MetricsFn);
-        state.top = Some(Arc::new(move |by: &str, limit: usize| top.top(by, limit).map_err(|e| e.to_string())) as TopFn);
+        state
+            .metrics
+            .push(Arc::new(move |out: &mut String| ingest.render_metrics(out)) as MetricsFn);
     }
     if let Some(s) = &sink {
         let (render, status) = (s.clone(), s.clone());
-        state.metrics.push(Arc::new(move |out: &mut String| render.render_metrics(out)) as MetricsFn);
         state
-            .status
-            .push(("elasticsearch".into(), Arc::new(move || status.status()) as StatusFn));
+            .metrics
+            .push(Arc::new(move |out: &mut String| render.render_metrics(out)) as MetricsFn);
+        state.status.push((
+            "elasticsearch".into(),
+            Arc::new(move || status.status()) as StatusFn,
+        ));
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -161,7 +171,11 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
         .enable_all()
         .build()
         .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
-    runtime.block_on(serve_until_signal(cfg, Arc::new(state), demo_root.is_some()))?;
+    runtime.block_on(serve_until_signal(
+        cfg,
+        Arc::new(state),
+        demo_root.is_some(),
+    ))?;
 
     tracing::info!("shutting down: stopping inputs and syncing the index");
     if let Ok(ingest) = Arc::try_unwrap(ingest) {
@@ -169,9 +183,6 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
     }
     if let Some(sink) = sink.and_then(|s| Arc::try_unwrap(s).ok()) {
         sink.shutdown();
-    }
-    if let Some(c) = collector.and_then(|c| Arc::try_unwrap(c).ok()) {
-        c.shutdown();
     }
     if let Some(g) = generator {
         g.stop();
