@@ -8,7 +8,7 @@
 pub mod cli;
 pub mod demo;
 pub mod http;
-pub mod metrics;
 pub mod logs;
+pub mod metrics;
 pub mod tail;
 pub mod timefmt;

@@ -58,7 +58,11 @@ fn parse_inner(b: &[u8]) -> Option<(i64, TimeStyle)> {
         return None;
     }
     let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (h, mi, s) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
@@ -184,7 +188,13 @@ mod tests {
 
     #[test]
     fn garbage_is_rejected_with_the_text() {
-        for bad in ["", "yesterday", "2024-13-01T00:00:00Z", "2024-05-01T12:00:00", "2024-05-01T12:00:00.Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T12:00:00",
+            "2024-05-01T12:00:00.Z",
+        ] {
             let err = parse_rfc3339(bad).unwrap_err();
             assert_eq!(err.text, bad);
         }

@@ -16,13 +16,26 @@ struct Line {
 }
 
 /// kubectl logs semantics over `lines` in file order.
-fn expected(lines: &[Line], tail: Option<usize>, since_ms: Option<u64>, until_ms: Option<u64>, limit: Option<usize>, timestamps: bool) -> String {
-    let mut sel: Vec<&Line> = lines.iter().filter(|l| until_ms.is_none_or(|u| l.ms < u)).collect();
+fn expected(
+    lines: &[Line],
+    tail: Option<usize>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+    limit: Option<usize>,
+    timestamps: bool,
+) -> String {
+    let mut sel: Vec<&Line> = lines
+        .iter()
+        .filter(|l| until_ms.is_none_or(|u| l.ms < u))
+        .collect();
     if let Some(n) = tail {
         sel = sel.split_off(sel.len().saturating_sub(n));
     }
     let mut out = String::new();
-    for l in sel.into_iter().filter(|l| since_ms.is_none_or(|s| l.ms >= s)) {
+    for l in sel
+        .into_iter()
+        .filter(|l| since_ms.is_none_or(|s| l.ms >= s))
+    {
         if timestamps {
             out.push_str(&l.time);
             out.push(' ');
@@ -44,7 +57,8 @@ fn build(node: &Node) -> (Vec<Line>, Vec<Line>, Vec<Line>) {
     let mut text = String::new();
     for i in 0..60u64 {
         // Every 7th line is one second "early": timestamps are not monotonic.
-        let ms = i * 1000 + if i % 7 == 3 { 0 } else { 500 } - if i % 7 == 3 && i > 0 { 1000 } else { 0 };
+        let ms = i * 1000 + if i % 7 == 3 { 0 } else { 500 }
+            - if i % 7 == 3 && i > 0 { 1000 } else { 0 };
         let time = time_at(ms);
         let msg = format!("GET /item/{i} 200 {}", "x".repeat((i % 5) as usize * 10));
         if i % 10 == 4 {
@@ -53,7 +67,12 @@ fn build(node: &Node) -> (Vec<Line>, Vec<Line>, Vec<Line>) {
             text.push_str(&cri_line(&time, "stdout", "P", a));
             text.push_str(&cri_line(&time_at(ms + 1), "stdout", "F", b));
         } else {
-            text.push_str(&cri_line(&time, if i % 9 == 0 { "stderr" } else { "stdout" }, "F", &msg));
+            text.push_str(&cri_line(
+                &time,
+                if i % 9 == 0 { "stderr" } else { "stdout" },
+                "F",
+                &msg,
+            ));
         }
         web.push(Line { ms, time, msg });
     }
@@ -67,7 +86,10 @@ fn build(node: &Node) -> (Vec<Line>, Vec<Line>, Vec<Line>) {
         append(&path0, &cri_line(&time, "stdout", "F", &msg));
         old.push(Line { ms: i, time, msg });
     }
-    append(&node.cri_log("shop", "web-7d9", "sidecar", 0), &cri_line(&time_at(5), "stdout", "F", "sidecar up"));
+    append(
+        &node.cri_log("shop", "web-7d9", "sidecar", 0),
+        &cri_line(&time_at(5), "stdout", "F", "sidecar up"),
+    );
 
     let mut worker = Vec::new();
     let id = container_id(7);
@@ -83,9 +105,14 @@ fn build(node: &Node) -> (Vec<Line>, Vec<Line>, Vec<Line>) {
     );
     for i in 0..30u64 {
         let time = time_at(i * 2000);
-        let msg = format!("{{\"level\":\"info\",\"job\":{i},\"note\":\"tab\\there \\\"quoted\\\"\"}}");
+        let msg =
+            format!("{{\"level\":\"info\",\"job\":{i},\"note\":\"tab\\there \\\"quoted\\\"\"}}");
         append(&log, &docker_line(&format!("{msg}\n"), "stdout", &time));
-        worker.push(Line { ms: i * 2000, time, msg });
+        worker.push(Line {
+            ms: i * 2000,
+            time,
+            msg,
+        });
     }
     (web, old, worker)
 }
@@ -100,21 +127,49 @@ fn runnel_logs_matches_kubectl_semantics_from_data_dir_and_server() {
     let t = |ms: u64| time_at(ms);
     let cases: Vec<(Vec<String>, String)> = vec![
         (vec![], expected(&web, None, None, None, None, false)),
-        (vec!["--tail=5".into()], expected(&web, Some(5), None, None, None, false)),
+        (
+            vec!["--tail=5".into()],
+            expected(&web, Some(5), None, None, None, false),
+        ),
         (vec!["--tail=0".into()], String::new()),
-        (vec![format!("--since-time={}", t(30_000))], expected(&web, None, Some(30_000), None, None, false)),
-        (vec![format!("--until-time={}", t(20_000))], expected(&web, None, None, Some(20_000), None, false)),
+        (
+            vec![format!("--since-time={}", t(30_000))],
+            expected(&web, None, Some(30_000), None, None, false),
+        ),
+        (
+            vec![format!("--until-time={}", t(20_000))],
+            expected(&web, None, None, Some(20_000), None, false),
+        ),
         // Tail applies before since, as in the kubelet: asking for 20 lines since t=50s gives
         // only the lines of the last 20 that are at or after 50s.
-        (vec!["--tail=20".into(), format!("--since-time={}", t(50_000))], expected(&web, Some(20), Some(50_000), None, None, false)),
-        (vec!["--limit-bytes=100".into()], expected(&web, None, None, None, Some(100), false)),
-        (vec!["--timestamps".into(), "--tail=7".into()], expected(&web, Some(7), None, None, None, true)),
-        (vec!["--timestamps".into(), "--limit-bytes=333".into()], expected(&web, None, None, None, Some(333), true)),
         (
-            vec![format!("--since-time={}", t(10_000)), format!("--until-time={}", t(12_000)), "--timestamps".into()],
+            vec!["--tail=20".into(), format!("--since-time={}", t(50_000))],
+            expected(&web, Some(20), Some(50_000), None, None, false),
+        ),
+        (
+            vec!["--limit-bytes=100".into()],
+            expected(&web, None, None, None, Some(100), false),
+        ),
+        (
+            vec!["--timestamps".into(), "--tail=7".into()],
+            expected(&web, Some(7), None, None, None, true),
+        ),
+        (
+            vec!["--timestamps".into(), "--limit-bytes=333".into()],
+            expected(&web, None, None, None, Some(333), true),
+        ),
+        (
+            vec![
+                format!("--since-time={}", t(10_000)),
+                format!("--until-time={}", t(12_000)),
+                "--timestamps".into(),
+            ],
             expected(&web, None, Some(10_000), Some(12_000), None, true),
         ),
-        (vec!["--previous".into()], expected(&old, None, None, None, None, false)),
+        (
+            vec!["--previous".into()],
+            expected(&old, None, None, None, None, false),
+        ),
     ];
     let mut ran = 0;
     for (flags, want) in &cases {
@@ -134,11 +189,21 @@ fn runnel_logs_matches_kubectl_semantics_from_data_dir_and_server() {
     let agent = Agent::start(&config);
     let server = format!("http://{}", agent.addr);
     for (flags, want) in &cases {
-        let mut args = vec!["logs", "--server", &server, "-n", "shop", "web-7d9", "-c", "nginx"];
+        let mut args = vec![
+            "logs", "--server", &server, "-n", "shop", "web-7d9", "-c", "nginx",
+        ];
         args.extend(flags.iter().map(String::as_str));
         let out = runnel(&args);
-        assert!(out.status.success(), "runnel {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), *want, "runnel {args:?} (server)");
+        assert!(
+            out.status.success(),
+            "runnel {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            *want,
+            "runnel {args:?} (server)"
+        );
     }
     agent.stop();
 }
@@ -154,19 +219,52 @@ fn runnel_logs_errors_name_what_is_missing() {
     let out = runnel(&["logs", "--data-dir", dir, "-n", "shop", "web-7d8"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("\"web-7d8\" not found") && err.contains("shop/web-7d9"), "{err}");
+    assert!(
+        err.contains("\"web-7d8\" not found") && err.contains("shop/web-7d9"),
+        "{err}"
+    );
 
     let out = runnel(&["logs", "--data-dir", dir, "-n", "shop", "web-7d9"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("choose one of: [nginx sidecar]"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("choose one of: [nginx sidecar]"),
+        "{err}"
+    );
 
-    let out = runnel(&["logs", "--data-dir", dir, "-n", "shop", "web-7d9", "-c", "sidecar", "--previous"]);
+    let out = runnel(&[
+        "logs",
+        "--data-dir",
+        dir,
+        "-n",
+        "shop",
+        "web-7d9",
+        "-c",
+        "sidecar",
+        "--previous",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("previous terminated container"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("previous terminated container"),
+        "{err}"
+    );
 
-    let out = runnel(&["logs", "--data-dir", dir, "-n", "shop", "web-7d9", "-c", "nginx", "--since-time", "noon"]);
+    let out = runnel(&[
+        "logs",
+        "--data-dir",
+        dir,
+        "-n",
+        "shop",
+        "web-7d9",
+        "-c",
+        "nginx",
+        "--since-time",
+        "noon",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("--since-time") && err.contains("noon"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("--since-time") && err.contains("noon"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -177,13 +275,30 @@ fn since_is_relative_to_now() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64;
-    let style = runnel_index::TimeStyle { offset_secs: 0, frac_digits: 9, zulu: true };
-    for (age_s, msg) in [(7200, "two hours ago"), (90, "ninety seconds ago"), (5, "five seconds ago")] {
+    let style = runnel_index::TimeStyle {
+        offset_secs: 0,
+        frac_digits: 9,
+        zulu: true,
+    };
+    for (age_s, msg) in [
+        (7200, "two hours ago"),
+        (90, "ninety seconds ago"),
+        (5, "five seconds ago"),
+    ] {
         let mut t = Vec::new();
         runnel_agent::timefmt::format_rfc3339(now_ns - age_s * 1_000_000_000, style, &mut t);
-        append(&path, &cri_line(std::str::from_utf8(&t).unwrap(), "stdout", "F", msg));
+        append(
+            &path,
+            &cri_line(std::str::from_utf8(&t).unwrap(), "stdout", "F", msg),
+        );
     }
     oneshot(&node.config(""));
-    assert_eq!(logs_from_dir(&node, &["clock", "--since=1m"]), "five seconds ago\n");
-    assert_eq!(logs_from_dir(&node, &["clock", "--since=2m"]), "ninety seconds ago\nfive seconds ago\n");
+    assert_eq!(
+        logs_from_dir(&node, &["clock", "--since=1m"]),
+        "five seconds ago\n"
+    );
+    assert_eq!(
+        logs_from_dir(&node, &["clock", "--since=2m"]),
+        "ninety seconds ago\nfive seconds ago\n"
+    );
 }

@@ -12,7 +12,12 @@ use support::*;
 fn write_lines(path: &std::path::Path, range: std::ops::Range<u64>) {
     let mut text = String::new();
     for i in range {
-        text.push_str(&cri_line(&time_at(i * 1000), "stdout", "F", &format!("line {i}")));
+        text.push_str(&cri_line(
+            &time_at(i * 1000),
+            "stdout",
+            "F",
+            &format!("line {i}"),
+        ));
     }
     append(path, &text);
 }
@@ -24,7 +29,12 @@ fn lines(range: std::ops::Range<u64>) -> String {
 fn total_records(agent: &Agent) -> u64 {
     let (_, body) = agent.get("/v1/sources");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["sources"].as_array().unwrap().iter().map(|s| s["records"].as_u64().unwrap_or(0)).sum()
+    v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["records"].as_u64().unwrap_or(0))
+        .sum()
 }
 
 fn python() -> String {
@@ -33,7 +43,10 @@ fn python() -> String {
         Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_string()),
     ];
     for c in candidates.into_iter().flatten() {
-        let ok = Command::new(&c).args(["-c", "import prometheus_client"]).output().map(|o| o.status.success());
+        let ok = Command::new(&c)
+            .args(["-c", "import prometheus_client"])
+            .output()
+            .map(|o| o.status.success());
         if ok.unwrap_or(false) {
             return c;
         }
@@ -47,18 +60,37 @@ fn range_tail_limit_sources_metrics_and_errors() {
     let log = node.cri_log("shop", "web-0", "nginx", 0);
     write_lines(&log, 0..100);
     let agent = Agent::start(&node.config(""));
-    assert!(eventually(Duration::from_secs(10), || total_records(&agent) == 100), "lines not ingested");
+    assert!(
+        eventually(Duration::from_secs(10), || total_records(&agent) == 100),
+        "lines not ingested"
+    );
 
     let base = "/v1/logs?namespace=shop&pod=web-0&container=nginx";
     assert_eq!(agent.get(base), (200, lines(0..100)));
-    assert_eq!(agent.get(&format!("{base}&tailLines=3")), (200, lines(97..100)));
-    let range = format!("{base}&sinceTime={}&untilTime={}", time_at(10_000), time_at(20_000));
+    assert_eq!(
+        agent.get(&format!("{base}&tailLines=3")),
+        (200, lines(97..100))
+    );
+    let range = format!(
+        "{base}&sinceTime={}&untilTime={}",
+        time_at(10_000),
+        time_at(20_000)
+    );
     assert_eq!(agent.get(&range), (200, lines(10..20)));
-    assert_eq!(agent.get(&format!("{base}&limitBytes=15")), (200, "line 0\nline 1\nl".to_string()));
+    assert_eq!(
+        agent.get(&format!("{base}&limitBytes=15")),
+        (200, "line 0\nline 1\nl".to_string())
+    );
     let (code, body) = agent.get(&format!("{base}&tailLines=1&timestamps=true"));
-    assert_eq!((code, body.as_str()), (200, format!("{} line 99\n", time_at(99_000)).as_str()));
+    assert_eq!(
+        (code, body.as_str()),
+        (200, format!("{} line 99\n", time_at(99_000)).as_str())
+    );
     // The pod's only container is implied.
-    assert_eq!(agent.get("/v1/logs?namespace=shop&pod=web-0&tailLines=1").1, lines(99..100));
+    assert_eq!(
+        agent.get("/v1/logs?namespace=shop&pod=web-0&tailLines=1").1,
+        lines(99..100)
+    );
 
     for (query, parameter) in [
         ("tailLines=-1", "tailLines"),
@@ -76,11 +108,22 @@ fn range_tail_limit_sources_metrics_and_errors() {
     }
     let (code, body) = agent.get("/v1/logs?namespace=shop&pod=web-1");
     assert_eq!(code, 404, "{body}");
-    assert!(body.contains("shop/web-0"), "404 should list close matches: {body}");
-    assert_eq!(agent.get("/v1/logs?namespace=shop&pod=web-0&container=php").0, 404);
+    assert!(
+        body.contains("shop/web-0"),
+        "404 should list close matches: {body}"
+    );
+    assert_eq!(
+        agent
+            .get("/v1/logs?namespace=shop&pod=web-0&container=php")
+            .0,
+        404
+    );
     assert_eq!(agent.get("/nope").0, 404);
     let post = ureq::post(&agent.url("/v1/logs")).call();
-    assert!(matches!(post, Err(ureq::Error::Status(405, _))), "POST must be refused");
+    assert!(
+        matches!(post, Err(ureq::Error::Status(405, _))),
+        "POST must be refused"
+    );
 
     let (code, body) = agent.get("/v1/sources");
     assert_eq!(code, 200);
@@ -118,11 +161,23 @@ print(len(fams))
         .unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "prometheus_client rejected /metrics: {}\n{text}", String::from_utf8_lossy(&out.stderr));
-    let parsed: Vec<u64> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    assert!(
+        out.status.success(),
+        "prometheus_client rejected /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
     assert_eq!(parsed[0], 6, "400s counted by path and code");
     assert_eq!(parsed[1], 100, "index appends");
-    assert!(parsed[2] >= 10, "expected the agent's metric families, got {}", parsed[2]);
+    assert!(
+        parsed[2] >= 10,
+        "expected the agent's metric families, got {}",
+        parsed[2]
+    );
     agent.stop();
 }
 
@@ -132,7 +187,9 @@ fn follow_delivers_new_lines_within_milliseconds_and_survives_rotation() {
     let log = node.cri_log("shop", "tail-me", "app", 0);
     write_lines(&log, 0..5);
     let agent = Agent::start(&node.config(""));
-    assert!(eventually(Duration::from_secs(10), || total_records(&agent) == 5));
+    assert!(eventually(Duration::from_secs(10), || total_records(
+        &agent
+    ) == 5));
 
     let url = agent.url("/v1/logs?namespace=shop&pod=tail-me&follow=true&tailLines=2");
     let resp = ureq::get(&url).call().expect("follow request");
@@ -145,7 +202,11 @@ fn follow_delivers_new_lines_within_milliseconds_and_survives_rotation() {
             let _ = tx.send((std::mem::take(&mut line), Instant::now()));
         }
     });
-    let recv = || rx.recv_timeout(Duration::from_secs(10)).expect("followed line did not arrive").0;
+    let recv = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("followed line did not arrive")
+            .0
+    };
     assert_eq!(recv(), "line 3\n");
     assert_eq!(recv(), "line 4\n");
 
@@ -157,14 +218,22 @@ fn follow_delivers_new_lines_within_milliseconds_and_survives_rotation() {
         }
         let sent = Instant::now();
         write_lines(&log, i..i + 1);
-        let (line, at) = rx.recv_timeout(Duration::from_secs(10)).expect("followed line did not arrive");
+        let (line, at) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("followed line did not arrive");
         assert_eq!(line, format!("line {i}\n"));
         latencies.push(at.duration_since(sent));
         std::thread::sleep(Duration::from_millis(20));
     }
     latencies.sort();
     let median = latencies[latencies.len() / 2];
-    eprintln!("follow latency: median {median:?}, max {:?}", latencies.last().unwrap());
-    assert!(median < Duration::from_millis(50), "median follow latency {median:?} is over 50 ms");
+    eprintln!(
+        "follow latency: median {median:?}, max {:?}",
+        latencies.last().unwrap()
+    );
+    assert!(
+        median < Duration::from_millis(50),
+        "median follow latency {median:?} is over 50 ms"
+    );
     agent.stop();
 }

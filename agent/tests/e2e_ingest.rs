@@ -41,7 +41,12 @@ fn docker_rotate(live: &Path, generation: u64) {
 
 /// kubelet: `0.log` → `0.log.<YYYYMMDD-HHMMSS>`; the previous rotated file is gzipped.
 fn kubelet_rotate(live: &Path, generation: u64, previous: &mut Option<PathBuf>) {
-    let rotated = PathBuf::from(format!("{}.20240501-12{:02}{:02}", live.display(), generation / 60, generation % 60));
+    let rotated = PathBuf::from(format!(
+        "{}.20240501-12{:02}{:02}",
+        live.display(),
+        generation / 60,
+        generation % 60
+    ));
     std::fs::rename(live, &rotated).unwrap();
     if let Some(prev) = previous.replace(rotated) {
         gzip_file(&prev);
@@ -51,7 +56,12 @@ fn kubelet_rotate(live: &Path, generation: u64, previous: &mut Option<PathBuf>) 
 /// copytruncate: copy the live file aside, then truncate it in place.
 fn copy_truncate(live: &Path, generation: u64) {
     std::fs::copy(live, format!("{}.{generation}", live.display())).unwrap();
-    std::fs::OpenOptions::new().write(true).open(live).unwrap().set_len(0).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
 }
 
 fn message(source: &str, i: u64) -> String {
@@ -77,26 +87,37 @@ fn writer(files: &Files, stop: &AtomicBool) {
         if i % 100 == 50 {
             // A json-file line split into fragments (no trailing \n but the last).
             let (a, b) = d.split_at(10);
-            let text = docker_line(a, "stdout", &time) + &docker_line(&format!("{b}\n"), "stdout", &time);
+            let text =
+                docker_line(a, "stdout", &time) + &docker_line(&format!("{b}\n"), "stdout", &time);
             append(&files.docker, &text);
         } else {
-            append(&files.docker, &docker_line(&format!("{d}\n"), "stdout", &time));
+            append(
+                &files.docker,
+                &docker_line(&format!("{d}\n"), "stdout", &time),
+            );
         }
         let k = message("kubelet", i);
         if i % 100 == 60 {
             let (a, b) = k.split_at(12);
-            append(&files.kubelet, &(cri_line(&time, "stdout", "P", a) + &cri_line(&time, "stdout", "F", b)));
+            append(
+                &files.kubelet,
+                &(cri_line(&time, "stdout", "P", a) + &cri_line(&time, "stdout", "F", b)),
+            );
         } else {
             append(&files.kubelet, &cri_line(&time, "stderr", "F", &k));
         }
-        append(&files.copy, &cri_line(&time, "stdout", "F", &message("copy", i)));
+        append(
+            &files.copy,
+            &cri_line(&time, "stdout", "F", &message("copy", i)),
+        );
         if i % ROTATE_EVERY == ROTATE_EVERY - 1 {
             let generation = i / ROTATE_EVERY + 1;
             docker_rotate(&files.docker, generation);
             kubelet_rotate(&files.kubelet, generation, &mut previous);
             copy_truncate(&files.copy, generation);
         }
-        if i % 20 == 0 {
+        if i % 4 == 0 {
+            // About 2.5 s of writing in all: long enough for several kills and restarts.
             std::thread::sleep(Duration::from_millis(3));
         }
         if stop.load(Ordering::Relaxed) {
@@ -120,9 +141,10 @@ fn sigkill_and_rotation_lose_and_duplicate_nothing() {
     let node = Node::new();
     let config = node.config("index: { segment_max_bytes: 256KiB }\n");
     // A small line limit so truncation is exercised; small segments so sealing happens mid-run.
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("  rescan_interval: 1s\n", "  rescan_interval: 1s\n  max_line_bytes: 4KiB\n");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  rescan_interval: 1s\n",
+        "  rescan_interval: 1s\n  max_line_bytes: 4KiB\n",
+    );
     std::fs::write(&config, text).unwrap();
     let files = Files {
         docker: node.docker_container(&container_id(1), "rotating-docker", &[]),
@@ -157,21 +179,45 @@ fn sigkill_and_rotation_lose_and_duplicate_nothing() {
     stop.store(true, Ordering::Relaxed);
     writer_thread.join().unwrap();
     assert!(finished, "the writer did not finish");
-    assert!(kills >= 2, "the agent was killed only {kills} times before the writer finished; slow the writer");
+    assert!(
+        kills >= 2,
+        "the agent was killed only {kills} times before the writer finished; slow the writer"
+    );
 
     // Let the last agent catch up, then stop it cleanly; a oneshot pass must find nothing new.
     let a = agent.take().unwrap();
     let caught_up = eventually(Duration::from_secs(60), || {
         let (_, body) = a.get("/v1/sources");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let total: u64 = v["sources"].as_array().unwrap().iter().map(|s| s["records"].as_u64().unwrap()).sum();
+        let total: u64 = v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["records"].as_u64().unwrap())
+            .sum();
         total >= 3 * LINES
     });
     a.stop();
-    assert!(caught_up, "the agent did not ingest all {} lines", 3 * LINES);
+    assert!(
+        caught_up,
+        "the agent did not ingest all {} lines",
+        3 * LINES
+    );
     oneshot(&config);
 
-    assert_eq!(logs_from_dir(&node, &["rotating-docker"]), expected("docker"), "docker (rename rotation)");
-    assert_eq!(logs_from_dir(&node, &["-n", "ns1", "kubelet-rot"]), expected("kubelet"), "kubelet rotation + gzip");
-    assert_eq!(logs_from_dir(&node, &["-n", "ns1", "copytrunc"]), expected("copy"), "copytruncate");
+    assert_eq!(
+        logs_from_dir(&node, &["rotating-docker"]),
+        expected("docker"),
+        "docker (rename rotation)"
+    );
+    assert_eq!(
+        logs_from_dir(&node, &["-n", "ns1", "kubelet-rot"]),
+        expected("kubelet"),
+        "kubelet rotation + gzip"
+    );
+    assert_eq!(
+        logs_from_dir(&node, &["-n", "ns1", "copytrunc"]),
+        expected("copy"),
+        "copytruncate"
+    );
 }

@@ -41,7 +41,7 @@ pub fn format_size(n: u64) -> String {
         ("MiB", 1 << 20),
         ("KiB", 1 << 10),
     ] {
-        if n >= m && n % m == 0 {
+        if n >= m && n.is_multiple_of(m) {
             return format!("{}{unit}", n / m);
         }
     }
@@ -93,7 +93,7 @@ pub fn format_duration(d: Duration) -> String {
         ("m", 60_000),
         ("s", 1000),
     ] {
-        if ms % m == 0 {
+        if ms.is_multiple_of(m) {
             return format!("{}{unit}", ms / m);
         }
     }

@@ -20,7 +20,8 @@ pub fn request_from_args(a: &LogsArgs) -> Result<LogRequest, String> {
     let since_seconds = match &a.since {
         None => None,
         Some(s) => {
-            let d = runnel_config::parse_duration(s).map_err(|e| flag_error("--since", e.to_string()))?;
+            let d = runnel_config::parse_duration(s)
+                .map_err(|e| flag_error("--since", e.to_string()))?;
             let secs = (d.as_millis() as u64).div_ceil(1000);
             if secs == 0 {
                 return Err(flag_error("--since", "must be greater than 0".into()));
@@ -30,14 +31,23 @@ pub fn request_from_args(a: &LogsArgs) -> Result<LogRequest, String> {
     };
     let time = |flag: &str, v: &Option<String>| -> Result<Option<(i64, String)>, String> {
         v.as_ref()
-            .map(|t| parse_rfc3339(t).map(|(ns, _)| (ns, t.clone())).map_err(|e| flag_error(flag, e.to_string())))
+            .map(|t| {
+                parse_rfc3339(t)
+                    .map(|(ns, _)| (ns, t.clone()))
+                    .map_err(|e| flag_error(flag, e.to_string()))
+            })
             .transpose()
     };
     if a.since.is_some() && a.since_time.is_some() {
         return Err("error: at most one of --since or --since-time may be used".into());
     }
     let tail_lines = match a.tail {
-        n if n < -1 => return Err(flag_error("--tail", format!("must be -1 or greater, got {n}"))),
+        n if n < -1 => {
+            return Err(flag_error(
+                "--tail",
+                format!("must be -1 or greater, got {n}"),
+            ))
+        }
         -1 => None,
         n => Some(n as u64),
     };
@@ -57,7 +67,8 @@ pub fn request_from_args(a: &LogsArgs) -> Result<LogRequest, String> {
         previous: a.previous,
         follow: a.follow,
     };
-    req.validate().map_err(|RequestError { parameter, message }| format!("error: {parameter}: {message}"))?;
+    req.validate()
+        .map_err(|RequestError { parameter, message }| format!("error: {parameter}: {message}"))?;
     Ok(req)
 }
 
@@ -73,7 +84,10 @@ pub fn run_logs(args: &LogsArgs) -> i32 {
     let result = match &args.data_dir {
         Some(dir) => from_data_dir(dir, &req),
         None => {
-            let server = args.server.clone().unwrap_or_else(|| "http://127.0.0.1:2020".to_string());
+            let server = args
+                .server
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:2020".to_string());
             client::stream_logs(&server, &req)
         }
     };
@@ -89,7 +103,11 @@ pub fn run_logs(args: &LogsArgs) -> i32 {
 fn from_data_dir(dir: &std::path::Path, req: &LogRequest) -> Result<(), String> {
     // Accept the agent's `data_dir` as well as the index directory inside it.
     let nested = dir.join("index");
-    let dir = if nested.is_dir() { nested.as_path() } else { dir };
+    let dir = if nested.is_dir() {
+        nested.as_path()
+    } else {
+        dir
+    };
     let store = Store::open_read_only(dir)
         .map_err(|e| format!("error: opening the index at {}: {e}", dir.display()))?;
     let mut stream = LogStream::open(&store, req).map_err(|e| match e {
@@ -101,7 +119,9 @@ fn from_data_dir(dir: &std::path::Path, req: &LogRequest) -> Result<(), String> 
     let mut out = Vec::with_capacity(crate::logs::stream::CHUNK_BYTES);
     loop {
         out.clear();
-        let progress = stream.next_chunk(&store, &mut out).map_err(|e| format!("error: {e}"))?;
+        let progress = stream
+            .next_chunk(&store, &mut out)
+            .map_err(|e| format!("error: {e}"))?;
         if !out.is_empty() {
             let mut lock = stdout.lock();
             if lock.write_all(&out).and_then(|_| lock.flush()).is_err() {

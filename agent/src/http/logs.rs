@@ -23,10 +23,16 @@ pub fn decode(v: &str) -> String {
 
 fn error_response(e: &LogsError) -> Response<ResponseBody> {
     match e {
-        LogsError::Request(r) => reply::error(StatusCode::BAD_REQUEST, &r.to_string(), Some(r.parameter)),
-        LogsError::Resolve(r) if r.is_not_found() => reply::error(StatusCode::NOT_FOUND, &r.to_string(), None),
+        LogsError::Request(r) => {
+            reply::error(StatusCode::BAD_REQUEST, &r.to_string(), Some(r.parameter))
+        }
+        LogsError::Resolve(r) if r.is_not_found() => {
+            reply::error(StatusCode::NOT_FOUND, &r.to_string(), None)
+        }
         LogsError::Resolve(r) => reply::error(StatusCode::BAD_REQUEST, &r.to_string(), None),
-        LogsError::Index(_) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), None),
+        LogsError::Index(_) => {
+            reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), None)
+        }
     }
 }
 
@@ -45,7 +51,11 @@ pub async fn handle(state: Arc<AppState>, query: &str) -> Response<ResponseBody>
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return error_response(&e),
         Err(e) => {
-            return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &format!("log reader failed: {e}"), None)
+            return reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("log reader failed: {e}"),
+                None,
+            )
         }
     };
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
@@ -105,7 +115,9 @@ async fn pump(state: Arc<AppState>, stream: LogStream, follow: bool, tx: mpsc::S
             }
             Err(e) => {
                 tracing::warn!(source = s.key(), error = %e, "http: log stream ended by an index error");
-                let _ = tx.send(Bytes::from(format!("\nrunnel: stream ended: {e}\n"))).await;
+                let _ = tx
+                    .send(Bytes::from(format!("\nrunnel: stream ended: {e}\n")))
+                    .await;
                 return;
             }
         }

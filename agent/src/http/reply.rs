@@ -16,7 +16,11 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseB
 }
 
 /// A plain-text response.
-pub fn text(status: StatusCode, content_type: &str, body: impl Into<bytes::Bytes>) -> Response<ResponseBody> {
+pub fn text(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<bytes::Bytes>,
+) -> Response<ResponseBody> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)

@@ -54,7 +54,13 @@ impl AppState {
     /// Count a served request; unknown paths are folded into one label value.
     pub fn count_request(&self, path: &str, code: u16) {
         const KNOWN: [&str; 7] = [
-            "/v1/logs", "/v1/sources", "/v1/top", "/v1/status", "/metrics", "/healthz", "/readyz",
+            "/v1/logs",
+            "/v1/sources",
+            "/v1/top",
+            "/v1/status",
+            "/metrics",
+            "/healthz",
+            "/readyz",
         ];
         let path = if KNOWN.contains(&path) { path } else { "other" };
         if let Ok(mut m) = self.requests.lock() {
@@ -65,11 +71,16 @@ impl AppState {
     /// The whole `/metrics` page.
     pub fn render_metrics(&self) -> String {
         let mut out = String::with_capacity(16 << 10);
-        out.push_str("# HELP runnel_http_requests_total HTTP requests served, by path and status code.\n");
+        out.push_str(
+            "# HELP runnel_http_requests_total HTTP requests served, by path and status code.\n",
+        );
         out.push_str("# TYPE runnel_http_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
             for ((path, code), n) in m.iter() {
-                let _ = writeln!(out, "runnel_http_requests_total{{path=\"{path}\",code=\"{code}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "runnel_http_requests_total{{path=\"{path}\",code=\"{code}\"}} {n}"
+                );
             }
         }
         render_index_metrics(&self.store, &mut out);
@@ -85,7 +96,10 @@ impl AppState {
         let mut overall = "ok";
         for (name, status) in &self.status {
             let v = status();
-            if v.get("state").and_then(|s| s.as_str()).is_some_and(|s| s != "ok") {
+            if v.get("state")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s != "ok")
+            {
                 overall = "degraded";
             }
             components.insert(name.clone(), v);
@@ -97,17 +111,44 @@ impl AppState {
 fn render_index_metrics(store: &Store, out: &mut String) {
     let s = store.stats();
     let gauges: [(&str, &str, u64); 3] = [
-        ("runnel_index_disk_bytes", "Bytes the index uses on disk.", s.disk_bytes),
-        ("runnel_index_sealed_segments", "Sealed segments in the index.", s.sealed_segments),
-        ("runnel_index_active_segments", "Active (appendable) segments.", s.active_segments),
+        (
+            "runnel_index_disk_bytes",
+            "Bytes the index uses on disk.",
+            s.disk_bytes,
+        ),
+        (
+            "runnel_index_sealed_segments",
+            "Sealed segments in the index.",
+            s.sealed_segments,
+        ),
+        (
+            "runnel_index_active_segments",
+            "Active (appendable) segments.",
+            s.active_segments,
+        ),
     ];
     for (name, help, v) in gauges {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n");
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+        );
     }
     let counters: [(&str, &str, u64); 4] = [
-        ("runnel_index_records_appended_total", "Records appended since start.", s.records_appended),
-        ("runnel_index_syncs_total", "Group-commit syncs since start.", s.syncs),
-        ("runnel_index_corrupt_blocks_total", "Corrupt sealed blocks skipped by reads.", s.corrupt_blocks),
+        (
+            "runnel_index_records_appended_total",
+            "Records appended since start.",
+            s.records_appended,
+        ),
+        (
+            "runnel_index_syncs_total",
+            "Group-commit syncs since start.",
+            s.syncs,
+        ),
+        (
+            "runnel_index_corrupt_blocks_total",
+            "Corrupt sealed blocks skipped by reads.",
+            s.corrupt_blocks,
+        ),
         (
             "runnel_index_recovered_truncated_bytes_total",
             "Bytes cut from torn active-segment tails at open.",
@@ -115,12 +156,24 @@ fn render_index_metrics(store: &Store, out: &mut String) {
         ),
     ];
     for (name, help, v) in counters {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n");
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        );
     }
     let families = [
-        ("runnel_index_retention_segments_total", "Segments deleted by retention, by reason."),
-        ("runnel_index_retention_records_total", "Records deleted by retention, by reason."),
-        ("runnel_index_retention_bytes_total", "Bytes deleted by retention, by reason."),
+        (
+            "runnel_index_retention_segments_total",
+            "Segments deleted by retention, by reason.",
+        ),
+        (
+            "runnel_index_retention_records_total",
+            "Records deleted by retention, by reason.",
+        ),
+        (
+            "runnel_index_retention_bytes_total",
+            "Bytes deleted by retention, by reason.",
+        ),
     ];
     for (i, (name, help)) in families.iter().enumerate() {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");

@@ -52,7 +52,10 @@ fn parse_bool(parameter: &'static str, v: &str) -> Result<bool, RequestError> {
     match v {
         "true" | "1" | "" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(bad(parameter, format!("{v:?} is not a boolean (use true or false)"))),
+        _ => Err(bad(
+            parameter,
+            format!("{v:?} is not a boolean (use true or false)"),
+        )),
     }
 }
 
@@ -60,7 +63,10 @@ fn parse_u64(parameter: &'static str, v: &str, min: u64) -> Result<u64, RequestE
     match v.parse::<u64>() {
         Ok(n) if n >= min => Ok(n),
         Ok(_) => Err(bad(parameter, format!("must be at least {min}, got {v}"))),
-        Err(_) => Err(bad(parameter, format!("{v:?} is not a non-negative integer"))),
+        Err(_) => Err(bad(
+            parameter,
+            format!("{v:?} is not a non-negative integer"),
+        )),
     }
 }
 
@@ -139,9 +145,12 @@ impl LogRequest {
                 }
             }
         }
-        r.pod = pod
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| bad("pod", "is required (the pod name, or a Docker container name or id)"))?;
+        r.pod = pod.filter(|p| !p.is_empty()).ok_or_else(|| {
+            bad(
+                "pod",
+                "is required (the pod name, or a Docker container name or id)",
+            )
+        })?;
         r.validate()?;
         Ok(r)
     }
@@ -238,7 +247,10 @@ mod tests {
             ("pod=a&sinceSeconds=0", "sinceSeconds"),
             ("pod=a&sinceTime=yesterday", "sinceTime"),
             ("pod=a&follow=maybe", "follow"),
-            ("pod=a&sinceSeconds=5&sinceTime=2024-05-01T12:00:00Z", "sinceTime"),
+            (
+                "pod=a&sinceSeconds=5&sinceTime=2024-05-01T12:00:00Z",
+                "sinceTime",
+            ),
             ("namespace=x", "pod"),
             ("pod=a&tail=3", "query"),
         ] {

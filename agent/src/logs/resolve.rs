@@ -275,7 +275,10 @@ mod tests {
     #[test]
     fn namespace_defaults_and_single_container_is_implied() {
         let s = fixture();
-        assert_eq!(resolve(&s, &req(None, "solo", None, false)).unwrap().key, "c0");
+        assert_eq!(
+            resolve(&s, &req(None, "solo", None, false)).unwrap().key,
+            "c0"
+        );
         let e = resolve(&s, &req(Some("shop"), "web-7d9", None, false)).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -290,7 +293,10 @@ mod tests {
         assert!(e.is_not_found());
         assert!(e.to_string().contains("did you mean: shop/web-7d9"), "{e}");
         let e = resolve(&s, &req(Some("shop"), "web-7d9", Some("ngnix"), false)).unwrap_err();
-        assert!(e.to_string().contains("choose one of: [nginx sidecar]"), "{e}");
+        assert!(
+            e.to_string().contains("choose one of: [nginx sidecar]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -304,7 +310,13 @@ mod tests {
             },
             ..src("docker:x", None, None, "x", 0)
         });
-        assert_eq!(resolve(&s, &req(None, "redis", None, false)).unwrap().key, "docker:x");
-        assert_eq!(resolve(&s, &req(None, "deadbe", None, false)).unwrap().key, "docker:x");
+        assert_eq!(
+            resolve(&s, &req(None, "redis", None, false)).unwrap().key,
+            "docker:x"
+        );
+        assert_eq!(
+            resolve(&s, &req(None, "deadbe", None, false)).unwrap().key,
+            "docker:x"
+        );
     }
 }

@@ -20,7 +20,10 @@ pub struct Node {
 
 impl Node {
     pub fn new() -> Node {
-        let dir = tempfile::Builder::new().prefix("runnel-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("runnel-e2e-")
+            .tempdir()
+            .unwrap();
         std::fs::create_dir_all(dir.path().join("docker")).unwrap();
         std::fs::create_dir_all(dir.path().join("pods")).unwrap();
         Node { dir }
@@ -53,7 +56,10 @@ impl Node {
     }
     /// Path of a CRI container log: `<ns>_<pod>_<uid>/<container>/<restart>.log`.
     pub fn cri_log(&self, ns: &str, pod: &str, container: &str, restart: u32) -> PathBuf {
-        let dir = self.cri_root().join(format!("{ns}_{pod}_uid-{pod}")).join(container);
+        let dir = self
+            .cri_root()
+            .join(format!("{ns}_{pod}_uid-{pod}"))
+            .join(container);
         std::fs::create_dir_all(&dir).unwrap();
         dir.join(format!("{restart}.log"))
     }
@@ -61,8 +67,10 @@ impl Node {
     pub fn docker_container(&self, id: &str, name: &str, labels: &[(&str, &str)]) -> PathBuf {
         let dir = self.docker_root().join(id);
         std::fs::create_dir_all(&dir).unwrap();
-        let labels: serde_json::Map<String, serde_json::Value> =
-            labels.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+        let labels: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
         let cfg = serde_json::json!({
             "ID": id, "Name": format!("/{name}"),
             "Config": { "Image": "registry.local/app:1.0", "Labels": labels },
@@ -83,7 +91,12 @@ pub fn container_id(n: u32) -> String {
 pub fn time_at(ms: u64) -> String {
     let s = ms / 1000;
     let frac = format!("{:09}", (ms % 1000) * 1_000_000 + 123);
-    format!("2024-05-01T12:{:02}:{:02}.{}Z", s / 60 % 60, s % 60, frac.trim_end_matches('0'))
+    format!(
+        "2024-05-01T12:{:02}:{:02}.{}Z",
+        s / 60 % 60,
+        s % 60,
+        frac.trim_end_matches('0')
+    )
 }
 
 /// One CRI line.
@@ -100,7 +113,11 @@ pub fn docker_line(log: &str, stream: &str, time: &str) -> String {
 
 /// Append text to a file (creating it), flushing to the OS.
 pub fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
 
@@ -158,7 +175,10 @@ impl Agent {
     }
 
     pub fn try_get(&self, path: &str) -> Result<(u16, String), String> {
-        match ureq::get(&self.url(path)).timeout(Duration::from_secs(30)).call() {
+        match ureq::get(&self.url(path))
+            .timeout(Duration::from_secs(30))
+            .call()
+        {
             Ok(r) => Ok((r.status(), r.into_string().map_err(|e| e.to_string())?)),
             Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string().unwrap_or_default())),
             Err(e) => Err(e.to_string()),
@@ -167,7 +187,8 @@ impl Agent {
 
     /// GET a path; returns status and body.
     pub fn get(&self, path: &str) -> (u16, String) {
-        self.try_get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        self.try_get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -201,7 +222,10 @@ impl Drop for Agent {
 
 /// Run `runnel` with arguments to completion.
 pub fn runnel(args: &[&str]) -> Output {
-    Command::new(runnel_bin()).args(args).output().expect("running runnel")
+    Command::new(runnel_bin())
+        .args(args)
+        .output()
+        .expect("running runnel")
 }
 
 /// Run `runnel agent --oneshot` and assert it succeeded.
@@ -225,7 +249,11 @@ pub fn logs_from_dir(node: &Node, args: &[&str]) -> String {
     let mut all = vec!["logs", "--data-dir", dir.to_str().unwrap()];
     all.extend_from_slice(args);
     let out = runnel(&all);
-    assert!(out.status.success(), "runnel {all:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "runnel {all:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
