@@ -29,13 +29,14 @@ if [ ${#need[@]} -gt 0 ]; then
   apt_install "${need[@]}"
 fi
 
-if ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null || [ ! -x .venv/bin/osmem-server ]; then
+if ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null \
+  || ! .venv/bin/pip show -q osmem-server >/dev/null 2>&1; then
   echo "test.sh: creating .venv with osmem-server==$OSMEM_VERSION and prometheus_client==$PROM_CLIENT_VERSION"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check \
     "osmem-server==$OSMEM_VERSION" "prometheus_client==$PROM_CLIENT_VERSION"
 fi
 export RUNNEL_PYTHON="$PWD/.venv/bin/python"
-export RUNNEL_OSMEM="$PWD/.venv/bin/osmem-server"
+# pip leaves osmem-server's binary inside its package; the sink tests find it there.
 
 cargo test --workspace --locked "$@"
