@@ -1,8 +1,25 @@
 //! `${VAR}` and `${VAR:-default}` in the raw text, before YAML parsing; `$$` is a literal `$`.
 
-/// Replace variables using `lookup`; an unset `${VAR}` without a default is an error naming
-/// the variable and its line.
+/// Replace variables using `lookup`, except on whole-line `#` comments; an unset `${VAR}`
+/// without a default is an error naming the variable and its line.
 pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            let done =
+                interpolate_line(line, &lookup).map_err(|e| format!("line {}: {e}", n + 1))?;
+            out.push_str(&done);
+        }
+    }
+    Ok(out)
+}
+
+fn interpolate_line(
+    text: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -12,25 +29,23 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             out.push('$');
             rest = a;
         } else if let Some(body) = after.strip_prefix('{') {
-            let line = text.len() - rest.len() + i;
-            let line = text[..line].matches('\n').count() + 1;
-            let end = body.find('}').ok_or_else(|| {
-                format!("line {line}: unterminated ${{ (write $$ for a literal $)")
-            })?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| "unterminated ${ (write $$ for a literal $)".to_string())?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("line {line}: ${{{expr}}} is not a variable name"));
+                return Err(format!("${{{expr}}} is not a variable name"));
             }
             match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
                     return Err(format!(
-                        "line {line}: environment variable {name} is not set (use ${{{name}:-default}} for a default)"
+                        "environment variable {name} is not set (use ${{{name}:-default}} for a default)"
                     ))
                 }
             }
@@ -60,5 +75,9 @@ mod tests {
         let e = interpolate("a: 1\nb: ${MISSING}", env).unwrap_err();
         assert!(e.contains("line 2") && e.contains("MISSING"), "{e}");
         assert!(interpolate("a: ${NODE_NAME", env).is_err());
+        assert_eq!(
+            interpolate("# see ${DOCS}\na: 1\n", env).unwrap(),
+            "# see ${DOCS}\na: 1\n"
+        );
     }
 }

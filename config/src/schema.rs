@@ -180,7 +180,7 @@ impl Default for IndexConfig {
             segment_max_bytes: 32 * MIB,
             segment_max_age: Duration::from_secs(600),
             block_bytes: 128 * KIB,
-            zstd_level: 3,
+            zstd_level: 1,
         }
     }
 }
