@@ -139,7 +139,7 @@ impl ActiveSegment {
                 let Ok((f, n)) = frame::decode(&data[good_end..]) else {
                     break;
                 };
-                if f.seq != seg.next_seq {
+                if f.seq != seg.next_seq || f.seq == u64::MAX {
                     break;
                 }
                 on_frame(&f);
@@ -194,8 +194,20 @@ impl ActiveSegment {
         self.next_seq - self.first_seq
     }
 
-    /// Append one record with the next sequence; returns the sequence.
+    /// Append one record with the next sequence; returns the sequence. An error means the record
+    /// was not appended: the size is checked and a full buffer written out before the frame is
+    /// encoded, so a caller that retries never stores the record twice, and the buffer never
+    /// holds more than [`FLUSH_BYTES`] plus one frame.
     pub fn append(&mut self, rec: &crate::NewRecord<'_>) -> Result<u64, Error> {
+        if rec.message.len() > frame::MAX_MESSAGE {
+            return Err(Error::TooLarge {
+                len: rec.message.len(),
+                max: frame::MAX_MESSAGE,
+            });
+        }
+        if self.pending.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
         let seq = self.next_seq;
         if seq == self.first_seq {
             // The age limit counts from the first record, not from the (empty) file's creation.
@@ -206,9 +218,6 @@ impl ActiveSegment {
         self.note_frame(at, n, seq, rec.time_ns);
         self.next_seq += 1;
         self.dirty = true;
-        if self.pending.len() >= FLUSH_BYTES {
-            self.flush()?;
-        }
         Ok(seq)
     }
 

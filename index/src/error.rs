@@ -34,6 +34,14 @@ pub enum Error {
     /// No source with this key.
     #[error("unknown source {0:?}")]
     UnknownSource(String),
+    /// A record's message is longer than the store can frame; nothing was appended.
+    #[error("record of {len} bytes exceeds the largest message the index stores ({max} bytes)")]
+    TooLarge {
+        /// Message bytes offered.
+        len: usize,
+        /// The limit ([`crate::MAX_MESSAGE`]).
+        max: usize,
+    },
     /// A write was attempted on a store opened read-only.
     #[error("store was opened read-only")]
     ReadOnly,

@@ -11,6 +11,9 @@ pub const FRAME_HEADER: usize = 8;
 const FIXED: usize = 8 + 8 + 4 + 1 + 1 + 1 + 1 + 1;
 /// Largest payload accepted when decoding (a message is capped far below this by the tailer).
 pub const MAX_PAYLOAD: usize = 64 << 20;
+/// Largest message [`crate::Store::append`] accepts: the payload with the longest position still
+/// fits [`MAX_PAYLOAD`], so everything written can be read back.
+pub const MAX_MESSAGE: usize = MAX_PAYLOAD - FIXED - 32;
 
 /// Append the frame for `rec` with sequence `seq` to `out`; returns the frame length.
 pub fn encode(out: &mut Vec<u8>, seq: u64, rec: &NewRecord<'_>) -> usize {

@@ -73,6 +73,7 @@ mod verify;
 
 pub use api::*;
 pub use error::Error;
+pub use frame::MAX_MESSAGE;
 pub use record::*;
 pub use store::Store;
 pub use verify::{verify_dir, Problem, VerifyReport};

@@ -8,8 +8,10 @@
 //!    (the HTTP/CLI layer applies the exact output-byte cut, as kubelet's LimitWriter does).
 //!
 //! Segments and blocks whose time range cannot contribute are neither read nor decompressed.
-//! For `tail`, blocks are walked newest first; a block entirely before both `until` and `since`
-//! only consumes its record count from the tail budget without being decompressed.
+//! For `tail`, blocks are walked newest first to find where the tail starts; a block entirely
+//! before both `until` and `since` only consumes its record count from the tail budget without
+//! being decompressed. Records are then collected forward from there, stopping at `limit_bytes`,
+//! so a query's memory and work follow its answer, not the size of the history.
 
 use crate::frame::{self, FrameView};
 use crate::source::Source;
@@ -134,7 +136,63 @@ fn frames_of<'a>(
     out
 }
 
-/// Run a kubelet-style query over one source.
+/// Decompressed blocks kept from the backward tail pass for the forward pass, in raw bytes.
+const TAIL_CACHE_BYTES: usize = 8 << 20;
+
+/// Where the last `n` records with `time < until` start: walks blocks newest first. A block
+/// entirely before both `until` and `since` only consumes its record count (all of its records
+/// count toward the tail and are then dropped by `since`), without being decompressed. Blocks
+/// that were decompressed are kept in `cache` (up to [`TAIL_CACHE_BYTES`]) for the forward pass.
+/// Returns the first sequence of the tail (0 when the tail reaches back to the first record).
+fn tail_start(
+    src: &Source,
+    list: &[BlockInfo],
+    n: u64,
+    (since, until): (i64, i64),
+    cost: &mut QueryResult,
+    cache: &mut Vec<(usize, Vec<u8>)>,
+    bad: &mut Vec<Error>,
+) -> u64 {
+    let mut need = n;
+    let mut cached = 0usize;
+    for (i, b) in list.iter().enumerate().rev() {
+        if b.max_time < until && b.max_time < since {
+            if need <= b.count {
+                return b.first_seq + b.count - need;
+            }
+            need -= b.count;
+            continue;
+        }
+        let Some(raw) = load(src, b.loc, cost, bad) else {
+            continue;
+        };
+        for f in frames_of(src, b, &raw, bad).iter().rev() {
+            if f.time_ns < until {
+                need -= 1;
+                if need == 0 {
+                    let start = f.seq;
+                    if cached + raw.len() <= TAIL_CACHE_BYTES {
+                        cache.push((i, raw));
+                    }
+                    return start;
+                }
+            }
+        }
+        if cached + raw.len() <= TAIL_CACHE_BYTES {
+            cached += raw.len();
+            cache.push((i, raw));
+        }
+    }
+    0
+}
+
+/// Run a kubelet-style query over one source (the order of filters is in the module doc).
+///
+/// Memory and work are bounded by the answer, not by the history: with `tail_lines` a backward
+/// pass over block metadata (decompressing only blocks that can hold counted records) finds the
+/// first sequence of the tail; a forward pass from there decompresses only blocks that overlap
+/// the window and stops as soon as `limit_bytes` is reached. Without `limit_bytes` the whole
+/// window is returned, so callers that page (the HTTP layer) pass one.
 pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
     let since = q.since_ns.unwrap_or(i64::MIN);
     let until = q.until_ns.unwrap_or(i64::MAX);
@@ -142,62 +200,43 @@ pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
     if q.limit_bytes == Some(0) || q.tail_lines == Some(0) {
         return res;
     }
+    let list = blocks(src, since, until, q.tail_lines.is_some(), 0);
+    let mut cache: Vec<(usize, Vec<u8>)> = Vec::new();
+    let start_seq = match q.tail_lines {
+        Some(n) => tail_start(src, &list, n, (since, until), &mut res, &mut cache, bad),
+        None => 0,
+    };
+    let limit = q.limit_bytes.unwrap_or(u64::MAX);
+    let mut total = 0u64;
     let mut picked: Vec<StoredRecord> = Vec::new();
-    match q.tail_lines {
-        None => {
-            for b in blocks(src, since, until, false, 0) {
-                let Some(raw) = load(src, b.loc, &mut res, bad) else {
-                    continue;
-                };
-                for f in frames_of(src, &b, &raw, bad) {
-                    if f.time_ns >= since && f.time_ns < until {
-                        picked.push(f.to_stored());
-                    }
-                }
-            }
+    let mut scratch = Vec::new();
+    'blocks: for (i, b) in list.iter().enumerate() {
+        if b.first_seq + b.count <= start_seq || b.max_time < since {
+            continue;
         }
-        Some(n) => {
-            let mut need = n;
-            let mut rev: Vec<StoredRecord> = Vec::new();
-            for b in blocks(src, since, until, true, 0).iter().rev() {
-                if need == 0 {
-                    break;
-                }
-                if b.max_time < until && b.max_time < since {
-                    // Every record counts toward the tail and is then dropped by `since`.
-                    need = need.saturating_sub(b.count);
-                    continue;
-                }
-                let Some(raw) = load(src, b.loc, &mut res, bad) else {
-                    continue;
-                };
-                for f in frames_of(src, b, &raw, bad).iter().rev() {
-                    if need == 0 {
-                        break;
-                    }
-                    if f.time_ns < until {
-                        need -= 1;
-                        if f.time_ns >= since {
-                            rev.push(f.to_stored());
-                        }
-                    }
-                }
-            }
-            rev.reverse();
-            picked = rev;
+        // The backward pass pushed blocks newest first: the forward pass finds them at the end.
+        while cache.last().is_some_and(|(ci, _)| *ci < i) {
+            cache.pop();
         }
-    }
-    if let Some(limit) = q.limit_bytes {
-        let mut total = 0u64;
-        let mut keep = 0;
-        for r in &picked {
-            keep += 1;
-            total += r.message.len() as u64;
+        let hit = cache.last().is_some_and(|(ci, _)| *ci == i);
+        let (raw, bad_sink) = match cache.pop().filter(|_| hit) {
+            // Corruption in a cached block was reported by the backward pass already.
+            Some((_, raw)) => (raw, &mut scratch),
+            None => match load(src, b.loc, &mut res, bad) {
+                Some(raw) => (raw, &mut *bad),
+                None => continue,
+            },
+        };
+        for f in frames_of(src, b, &raw, bad_sink) {
+            if f.seq < start_seq || f.time_ns < since || f.time_ns >= until {
+                continue;
+            }
+            total = total.saturating_add(f.message.len() as u64);
+            picked.push(f.to_stored());
             if total >= limit {
-                break;
+                break 'blocks;
             }
         }
-        picked.truncate(keep);
     }
     res.records = picked;
     res

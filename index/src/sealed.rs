@@ -25,8 +25,9 @@ pub const INDEX_ENTRY: usize = 48;
 pub const POSITION_ENTRY: usize = 32;
 /// Bytes of the footer, magic included.
 pub const FOOTER_LEN: usize = 72;
-/// Largest raw block size accepted when reading (caps the decompression buffer).
-pub const MAX_BLOCK_RAW: u32 = 64 << 20;
+/// Largest raw block size: caps the decompression buffer when reading. The writer cuts blocks so
+/// that no block exceeds it, and a single frame of the largest payload always fits.
+pub const MAX_BLOCK_RAW: u32 = (frame::MAX_PAYLOAD + frame::FRAME_HEADER) as u32;
 
 /// One block-index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +121,9 @@ pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, 
         };
         while at < frames.len() && (at - start) < block_target.max(1) {
             let (f, n) = frame::decode(&frames[at..]).map_err(|e| e.describe().to_string())?;
+            if meta.count > 0 && at - start + n > MAX_BLOCK_RAW as usize {
+                break;
+            }
             if meta.count == 0 {
                 meta.first_seq = f.seq;
             }
@@ -293,7 +297,10 @@ impl SealedSegment {
                     format!("block {i} index entry is inconsistent"),
                 ));
             }
-            seq += m.count as u64;
+            seq = match seq.checked_add(m.count as u64) {
+                Some(s) => s,
+                None => return Err(corrupt(path, at, format!("block {i} sequence overflows"))),
+            };
             blocks.push(m);
         }
         if seq - first_seq != count {
@@ -322,7 +329,7 @@ impl SealedSegment {
             blocks,
             positions,
             first_seq,
-            end_seq: first_seq + count,
+            end_seq: seq,
             min_time,
             max_time,
         })
@@ -426,6 +433,30 @@ mod tests {
             .path()
             .join(format!("{}.tmp", file_name(10, 50)))
             .exists());
+    }
+
+    #[test]
+    fn sequence_range_past_u64_max_is_a_corrupt_error_not_an_overflow() {
+        let mut buf = Vec::new();
+        for seq in [u64::MAX - 1, u64::MAX] {
+            let rec = NewRecord {
+                time_ns: 1,
+                time_style: TimeStyle::default(),
+                stream: Stream::Stdout,
+                flags: RecordFlags(0),
+                message: b"m",
+                position: Position::None,
+            };
+            frame::encode(&mut buf, seq, &rec);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sealed");
+        std::fs::write(&path, build(&buf, 1 << 10, 1).unwrap()).unwrap();
+        match SealedSegment::open(&path) {
+            Err(Error::Corrupt { what, .. }) => assert!(what.contains("overflows"), "{what}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened a segment whose sequences pass u64::MAX"),
+        }
     }
 
     #[test]

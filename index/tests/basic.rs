@@ -166,3 +166,20 @@ fn seal_due_seals_by_age_counted_from_the_first_record() {
     assert_eq!(s.stats().active_segments, 1);
     assert_eq!(s.query("k", &Query::default()).unwrap().records.len(), 2);
 }
+
+#[test]
+fn oversized_message_is_refused_and_nothing_is_appended() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path(), runnel_index::Limits::default()).unwrap();
+    let big = vec![b'x'; runnel_index::MAX_MESSAGE + 1];
+    let err = s.append("k", &rec(1, &big, 1)).unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { len, .. } if len == big.len()),
+        "{err}"
+    );
+    assert_eq!(s.append("k", &rec(2, b"fits", 2)).unwrap(), 0);
+    s.sync().unwrap();
+    let b = s.read_from("k", 0, 10, 1 << 20).unwrap();
+    assert_eq!(b.records.len(), 1);
+    assert_eq!(s.durable_position(&FILE), Some(2));
+}

@@ -220,3 +220,71 @@ fn active_segment_is_queryable_before_and_after_sync() {
     assert_eq!(r.records.len(), 50);
     assert!(r.records.iter().all(|x| x.message == big));
 }
+
+#[test]
+fn limit_bytes_stops_decompressing_once_reached() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path(), small_limits()).unwrap();
+    for i in 0..3000u64 {
+        s.append("k", &rec(i as i64, b"some log message text", i))
+            .unwrap();
+        if i % 1000 == 999 {
+            s.seal("k").unwrap();
+        }
+    }
+    s.sync().unwrap();
+    // 21-byte messages: 100 bytes are reached by the 5th record of the window.
+    let r = s
+        .query(
+            "k",
+            &Query {
+                since_ns: Some(10),
+                limit_bytes: Some(100),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        r.records.iter().map(|x| x.time_ns).collect::<Vec<_>>(),
+        vec![10, 11, 12, 13, 14]
+    );
+    assert!(r.blocks_decompressed <= 2, "{}", r.blocks_decompressed);
+    // A huge tail with a limit: the backward pass counts, the forward pass stops at the limit,
+    // and no block is decompressed twice.
+    let from_500 = s
+        .query(
+            "k",
+            &Query {
+                since_ns: Some(500),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .blocks_decompressed;
+    let r = s
+        .query(
+            "k",
+            &Query {
+                tail_lines: Some(2500),
+                limit_bytes: Some(100),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.records.first().map(|x| x.seq), Some(500));
+    assert_eq!(r.records.len(), 5);
+    assert_eq!(r.blocks_decompressed, from_500);
+    // tail 3: the newest block is decompressed once and serves both passes.
+    let r = s
+        .query(
+            "k",
+            &Query {
+                tail_lines: Some(3),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.records.len(), 3);
+    assert_eq!(r.records[2].seq, 2999);
+    assert!(r.blocks_decompressed <= 2, "{}", r.blocks_decompressed);
+}
