@@ -91,7 +91,7 @@ pub struct SourceInfo {
     pub records: u64,
     /// Bytes on disk (sealed + active).
     pub disk_bytes: u64,
-    /// Number of segments (sealed + active).
+    /// Number of segments (sealed ones holding records, plus the active one).
     pub segments: u64,
 }
 
@@ -100,7 +100,7 @@ pub struct SourceInfo {
 pub struct StoreStats {
     /// Bytes on disk.
     pub disk_bytes: u64,
-    /// Sealed segments.
+    /// Sealed segments holding records (position stubs not counted).
     pub sealed_segments: u64,
     /// Active segments.
     pub active_segments: u64,

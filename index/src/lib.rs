@@ -20,8 +20,10 @@
 //!
 //! One directory per source (container instance) under `<data_dir>/sources/<hex(key)>/` holds
 //! `source.json` (key and identity, tagged by version), at most one active segment
-//! `seg-<first seq>.active` and sealed segments `seg-<first seq>-<end seq>.sealed`. `LOCK` in the
-//! data dir is `flock`ed by the one writer.
+//! `seg-<first seq>.active` and sealed segments `seg-<first seq>-<end seq>.sealed`; after
+//! retention deleted records, a *position stub* `seg-<N>-<N>.sealed` (a sealed segment without
+//! blocks, N = first sequence still stored) keeps the file positions of the deleted records.
+//! `LOCK` in the data dir is `flock`ed by the one writer.
 //!
 //! ```text
 //! frame (all integers little-endian):
@@ -53,8 +55,9 @@
 //! before that sync returned, so it survives. Sealing writes the sealed file under a `.tmp`
 //! name, fsyncs it, renames it and fsyncs the directory before the active file is removed; a
 //! crash in between leaves the active file, which open discards once the sealed twin exists.
-//! [`Store::durable_position`] is rebuilt at open from the data itself (sealed position tables
-//! and the scanned active segments), never from a separate checkpoint that could disagree.
+//! [`Store::durable_position`] is rebuilt at open from the data itself (sealed position tables,
+//! the position stub, and the scanned active segments), never from a separate checkpoint that
+//! could disagree.
 //! Sealed segment lists come from file names and footers: the directory is the manifest.
 
 #![deny(missing_docs)]

@@ -148,8 +148,30 @@ pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, 
         out.extend_from_slice(&comp);
         metas.push(meta);
     }
+    let positions: Vec<(FileId, u64)> = positions.into_iter().collect();
+    finish(
+        &mut out,
+        &metas,
+        &positions,
+        first_seq.unwrap_or(0),
+        count,
+        (seg_min, seg_max),
+    );
+    Ok(out)
+}
+
+/// Append the block index, the position table and the footer to `out` (which holds the magic
+/// and the blocks).
+fn finish(
+    out: &mut Vec<u8>,
+    metas: &[BlockMeta],
+    positions: &[(FileId, u64)],
+    first_seq: u64,
+    count: u64,
+    (seg_min, seg_max): (i64, i64),
+) {
     let index_offset = out.len() as u64;
-    for m in &metas {
+    for m in metas {
         out.extend_from_slice(&m.min_time.to_le_bytes());
         out.extend_from_slice(&m.max_time.to_le_bytes());
         out.extend_from_slice(&m.first_seq.to_le_bytes());
@@ -159,7 +181,7 @@ pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, 
         out.extend_from_slice(&m.len.to_le_bytes());
         out.extend_from_slice(&m.crc.to_le_bytes());
     }
-    for (file, offset) in &positions {
+    for (file, offset) in positions {
         for v in [file.dev, file.ino, file.fingerprint, *offset] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -169,7 +191,7 @@ pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, 
     out.extend_from_slice(&index_offset.to_le_bytes());
     out.extend_from_slice(&(metas.len() as u32).to_le_bytes());
     out.extend_from_slice(&(positions.len() as u32).to_le_bytes());
-    out.extend_from_slice(&first_seq.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&first_seq.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&seg_min.to_le_bytes());
     out.extend_from_slice(&seg_max.to_le_bytes());
@@ -179,7 +201,34 @@ pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, 
     let fcrc = crc32c::crc32c(&out[footer_start..]);
     out.extend_from_slice(&fcrc.to_le_bytes());
     out.extend_from_slice(FOOTER_MAGIC);
-    Ok(out)
+}
+
+/// Bytes of a position stub: a sealed segment with no blocks, named `seg-<seq>-<seq>.sealed`,
+/// whose position table keeps the file positions of records that retention deleted, so the
+/// tailer does not read them again (see the `retention` module).
+pub fn build_stub(seq: u64, positions: &[(FileId, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + positions.len() * POSITION_ENTRY + FOOTER_LEN);
+    out.extend_from_slice(SEALED_MAGIC);
+    finish(&mut out, &[], positions, seq, 0, (i64::MAX, i64::MIN));
+    out
+}
+
+/// Write `bytes` as `dir/name`: temp file, fsync, rename, directory fsync.
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Write the position stub for sequence `seq` into `dir`; returns its path.
+pub fn write_stub(dir: &Path, seq: u64, positions: &[(FileId, u64)]) -> Result<PathBuf, Error> {
+    write_file(dir, &file_name(seq, seq), &build_stub(seq, positions))
 }
 
 /// Write a sealed segment for `frames` into `dir`: temp file, fsync, rename, directory fsync.
@@ -193,20 +242,12 @@ pub fn write(
     level: i32,
 ) -> Result<PathBuf, Error> {
     let name = file_name(first, end);
-    let path = dir.join(&name);
-    let tmp = dir.join(format!("{name}.tmp"));
     let bytes = build(frames, block_target, level).map_err(|what| Error::Corrupt {
-        path: path.clone(),
+        path: dir.join(&name),
         offset: 0,
         what: format!("cannot seal: {what}"),
     })?;
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    sync_dir(dir)?;
-    Ok(path)
+    write_file(dir, &name, &bytes)
 }
 
 fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
@@ -343,6 +384,11 @@ impl SealedSegment {
     /// Records held.
     pub fn records(&self) -> u64 {
         self.end_seq - self.first_seq
+    }
+
+    /// True for a position stub (no records; only a position table).
+    pub fn is_stub(&self) -> bool {
+        self.records() == 0
     }
 
     /// Decompress block `i` after checking its CRC; `Err` describes the corruption.

@@ -33,7 +33,7 @@ pub struct Source {
     pub identity: SourceIdentity,
     /// Directory.
     pub dir: PathBuf,
-    /// Sealed segments by sequence.
+    /// Sealed segments by sequence; the first may be a position stub (no records).
     pub sealed: Vec<Arc<SealedSegment>>,
     /// The active segment.
     pub active: Option<ActiveSegment>,
@@ -190,10 +190,24 @@ impl Source {
                 Err(e) => src.problems.push(e),
             }
         }
+        // Retention replaces a source's position stub by a newer one before it deletes the old
+        // one: after a crash in between, the newest stub holds everything the older ones did.
+        if let Some(newest_stub) = src.sealed.iter().rposition(|s| s.is_stub()) {
+            let mut i = 0;
+            src.sealed.retain(|s| {
+                let keep = !s.is_stub() || i == newest_stub;
+                if !keep && writable {
+                    let _ = std::fs::remove_file(&s.path);
+                }
+                i += 1;
+                keep
+            });
+        }
         let mut cut = 0;
         let newest = actives.last().map(|(a, _)| *a);
         for (a, path) in actives {
-            let superseded = src.sealed.iter().any(|s| s.first_seq == a) || Some(a) != newest;
+            let superseded =
+                src.sealed.iter().any(|s| s.first_seq == a && !s.is_stub()) || Some(a) != newest;
             if superseded || a < end {
                 if writable {
                     let _ = std::fs::remove_file(&path);
@@ -245,7 +259,7 @@ impl Source {
 
     /// First sequence still stored (= next_seq when nothing is).
     pub fn first_seq(&self) -> u64 {
-        if let Some(s) = self.sealed.first() {
+        if let Some(s) = self.sealed.iter().find(|s| !s.is_stub()) {
             return s.first_seq;
         }
         match &self.active {
@@ -307,6 +321,11 @@ impl Source {
         std::fs::remove_file(&old).map_err(io(&old))?;
         sync_dir(&self.dir)?;
         Ok(())
+    }
+
+    /// Sealed segments that hold records (position stubs not counted).
+    pub fn data_segments(&self) -> u64 {
+        self.sealed.iter().filter(|s| !s.is_stub()).count() as u64
     }
 
     /// Bytes on disk.

@@ -537,7 +537,7 @@ impl Store {
                     next_seq: src.next_seq,
                     records: src.records(),
                     disk_bytes: src.disk_bytes(),
-                    segments: src.sealed.len() as u64 + u64::from(src.active.is_some()),
+                    segments: src.data_segments() + u64::from(src.active.is_some()),
                 }
             })
             .collect()
@@ -557,7 +557,7 @@ impl Store {
         {
             let src = lock(s);
             st.disk_bytes += src.disk_bytes();
-            st.sealed_segments += src.sealed.len() as u64;
+            st.sealed_segments += src.data_segments();
             st.active_segments += u64::from(src.active.is_some());
         }
         st

@@ -12,7 +12,8 @@
 //!   then stop once `limit_bytes` of messages are reached);
 //! - `read_from` returns a contiguous run from the cursor, reporting retention gaps;
 //! - retention deletes only from the front of a source and counts what it deleted;
-//! - the tailer's resume offset (`durable_position`) is the last stored record's offset.
+//! - the tailer's resume offset (`durable_position`) is the last stored record's offset, and
+//!   stays the last durable offset when retention deleted the records.
 //!
 //! Cases default to 256 (override with `PROPTEST_CASES`); each case is small and the store uses
 //! tiny segments (4 KiB) and blocks (1 KiB) so sealing and block boundaries are exercised.
@@ -827,6 +828,20 @@ impl Harness {
                     .enforce_retention()
                     .map_err(|e| TestCaseError::fail(format!("enforce_retention: {e}")))?;
                 self.follow_retention()?;
+                // Deleting records does not make the tailer read their lines again.
+                for (i, key) in KEYS.iter().enumerate() {
+                    let m = &self.model[i];
+                    if m.last_offset > 0 {
+                        let pos = self.store()?.durable_position(&file_id(i));
+                        ensure(pos == Some(m.last_offset), || {
+                            format!(
+                                "{key}: durable_position {pos:?} after retention, last durable offset {} ({} records left)",
+                                m.last_offset,
+                                m.recs.len()
+                            )
+                        })?;
+                    }
+                }
                 let stats = self.store()?.stats();
                 ensure(
                     stats.disk_bytes <= *budget as u64 || stats.sealed_segments == 0,
