@@ -55,6 +55,9 @@
 //! before that sync returned, so it survives. Sealing writes the sealed file under a `.tmp`
 //! name, fsyncs it, renames it and fsyncs the directory before the active file is removed; a
 //! crash in between leaves the active file, which open discards once the sealed twin exists.
+//! An age-due seal ([`Store::seal_due`]) may rewrite a small previous sealed segment together with
+//! the active records into one segment, written the same way before the pieces are removed; a
+//! crash in between leaves a segment inside the merged one, which open discards.
 //! [`Store::durable_position`] is rebuilt at open from the data itself (sealed position tables,
 //! the position stub, and the scanned active segments), never from a separate checkpoint that
 //! could disagree.

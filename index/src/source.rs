@@ -57,6 +57,22 @@ pub struct Source {
     pub problems: Vec<Error>,
 }
 
+/// When an age-due seal rewrites the previous sealed segment together with the active records,
+/// so that a quiet source sealed every `segment_max_age` does not pile up thousands of tiny
+/// segments (each one a file and a memory map) over `max_age`: the previous segment must hold
+/// less than `max_prev_raw` raw bytes (which bounds the rewrite cost), the result at most
+/// `max_raw`, and its records span at most `max_span_ns` (which bounds how long retention by age
+/// keeps data past `max_age`).
+#[derive(Debug, Clone, Copy)]
+pub struct Merge {
+    /// Largest raw size of the previous segment that is still rewritten.
+    pub max_prev_raw: u64,
+    /// Largest raw size of the merged segment.
+    pub max_raw: u64,
+    /// Largest time span (max - min record time) of the merged segment.
+    pub max_span_ns: i64,
+}
+
 /// Directory name for a key: hex of its bytes (any key is a safe file name).
 pub fn dir_name(key: &str) -> String {
     let mut s = String::with_capacity(key.len() * 2);
@@ -190,6 +206,36 @@ impl Source {
                 Err(e) => src.problems.push(e),
             }
         }
+        // A seal that merged a small segment into a larger one writes the larger one before it
+        // removes the smaller: after a crash in between, the segment inside another goes.
+        let mut order: Vec<usize> = (0..src.sealed.len())
+            .filter(|&i| !src.sealed[i].is_stub())
+            .collect();
+        order.sort_by_key(|&i| {
+            (
+                src.sealed[i].first_seq,
+                std::cmp::Reverse(src.sealed[i].end_seq),
+            )
+        });
+        let mut inside = vec![false; src.sealed.len()];
+        let mut max_end = None;
+        for i in order {
+            let end = src.sealed[i].end_seq;
+            if max_end.is_some_and(|m| end <= m) {
+                inside[i] = true;
+            } else {
+                max_end = Some(end);
+            }
+        }
+        let mut i = 0;
+        src.sealed.retain(|s| {
+            let keep = !inside[i];
+            if !keep && writable {
+                let _ = std::fs::remove_file(&s.path);
+            }
+            i += 1;
+            keep
+        });
         // Retention replaces a source's position stub by a newer one before it deletes the old
         // one: after a crash in between, the newest stub holds everything the older ones did.
         if let Some(newest_stub) = src.sealed.iter().rposition(|s| s.is_stub()) {
@@ -285,12 +331,14 @@ impl Source {
 
     /// Seal the active segment (if it holds records) and start a new empty one, so the
     /// next sequence number survives a restart even if retention later deletes every sealed
-    /// segment.
+    /// segment. With `merge`, a small previous sealed segment is rewritten together with the
+    /// active records into one segment (see [`Merge`]).
     pub fn seal(
         &mut self,
         block_target: usize,
         level: i32,
         chunk_target: u64,
+        merge: Option<Merge>,
     ) -> Result<(), Error> {
         let Some(act) = self.active.as_mut() else {
             return Ok(());
@@ -299,9 +347,22 @@ impl Source {
             return Ok(());
         }
         act.sync()?;
-        let frames = act.frames_bytes()?;
-        let (first, end) = (act.first_seq, act.next_seq);
+        let mut frames = act.frames_bytes()?;
+        let (mut first, end) = (act.first_seq, act.next_seq);
+        let span = act.chunks.iter().fold((i64::MAX, i64::MIN), |(lo, hi), c| {
+            (lo.min(c.min_time), hi.max(c.max_time))
+        });
+        let prev = match merge.and_then(|m| self.merge_with(m, frames.len() as u64, first, span)) {
+            Some((prev, mut raw)) => {
+                first = prev.first_seq;
+                raw.extend_from_slice(&frames);
+                frames = raw;
+                Some(prev)
+            }
+            None => None,
+        };
         let path = sealed::write(&self.dir, first, end, &frames, block_target, level)?;
+        drop(frames);
         // If anything fails before the new active segment exists, remove the sealed copy again
         // so the old active segment (which keeps receiving appends) stays the only copy.
         let next = SealedSegment::open(&path)
@@ -313,14 +374,52 @@ impl Source {
                 return Err(e);
             }
         };
-        let old = act.path.clone();
+        let old = self.active.as_ref().map(|a| a.path.clone());
+        if let Some(p) = &prev {
+            self.sealed.retain(|s| !Arc::ptr_eq(s, p));
+        }
         self.sealed.push(Arc::new(seg));
         self.active = Some(new_active);
         self.mark_durable();
         self.active_positions.clear();
-        std::fs::remove_file(&old).map_err(io(&old))?;
+        // A crash before these removals leaves copies that the next open discards: an active
+        // segment whose records a sealed segment holds, a sealed segment inside a larger one.
+        if let Some(old) = old {
+            std::fs::remove_file(&old).map_err(io(&old))?;
+        }
+        if let Some(p) = prev {
+            std::fs::remove_file(&p.path).map_err(io(&p.path))?;
+        }
         sync_dir(&self.dir)?;
         Ok(())
+    }
+
+    /// The previous sealed segment and its frames, when `merge` allows rewriting it together
+    /// with `raw` bytes of active frames (sequences from `first`, times within `span`).
+    fn merge_with(
+        &self,
+        m: Merge,
+        raw: u64,
+        first: u64,
+        span: (i64, i64),
+    ) -> Option<(Arc<SealedSegment>, Vec<u8>)> {
+        let prev = self.sealed.last().filter(|p| !p.is_stub())?;
+        let prev_raw: u64 = prev.blocks.iter().map(|b| b.raw_len as u64).sum();
+        let lo = span.0.min(prev.min_time);
+        let hi = span.1.max(prev.max_time);
+        let fits = prev.end_seq == first
+            && prev_raw < m.max_prev_raw
+            && prev_raw + raw <= m.max_raw
+            && (hi as i128 - lo as i128) <= m.max_span_ns as i128;
+        if !fits {
+            return None;
+        }
+        let mut frames = Vec::with_capacity((prev_raw + raw) as usize);
+        for i in 0..prev.blocks.len() {
+            // A damaged block stays where it is (reported by reads); never rewrite around it.
+            frames.extend_from_slice(&prev.block(i).ok()?);
+        }
+        Some((prev.clone(), frames))
     }
 
     /// Sealed segments that hold records (position stubs not counted).

@@ -279,7 +279,12 @@ impl Store {
         if full {
             // The record is appended either way; a failed seal must not make the caller retry
             // (and duplicate) it, so it is counted and retried by `seal_due`.
-            match src.seal(self.limits.block_raw_bytes, self.limits.zstd_level, ct) {
+            match src.seal(
+                self.limits.block_raw_bytes,
+                self.limits.zstd_level,
+                ct,
+                None,
+            ) {
                 Ok(()) => {}
                 Err(e) => seal_error = Some(e.to_string()),
             }
@@ -352,8 +357,12 @@ impl Store {
             .find_map(|s| lock(s).positions.get(file).copied())
     }
 
-    /// Seal the source's active segment now.
+    /// Seal the source's active segment now, into a segment of its own.
     pub fn seal(&self, key: &str) -> Result<(), Error> {
+        self.seal_with(key, None)
+    }
+
+    fn seal_with(&self, key: &str, merge: Option<source::Merge>) -> Result<(), Error> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
@@ -365,10 +374,25 @@ impl Store {
             self.limits.block_raw_bytes,
             self.limits.zstd_level,
             self.chunk_target(),
+            merge,
         )
     }
 
-    /// Seal every active segment that reached its size or age limit.
+    /// How age-due seals merge small segments: the previous segment is rewritten while it holds
+    /// less than a quarter of `segment_max_bytes`, up to `segment_max_bytes` and a time span of
+    /// `max_age / 16` (so data outlives `max_age` by at most a sixteenth of it).
+    fn merge_limits(&self) -> source::Merge {
+        let max_age = self.limits.max_age.as_nanos().min(i64::MAX as u128) as i64;
+        source::Merge {
+            max_prev_raw: self.limits.segment_max_bytes / 4,
+            max_raw: self.limits.segment_max_bytes,
+            max_span_ns: max_age / 16,
+        }
+    }
+
+    /// Seal every active segment that reached its size or age limit. A segment sealed for its
+    /// age is merged with a small previous segment (see `merge_limits`), so a quiet source
+    /// keeps a few segments over `max_age`, not one per `segment_max_age`.
     pub fn seal_due(&self) -> Result<(), Error> {
         if self.read_only {
             return Err(Error::ReadOnly);
@@ -390,7 +414,7 @@ impl Store {
                 })
             });
             if due {
-                self.seal(&k)?;
+                self.seal_with(&k, Some(self.merge_limits()))?;
             }
         }
         Ok(())

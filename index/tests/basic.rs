@@ -162,9 +162,160 @@ fn seal_due_seals_by_age_counted_from_the_first_record() {
     assert_eq!(s.stats().sealed_segments, 1, "young first record: not due");
     std::thread::sleep(std::time::Duration::from_millis(200));
     s.seal_due().unwrap();
-    assert_eq!(s.stats().sealed_segments, 2);
+    // Sealed, and merged with the small segment before it.
+    assert_eq!(s.stats().sealed_segments, 1);
     assert_eq!(s.stats().active_segments, 1);
+    let info = &s.sources()[0];
+    assert_eq!((info.records, info.segments), (2, 2));
     assert_eq!(s.query("k", &Query::default()).unwrap().records.len(), 2);
+}
+
+fn sealed_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir.join("sources")).unwrap() {
+        for f in std::fs::read_dir(e.unwrap().path()).unwrap() {
+            let name = f.unwrap().file_name().to_string_lossy().into_owned();
+            if name.ends_with(".sealed") {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn age_due_seals_of_a_quiet_source_merge_into_few_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = runnel_index::Limits {
+        segment_max_age: std::time::Duration::ZERO,
+        segment_max_bytes: 8 << 10,
+        ..small_limits()
+    };
+    let s = Store::open(dir.path(), limits.clone()).unwrap();
+    // 40 age-due seals of 3 records (~70 bytes each): merged until the previous segment holds
+    // a quarter of segment_max_bytes (2 KiB raw), then a new one starts.
+    let mut n = 0u64;
+    for _ in 0..40 {
+        for _ in 0..3 {
+            let m = msg(n);
+            s.append("k", &rec(n as i64, &m, n + 1)).unwrap();
+            n += 1;
+        }
+        s.sync().unwrap();
+        s.seal_due().unwrap();
+    }
+    let segs = s.stats().sealed_segments;
+    assert!(
+        (3..=6).contains(&segs),
+        "{segs} sealed segments for 40 seals"
+    );
+    let check = |s: &Store| {
+        let b = s.read_from("k", 0, 1000, 1 << 20).unwrap();
+        assert_eq!(b.records.len() as u64, n);
+        for (i, r) in b.records.iter().enumerate() {
+            assert_eq!((r.seq, &r.message), (i as u64, &msg(i as u64)));
+        }
+        assert_eq!(s.durable_position(&FILE), Some(n));
+        let q = s.query(
+            "k",
+            &Query {
+                since_ns: Some(50),
+                until_ns: Some(53),
+                ..Query::default()
+            },
+        );
+        assert_eq!(q.unwrap().records.len(), 3);
+        assert!(s.verify().is_ok(), "{:?}", s.verify().problems);
+    };
+    check(&s);
+    drop(s);
+    let s = Store::open(dir.path(), limits).unwrap();
+    check(&s);
+    assert_eq!(s.stats().sealed_segments, segs);
+}
+
+#[test]
+fn merging_stops_at_the_time_span_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // max_age 16 s: a merged segment spans at most 1 s.
+    let limits = runnel_index::Limits {
+        segment_max_age: std::time::Duration::ZERO,
+        max_age: std::time::Duration::from_secs(16),
+        ..small_limits()
+    };
+    let s = Store::open(dir.path(), limits).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    for i in 0..6u64 {
+        // Two seals 0.4 s apart, then a jump of 2 s.
+        let t = now + (i / 2) as i64 * 2_000_000_000 + (i % 2) as i64 * 400_000_000;
+        s.append("k", &rec(t, b"x", i + 1)).unwrap();
+        s.seal_due().unwrap();
+    }
+    assert_eq!(
+        sealed_names(dir.path()).len(),
+        3,
+        "{:?}",
+        sealed_names(dir.path())
+    );
+}
+
+#[test]
+fn crash_during_a_merging_seal_keeps_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = runnel_index::Limits {
+        segment_max_age: std::time::Duration::ZERO,
+        ..small_limits()
+    };
+    let s = Store::open(dir.path(), limits.clone()).unwrap();
+    for i in 0..10u64 {
+        let m = msg(i);
+        s.append("k", &rec(i as i64, &m, i + 1)).unwrap();
+    }
+    s.seal("k").unwrap();
+    let src_dir = std::fs::read_dir(dir.path().join("sources"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let first = sealed_names(dir.path());
+    let first_bytes = std::fs::read(src_dir.join(&first[0])).unwrap();
+    for i in 10..15u64 {
+        let m = msg(i);
+        s.append("k", &rec(i as i64, &m, i + 1)).unwrap();
+    }
+    s.sync().unwrap();
+    let active = src_dir.join("seg-00000000000000000010.active");
+    let active_bytes = std::fs::read(&active).unwrap();
+    s.seal_due().unwrap();
+    assert_eq!(
+        sealed_names(dir.path()),
+        vec!["seg-00000000000000000000-00000000000000000015.sealed".to_string()]
+    );
+    drop(s);
+    // As if the seal had crashed after writing the merged segment: the small segment and the
+    // old active segment are still there.
+    std::fs::write(src_dir.join(&first[0]), &first_bytes).unwrap();
+    std::fs::write(&active, &active_bytes).unwrap();
+    let r = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(r.read_from("k", 0, 100, 1 << 20).unwrap().records.len(), 15);
+    assert_eq!(r.query("k", &Query::default()).unwrap().records.len(), 15);
+    drop(r);
+    let s = Store::open(dir.path(), limits).unwrap();
+    assert_eq!(
+        sealed_names(dir.path()).len(),
+        1,
+        "the inner copy is removed"
+    );
+    assert!(!active.exists());
+    let b = s.read_from("k", 0, 100, 1 << 20).unwrap();
+    assert_eq!(b.records.len(), 15);
+    assert!(b.records.iter().enumerate().all(|(i, r)| r.seq == i as u64));
+    assert_eq!(s.append("k", &rec(99, b"next", 99)).unwrap(), 15);
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //!   stays the last durable offset when retention deleted the records.
 //!
 //! Cases default to 256 (override with `PROPTEST_CASES`); each case is small and the store uses
-//! tiny segments (4 KiB) and blocks (1 KiB) so sealing and block boundaries are exercised.
+//! tiny segments (4 KiB) and blocks (1 KiB) so sealing and block boundaries are exercised; half
+//! the cases seal by age at every `seal_due`, so small segments are merged.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -42,8 +43,9 @@ thread_local! {
     static TORN_CUTS: Cell<u64> = const { Cell::new(0) };
     /// What the random runs exercised, so the test fails if a generator change stops covering
     /// the interesting paths: (unsynced records lost in crashes, records deleted by retention,
-    /// queries with a non-empty answer, read_from calls that reported a gap).
-    static COVERAGE: Cell<[u64; 4]> = const { Cell::new([0; 4]) };
+    /// queries with a non-empty answer, read_from calls that reported a gap, sealed segments
+    /// merged into a larger one by an age-due seal).
+    static COVERAGE: Cell<[u64; 5]> = const { Cell::new([0; 5]) };
 }
 
 fn covered(what: usize, n: u64) {
@@ -200,10 +202,10 @@ fn file_id(src: usize) -> FileId {
     }
 }
 
-fn limits_with_segments(segment_max_bytes: u64) -> Limits {
+fn limits_with_segments(segment_max_bytes: u64, segment_max_age: Duration) -> Limits {
     Limits {
         segment_max_bytes,
-        segment_max_age: Duration::from_secs(3600),
+        segment_max_age,
         block_raw_bytes: 1 << 10,
         zstd_level: 1,
         max_disk_bytes: 1 << 40,
@@ -334,6 +336,16 @@ impl Harness {
         self.store
             .as_ref()
             .ok_or_else(|| TestCaseError::fail("store is closed"))
+    }
+
+    fn sealed_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        files_under(self.dir.path(), &mut files);
+        files
+            .into_iter()
+            .map(|f| f.0)
+            .filter(|p| p.to_string_lossy().ends_with(".sealed"))
+            .collect()
     }
 
     fn snapshot_sizes(&mut self) {
@@ -718,9 +730,16 @@ impl Harness {
                 self.follow_retention()?;
             }
             Op::SealDue => {
+                let sealed_before = self.sealed_files();
                 self.store()?
                     .seal_due()
                     .map_err(|e| TestCaseError::fail(format!("seal_due: {e}")))?;
+                let after = self.sealed_files();
+                // A sealed file that vanished was merged into a larger one.
+                covered(
+                    4,
+                    sealed_before.iter().filter(|p| !after.contains(p)).count() as u64,
+                );
                 self.follow_retention()?;
             }
             Op::Crash(kind) => self.crash(kind)?,
@@ -876,8 +895,13 @@ fn is_active_segment(path: &Path) -> bool {
 /// Runs `ops` on a fresh store with segments sealed at `segment_max_bytes`: 4 KiB exercises
 /// sealing; 256 KiB lets unsynced appends reach the active file (the store buffers 64 KiB), so
 /// torn writes cut real frames.
-fn run_ops(segment_max_bytes: u64, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut h = Harness::new(limits_with_segments(segment_max_bytes))?;
+fn run_ops(segment_max_bytes: u64, age_seals: bool, ops: &[Op]) -> Result<(), TestCaseError> {
+    let age = if age_seals {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(3600)
+    };
+    let mut h = Harness::new(limits_with_segments(segment_max_bytes, age))?;
     for (i, op) in ops.iter().enumerate() {
         h.apply(op)
             .map_err(|e| TestCaseError::fail(format!("step {i} {op:?}: {e}")))?;
@@ -900,17 +924,19 @@ fn store_agrees_with_model_under_random_ops_and_crashes() {
     });
     let case = (
         prop_oneof![Just(4u64 << 10), Just(256 << 10)],
+        any::<bool>(),
         prop::collection::vec(op(), 1..80),
     );
-    let result = runner.run(&case, |(seg, ops)| run_ops(seg, &ops));
+    let result = runner.run(&case, |(seg, age_seals, ops)| run_ops(seg, age_seals, &ops));
     if let Err(e) = result {
         panic!("{e}");
     }
     let torn = TORN_CUTS.with(Cell::get);
-    let [lost, deleted, answered, gaps] = COVERAGE.with(Cell::get);
+    let [lost, deleted, answered, gaps, merged] = COVERAGE.with(Cell::get);
     eprintln!(
         "model coverage over {cases} cases: {torn} torn writes, {lost} unsynced records lost, \
-         {deleted} records deleted by retention, {answered} non-empty queries, {gaps} read_from gaps"
+         {deleted} records deleted by retention, {answered} non-empty queries, {gaps} read_from gaps, \
+         {merged} segments merged"
     );
     if cases >= 64 {
         assert!(
@@ -918,8 +944,8 @@ fn store_agrees_with_model_under_random_ops_and_crashes() {
             "no torn write ever found an active segment file to cut: is_active_segment() is stale"
         );
         assert!(
-            lost > 0 && deleted > 0 && answered > 0 && gaps > 0,
-            "the random runs no longer reach crash loss, retention, queries and gaps"
+            lost > 0 && deleted > 0 && answered > 0 && gaps > 0 && merged > 0,
+            "the random runs no longer reach crash loss, retention, queries, gaps and merges"
         );
     }
 }
@@ -957,7 +983,7 @@ fn torn_tail_after_sync_loses_only_the_unsynced_suffix() {
             garbage: garbage[n % garbage.len()],
         }));
         let before = TORN_CUTS.with(Cell::get);
-        run_ops(1 << 20, &case).unwrap_or_else(|e| panic!("cut selector {cut}: {e}"));
+        run_ops(1 << 20, false, &case).unwrap_or_else(|e| panic!("cut selector {cut}: {e}"));
         assert!(
             TORN_CUTS.with(Cell::get) > before,
             "cut selector {cut}: the active segment did not grow after the sync, nothing was torn"
