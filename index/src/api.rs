@@ -91,7 +91,7 @@ pub struct SourceInfo {
     pub records: u64,
     /// Bytes on disk (sealed + active).
     pub disk_bytes: u64,
-    /// Number of segments (sealed ones holding records, plus the active one).
+    /// Number of segments holding records (sealed, plus the active one).
     pub segments: u64,
 }
 
@@ -102,7 +102,7 @@ pub struct StoreStats {
     pub disk_bytes: u64,
     /// Sealed segments holding records (position stubs not counted).
     pub sealed_segments: u64,
-    /// Active segments.
+    /// Active segments holding records (open files; an empty one is not kept open).
     pub active_segments: u64,
     /// Records appended since open.
     pub records_appended: u64,

@@ -270,14 +270,16 @@ impl Source {
             match res {
                 Ok((seg, lost)) => {
                     cut += lost;
-                    src.active = Some(seg);
+                    // An empty active segment stays on disk (its name carries the next
+                    // sequence) but holds no descriptor until the next append.
+                    src.next_seq = src.next_seq.max(seg.next_seq);
+                    src.active = (seg.records() > 0).then_some(seg);
                 }
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
-        let active_next = src.active.as_ref().map(|a| a.next_seq).unwrap_or(0);
-        src.next_seq = end.max(active_next);
+        src.next_seq = src.next_seq.max(end);
         src.durable_next = src.next_seq;
         src.notified_next = src.next_seq;
         src.rebuild_positions();
@@ -314,7 +316,8 @@ impl Source {
         }
     }
 
-    /// Make sure there is an active segment to append to.
+    /// Make sure there is an active segment to append to (creating `seg-<next_seq>.active`, or
+    /// re-creating it when a seal left it empty on disk).
     pub fn ensure_active(&mut self, chunk_target: u64) -> Result<&mut ActiveSegment, Error> {
         if self.active.is_none() {
             self.active = Some(ActiveSegment::create(
@@ -365,9 +368,12 @@ impl Source {
         drop(frames);
         // If anything fails before the new active segment exists, remove the sealed copy again
         // so the old active segment (which keeps receiving appends) stays the only copy.
+        // The new active segment is created now, so its name carries the next sequence even if
+        // retention later deletes every sealed segment, but it is not kept open: a source that
+        // stays quiet holds no descriptor.
         let next = SealedSegment::open(&path)
             .and_then(|seg| Ok((seg, ActiveSegment::create(&self.dir, end, chunk_target)?)));
-        let (seg, new_active) = match next {
+        let (seg, _new_active) = match next {
             Ok(v) => v,
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
@@ -379,7 +385,7 @@ impl Source {
             self.sealed.retain(|s| !Arc::ptr_eq(s, p));
         }
         self.sealed.push(Arc::new(seg));
-        self.active = Some(new_active);
+        self.active = None;
         self.mark_durable();
         self.active_positions.clear();
         // A crash before these removals leaves copies that the next open discards: an active

@@ -561,7 +561,8 @@ impl Store {
                     next_seq: src.next_seq,
                     records: src.records(),
                     disk_bytes: src.disk_bytes(),
-                    segments: src.data_segments() + u64::from(src.active.is_some()),
+                    segments: src.data_segments()
+                        + u64::from(src.active.as_ref().is_some_and(|a| a.records() > 0)),
                 }
             })
             .collect()
@@ -582,7 +583,7 @@ impl Store {
             let src = lock(s);
             st.disk_bytes += src.disk_bytes();
             st.sealed_segments += src.data_segments();
-            st.active_segments += u64::from(src.active.is_some());
+            st.active_segments += u64::from(src.active.as_ref().is_some_and(|a| a.records() > 0));
         }
         st
     }
