@@ -165,6 +165,36 @@ impl ActiveSegment {
         Ok((seg, lost))
     }
 
+    /// For a read-only store following a writer: scan the frames the writer appended to the file
+    /// since the last scan (only the new bytes are read). A torn or partly written tail is left
+    /// for the next call. Returns how many frames were added.
+    pub fn catch_up(&mut self, mut on_frame: impl FnMut(&FrameView<'_>)) -> Result<u64, Error> {
+        let len = self.file.metadata().map_err(io(&self.path))?.len();
+        if len <= self.flushed || !self.pending.is_empty() {
+            return Ok(0);
+        }
+        let mut data = vec![0u8; (len - self.flushed) as usize];
+        self.file
+            .read_exact_at(&mut data, self.flushed)
+            .map_err(io(&self.path))?;
+        let (base, mut at, mut added) = (self.flushed, 0usize, 0u64);
+        while at < data.len() {
+            let Ok((f, n)) = frame::decode(&data[at..]) else {
+                break;
+            };
+            if f.seq != self.next_seq || f.seq == u64::MAX {
+                break;
+            }
+            on_frame(&f);
+            self.note_frame(base + at as u64, n as u64, f.seq, f.time_ns);
+            self.next_seq += 1;
+            at += n;
+            added += 1;
+        }
+        self.flushed += at as u64;
+        Ok(added)
+    }
+
     fn note_frame(&mut self, offset: u64, len: u64, seq: u64, time: i64) {
         match self.chunks.last_mut() {
             Some(c) if c.len < self.chunk_target => {

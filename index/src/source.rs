@@ -55,6 +55,42 @@ pub struct Source {
     pub positions: HashMap<FileId, u64>,
     /// Problems found at load (corrupt sealed segments).
     pub problems: Vec<Error>,
+    /// The segment files seen at load, so a read-only follower can tell whether only the
+    /// active segment grew.
+    pub listing: Listing,
+}
+
+/// Names and sizes of a source's sealed segments and the first sequence of its active segment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    sealed: Vec<(String, u64)>,
+    active: Option<u64>,
+}
+
+impl Listing {
+    /// Read the listing of a source directory.
+    pub fn read(dir: &Path) -> Result<Listing, Error> {
+        let mut l = Listing::default();
+        for e in std::fs::read_dir(dir).map_err(io(dir))? {
+            let e = e.map_err(io(dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if sealed::parse_name(&name).is_some() {
+                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                l.sealed.push((name, len));
+            } else if let Some(a) = active_seq(&name) {
+                l.active = l.active.max(Some(a));
+            }
+        }
+        l.sealed.sort();
+        Ok(l)
+    }
+}
+
+fn active_seq(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?
+        .strip_suffix(".active")?
+        .parse::<u64>()
+        .ok()
 }
 
 /// When an age-due seal rewrites the previous sealed segment together with the active records,
@@ -140,6 +176,7 @@ impl Source {
             active_positions: HashMap::new(),
             positions: HashMap::new(),
             problems: Vec::new(),
+            listing: Listing::default(),
         }
     }
 
@@ -180,13 +217,12 @@ impl Source {
                 }
             } else if let Some((a, b)) = sealed::parse_name(&name) {
                 sealed_names.push((a, b, e.path()));
-            } else if let Some(a) = name
-                .strip_prefix("seg-")
-                .and_then(|r| r.strip_suffix(".active"))
-                .and_then(|r| r.parse::<u64>().ok())
-            {
+            } else if let Some(a) = active_seq(&name) {
                 actives.push((a, e.path()));
             }
+        }
+        if !writable {
+            src.listing = Listing::read(dir)?;
         }
         sealed_names.sort();
         actives.sort();
@@ -284,6 +320,35 @@ impl Source {
         src.notified_next = src.next_seq;
         src.rebuild_positions();
         Ok(Some((src, cut)))
+    }
+
+    /// Read-only follower: when only the active segment changed since the load, read the frames
+    /// appended to it and return true; false means the source must be loaded again.
+    pub fn catch_up(&mut self) -> Result<bool, Error> {
+        if Listing::read(&self.dir)? != self.listing {
+            return Ok(false);
+        }
+        let Some(act) = self.active.as_mut() else {
+            // Empty at load: cheap to load again once it has records.
+            let grew = self.listing.active.is_some_and(|a| {
+                std::fs::metadata(self.dir.join(crate::active::file_name(a)))
+                    .is_ok_and(|m| m.len() > crate::active::ACTIVE_MAGIC.len() as u64)
+            });
+            return Ok(!grew);
+        };
+        let mut found = Vec::new();
+        act.catch_up(|f| {
+            if let Position::File { file, offset } = f.position {
+                found.push((file, offset));
+            }
+        })?;
+        self.next_seq = act.next_seq;
+        self.durable_next = self.next_seq;
+        for (file, offset) in found {
+            self.active_positions.insert(file, offset);
+            self.positions.insert(file, offset);
+        }
+        Ok(true)
     }
 
     /// Recompute `positions` from the sealed tables (in order) and the active segment.

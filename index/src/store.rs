@@ -172,7 +172,8 @@ impl Store {
     }
 
     /// Re-read one source from disk (read-only stores; used by `wait_for` to follow a writer
-    /// without rescanning every source).
+    /// without rescanning every source). When only the writer's active segment grew, just the
+    /// frames appended since the last look are read.
     pub fn refresh_source(&self, key: &str) -> Result<(), Error> {
         if !self.read_only {
             return Ok(());
@@ -180,6 +181,24 @@ impl Store {
         let dir = source::sources_dir(&self.dir).join(source::dir_name(key));
         if !dir.is_dir() {
             return Ok(());
+        }
+        // Usually only the writer's active segment grew: read just the new frames.
+        if let Some(s) = self.source(key) {
+            let grew = {
+                let mut src = lock(&s);
+                let before = src.durable_next;
+                src.catch_up()?.then(|| src.durable_next != before)
+            };
+            if let Some(grew) = grew {
+                if grew {
+                    // Lock order as everywhere: the generation before a source.
+                    let mut g = lock(&self.generation);
+                    *g += 1;
+                    lock(&s).changed_gen = *g;
+                    self.wake.notify_all();
+                }
+                return Ok(());
+            }
         }
         let Some((mut src, _)) = Source::load(&dir, false, self.chunk_target())? else {
             return Ok(());

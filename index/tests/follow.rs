@@ -92,3 +92,61 @@ fn read_only_follower_sees_writer_records() {
     let b = r.read_from("k", 1, 10, 1000).unwrap();
     assert_eq!(b.records[0].message, b"y");
 }
+
+#[test]
+fn read_only_follower_reads_only_new_frames_and_follows_seals() {
+    let d = tempfile::tempdir().unwrap();
+    let w = Store::open(d.path(), small_limits()).unwrap();
+    for i in 0..3u64 {
+        w.append("k", &rec(i as i64, &msg(i), i + 1)).unwrap();
+    }
+    w.sync().unwrap();
+    let r = Store::open_read_only(d.path()).unwrap();
+    let gen = r.generation();
+    for i in 3..5u64 {
+        w.append("k", &rec(i as i64, &msg(i), i + 1)).unwrap();
+    }
+    w.sync().unwrap();
+    // A half-written frame at the end (as a writer caught mid-write leaves it) is not read.
+    let active = std::fs::read_dir(d.path().join("sources"))
+        .unwrap()
+        .flat_map(|e| std::fs::read_dir(e.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".active"))
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&active)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[40, 0, 0, 0, 1, 2, 3]).unwrap();
+    r.refresh_source("k").unwrap();
+    assert_eq!(r.changed_since(gen), vec![("k".to_string(), 5)]);
+    let got = r.read_from("k", 0, 100, 1 << 20).unwrap().records;
+    assert_eq!(got.len(), 5);
+    assert!(got.iter().all(|x| x.message == msg(x.seq)));
+    assert_eq!(r.durable_position(&FILE), Some(5));
+    // The writer's next frame overwrites the torn bytes; the follower picks it up.
+    w.append("k", &rec(5, &msg(5), 6)).unwrap();
+    w.sync().unwrap();
+    r.refresh_source("k").unwrap();
+    assert_eq!(r.read_from("k", 0, 100, 1 << 20).unwrap().records.len(), 6);
+    assert_eq!(r.durable_position(&FILE), Some(6));
+    let q = r.query(
+        "k",
+        &runnel_index::Query {
+            since_ns: Some(4),
+            ..Default::default()
+        },
+    );
+    assert_eq!(q.unwrap().records.len(), 2);
+    // A seal changes the files: the source is loaded again.
+    w.seal("k").unwrap();
+    w.append("k", &rec(6, &msg(6), 7)).unwrap();
+    w.sync().unwrap();
+    r.refresh_source("k").unwrap();
+    let got = r.read_from("k", 0, 100, 1 << 20).unwrap().records;
+    assert_eq!(got.len(), 7);
+    assert!(got.iter().all(|x| x.message == msg(x.seq)));
+    assert_eq!(r.sources()[0].segments, 2);
+    assert_eq!(r.durable_position(&FILE), Some(7));
+}
