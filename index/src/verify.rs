@@ -1,10 +1,13 @@
 //! Offline checking of a store directory: every footer, index and block CRC, every frame CRC,
-//! index entries against block contents, and torn active tails, reported with path and offset.
+//! index entries (sequences, counts, time ranges) against block contents, the footer's time range
+//! and the position table against the records, and torn active tails, reported with path and
+//! offset.
 //! Read-only: nothing is modified, so it can run beside a live writer.
 
 use crate::active::ActiveSegment;
 use crate::sealed::{self, SealedSegment};
-use crate::{frame, source, Error, Store};
+use crate::{frame, source, Error, FileId, Position, Store};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One problem found by [`verify_dir`].
@@ -74,17 +77,23 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
             ));
         }
     }
+    // What the footer and the position table must say, recomputed from the records.
+    let (mut seg_min, mut seg_max) = (i64::MAX, i64::MIN);
+    let mut positions: BTreeMap<FileId, u64> = BTreeMap::new();
+    let mut all_blocks_read = true;
     for (i, m) in seg.blocks.iter().enumerate() {
         r.blocks += 1;
         let raw = match seg.block(i) {
             Ok(raw) => raw,
             Err(e) => {
                 r.problems.push(from_error(e, path));
+                all_blocks_read = false;
                 continue;
             }
         };
         let mut at = 0;
         let mut n = 0u64;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         while at < raw.len() {
             match frame::decode(&raw[at..]) {
                 Ok((f, len)) => {
@@ -95,7 +104,13 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
                             m.offset,
                             format!("block {i}: record {n} disagrees with the block index"),
                         ));
+                        all_blocks_read = false;
                         break;
+                    }
+                    lo = lo.min(f.time_ns);
+                    hi = hi.max(f.time_ns);
+                    if let Position::File { file, offset } = f.position {
+                        positions.insert(file, offset);
                     }
                     n += 1;
                     at += len;
@@ -106,6 +121,7 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
                         m.offset,
                         format!("block {i}: raw offset {at}: {}", e.describe()),
                     ));
+                    all_blocks_read = false;
                     break;
                 }
             }
@@ -116,8 +132,47 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
                 m.offset,
                 format!("block {i}: index says {} records, block holds {n}", m.count),
             ));
+            all_blocks_read = false;
+        } else if n > 0 && (lo, hi) != (m.min_time, m.max_time) {
+            r.problems.push(problem(
+                path,
+                m.offset,
+                format!(
+                    "block {i}: index time range {}..{} but records span {lo}..{hi}",
+                    m.min_time, m.max_time
+                ),
+            ));
         }
+        seg_min = seg_min.min(lo);
+        seg_max = seg_max.max(hi);
         r.records += n;
+    }
+    // A stub has no records: its position table is all there is to check (done at open).
+    if seg.is_stub() || !all_blocks_read {
+        return;
+    }
+    let footer_at = seg.file_len().saturating_sub(sealed::FOOTER_LEN as u64);
+    if (seg_min, seg_max) != (seg.min_time, seg.max_time) {
+        r.problems.push(problem(
+            path,
+            footer_at,
+            format!(
+                "footer time range {}..{} but records span {seg_min}..{seg_max}",
+                seg.min_time, seg.max_time
+            ),
+        ));
+    }
+    let table: BTreeMap<FileId, u64> = seg.positions.iter().copied().collect();
+    if table != positions || table.len() != seg.positions.len() {
+        r.problems.push(problem(
+            path,
+            footer_at,
+            format!(
+                "position table ({} files) disagrees with the last position per file in the records ({} files)",
+                seg.positions.len(),
+                positions.len()
+            ),
+        ));
     }
 }
 
@@ -193,5 +248,68 @@ impl Store {
                 ..VerifyReport::default()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewRecord, RecordFlags, Stream, TimeStyle};
+
+    /// A sealed segment of 6 records from two files, with the position table's last entry
+    /// changed by `patch` and every CRC made to match again: only a cross-check finds it.
+    fn segment_with_patched_table(patch: impl Fn(&mut [u8])) -> (tempfile::TempDir, PathBuf) {
+        let mut frames = Vec::new();
+        for i in 0..6u64 {
+            let rec = NewRecord {
+                time_ns: 100 + i as i64,
+                time_style: TimeStyle::default(),
+                stream: Stream::Stdout,
+                flags: RecordFlags(0),
+                message: b"record",
+                position: Position::File {
+                    file: FileId {
+                        dev: 1,
+                        ino: i % 2,
+                        fingerprint: 5,
+                    },
+                    offset: 10 * i,
+                },
+            };
+            frame::encode(&mut frames, i, &rec);
+        }
+        let mut b = sealed::build(&frames, 100, 1).unwrap();
+        let f = b.len() - sealed::FOOTER_LEN;
+        let index_offset = u64::from_le_bytes(b[f..f + 8].try_into().unwrap()) as usize;
+        patch(&mut b[f - sealed::POSITION_ENTRY..f]);
+        let crc = crc32c::crc32c(&b[index_offset..f]);
+        b[f + 48..f + 52].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32c::crc32c(&b[f..f + 60]);
+        b[f + 60..f + 64].copy_from_slice(&crc.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(sealed::file_name(0, 6));
+        std::fs::write(&path, &b).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn sound_segment_passes_and_a_wrong_position_table_is_found() {
+        let (_d, path) = segment_with_patched_table(|_| {});
+        let mut r = VerifyReport::default();
+        verify_sealed(&path, &mut r);
+        assert!(r.is_ok(), "{:?}", r.problems);
+        assert_eq!(r.records, 6);
+        // Last offset of file 1 says 99 where the records say 50.
+        let (_d, path) =
+            segment_with_patched_table(|e| e[24..32].copy_from_slice(&99u64.to_le_bytes()));
+        let mut r = VerifyReport::default();
+        verify_sealed(&path, &mut r);
+        assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+        assert!(
+            r.problems[0].what.contains("position table"),
+            "{:?}",
+            r.problems
+        );
+        assert_eq!(r.problems[0].path, path);
     }
 }

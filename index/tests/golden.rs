@@ -1,6 +1,6 @@
 //! Golden test pinning the on-disk format (frames, active segment header, sealed blocks, block
-//! index, position table, footer and its version, `source.json`): a tiny store written from fixed
-//! inputs must match `tests/golden/store_v1.txt` byte for byte.
+//! index, position table, footer and its version, position stub, `source.json`): a tiny store
+//! written from fixed inputs must match `tests/golden/store_v1.txt` byte for byte.
 //!
 //! A change here means old stores may no longer read: bump the format version (magic/footer
 //! version) and keep a reader for the old one. When the change is intended, regenerate with
@@ -42,6 +42,8 @@ fn on_disk_format_matches_the_golden_file() {
     let limits = Limits {
         block_raw_bytes: 200,
         zstd_level: 1,
+        // Keeps the 2023 records; the 19th-century ones of "old:gone" are deleted by age.
+        max_age: std::time::Duration::from_secs(100 * 365 * 24 * 3600),
         ..Limits::default()
     };
     let s = Store::open(d.path(), limits).unwrap();
@@ -99,7 +101,30 @@ fn on_disk_format_matches_the_golden_file() {
             s.seal(key).unwrap();
         }
     }
+    // A second source whose records retention deletes: its position stub is pinned too.
+    let gone = FileId {
+        dev: 0x801,
+        ino: 99,
+        fingerprint: 0x00ff_00ff_00ff_00ff,
+    };
+    for i in 0..3u64 {
+        let rec = NewRecord {
+            time_ns: -3_000_000_000_000_000_000 + i as i64,
+            time_style: style,
+            stream: Stream::Stdout,
+            flags: RecordFlags(0),
+            message: b"ancient",
+            position: Position::File {
+                file: gone,
+                offset: 8 * (i + 1),
+            },
+        };
+        s.append("old:gone", &rec).unwrap();
+    }
+    s.seal("old:gone").unwrap();
     s.sync().unwrap();
+    s.enforce_retention().unwrap();
+    assert_eq!(s.durable_position(&gone), Some(24));
     drop(s);
     let mut got = String::new();
     dump(d.path(), d.path(), &mut got);
@@ -121,5 +146,6 @@ fn on_disk_format_matches_the_golden_file() {
     let s = Store::open_read_only(d.path()).unwrap();
     let b = s.read_from(key, 0, 100, 1 << 20).unwrap();
     assert_eq!(b.records.len(), 7);
+    assert_eq!(s.durable_position(&gone), Some(24));
     assert!(s.verify().is_ok());
 }

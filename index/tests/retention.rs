@@ -167,7 +167,7 @@ fn a_later_segment_with_older_times_is_not_deleted_before_the_front() {
 
 #[test]
 fn positions_of_deleted_records_move_into_one_bounded_stub() {
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     let s = Store::open(d.path(), small_limits()).unwrap();
     let t = now_ns();
     // 100 segments, each read from its own (rotated) file.
@@ -237,7 +237,7 @@ fn positions_of_deleted_records_move_into_one_bounded_stub() {
 
 #[test]
 fn crash_between_stub_and_deletion_keeps_the_newest_stub_and_loses_nothing() {
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     let s = Store::open(d.path(), small_limits()).unwrap();
     let t = now_ns();
     for n in 0..4u64 {
