@@ -36,19 +36,9 @@ pub struct ShipContext {
 }
 
 impl ShipContext {
-    /// Exponential backoff with "equal jitter": a delay in [d/2, d], d = initial·2^attempt ≤ max.
+    /// The wait before retry number `attempt` (see [`backoff`]).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .retry_initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.retry_max);
-        let seed = Instant::now().elapsed().as_nanos() as u64
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos() as u64)
-                .unwrap_or(0);
-        let r = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % 1_000;
-        base / 2 + base / 2 * r as u32 / 1_000
+        backoff(self.retry_initial, self.retry_max, attempt)
     }
 
     fn dead_letter(&self, batch: &FrozenBatch, i: usize, status: u16, reason: &str) {
@@ -58,6 +48,8 @@ impl ShipContext {
             Err(_) => Ok(()),
         };
         self.metrics.docs_dead_lettered.fetch_add(1, Relaxed);
+        self.status
+            .set_dead_letter(format!("HTTP {status} for a document of {index}: {reason}"));
         if let Err(e) = res {
             // Still counted: the operator sees the counter and this error.
             tracing::error!(error = %e, "cannot write the dead-letter file; document dropped");
@@ -67,6 +59,23 @@ impl ShipContext {
         }
     }
 }
+
+/// Exponential backoff with "equal jitter": a delay in [d/2, d] where
+/// d = initial·2^attempt, capped at `max` — so retries of many batches spread out instead of
+/// hitting a recovering cluster together, and no wait exceeds `retry.max`.
+pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    let base = initial.saturating_mul(1u32 << attempt.min(20)).min(max);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ JITTER.fetch_add(0x9e37_79b9_7f4a_7c15, Relaxed);
+    let r = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % 1_000;
+    base / 2 + base / 2 * r as u32 / 1_000
+}
+
+/// Mixed into the jitter seed so two retries in the same nanosecond still differ.
+static JITTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn action_target(action: &[u8]) -> (String, Option<String>) {
     let v: serde_json::Value = serde_json::from_slice(action).unwrap_or_default();
@@ -98,6 +107,7 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
     let mut queue: VecDeque<Vec<usize>> = VecDeque::new();
     queue.push_back((0..batch.docs.len()).collect());
     let mut attempt = 0u32;
+    let mut failovers = 0usize;
     let mut first = true;
     while let Some(chunk) = queue.pop_front() {
         if chunk.is_empty() {
@@ -143,6 +153,9 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
         let t0 = Instant::now();
         let answer = ctx.transport.bulk(body, gz).await;
         m.observe_latency(t0.elapsed().as_secs_f64());
+        if matches!(answer, Answer::Status(..)) {
+            failovers = 0;
+        }
         let fail = |msg: String| {
             m.requests_failed.fetch_add(1, Relaxed);
             tracing::warn!(error = %msg, docs = chunk.len(), "bulk request failed; will retry");
@@ -232,10 +245,49 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
             Answer::Failed(e) => {
                 fail(e);
                 queue.push_front(chunk);
+                // Fail over at once while another endpoint is up (at most one pass over
+                // them); back off when none is.
+                if failovers + 1 < ctx.transport.endpoints().len() && ctx.transport.any_up() {
+                    failovers += 1;
+                    continue;
+                }
+                failovers = 0;
                 tokio::time::sleep(ctx.backoff(attempt)).await;
                 attempt += 1;
             }
         }
     }
     (batch.docs.clone(), bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let (ms, initial, max) = (
+            Duration::from_millis,
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+        );
+        for attempt in 0..40 {
+            let d = initial.saturating_mul(1u32 << attempt.min(20)).min(max);
+            let seen: Vec<Duration> = (0..200).map(|_| backoff(initial, max, attempt)).collect();
+            assert!(
+                seen.iter().all(|&w| w >= d / 2 && w <= d),
+                "attempt {attempt}: {seen:?}"
+            );
+            let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+            assert!(
+                distinct.len() > 50,
+                "attempt {attempt}: jitter spreads the waits"
+            );
+        }
+        assert!(backoff(initial, max, 0) <= ms(100));
+        assert!(
+            backoff(initial, max, 30) >= ms(1000),
+            "capped at max, never at zero"
+        );
+    }
 }
