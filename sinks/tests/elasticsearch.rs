@@ -268,6 +268,8 @@ fn faults_end_with_exactly_the_good_documents_and_poison_in_the_dead_letter_file
             Fault::Status(403),
             Fault::Status(404),
             Fault::Delay(Duration::from_millis(1500)),
+            Fault::NotJson,
+            Fault::MissingItem,
         ]
         .into();
     }
@@ -286,7 +288,7 @@ fn faults_end_with_exactly_the_good_documents_and_poison_in_the_dead_letter_file
     );
     assert!(m.docs_retried.load(Relaxed) > 0);
     assert_eq!(m.docs_dead_lettered.load(Relaxed), poison as u64);
-    assert!(m.requests_failed.load(Relaxed) >= 13);
+    assert!(m.requests_failed.load(Relaxed) >= 15);
     sink.shutdown();
     assert_eq!(es.count("runnel-test-*"), (2 * n - poison) as u64);
     let dl = std::fs::read_to_string(dir.path().join("dead/letters.ndjson")).unwrap();
@@ -326,10 +328,20 @@ fn fails_over_between_endpoints_with_path_prefix_auth_and_no_template_api() {
     cfg.auth.user = Some("elastic".into());
     cfg.auth.password_file = Some(pw);
     cfg.template.install = true;
+    let t0 = Instant::now();
     let sink = start(&cfg, &store, dir.path());
     sink.drain(Duration::from_secs(60)).unwrap();
+    let failed = sink.metrics().requests_failed.load(Relaxed);
+    let took = t0.elapsed();
     sink.shutdown();
     assert_eq!(es.count("runnel-test-*"), 400);
+    // The dead endpoint is skipped for retry.max (200 ms, the quarantine floor is 100 ms)
+    // after each refusal, instead of taking every other request.
+    let quarantines = took.as_millis() as u64 / 100 + 1;
+    assert!(
+        failed <= quarantines,
+        "{failed} failed requests in {took:?} for 10 batches"
+    );
     let s = proxy.state.lock().unwrap();
     assert_eq!(
         s.template_requests, 1,
@@ -368,9 +380,30 @@ fn bad_config_and_state_give_clear_errors() {
         e.contains("auth.password_file") && e.contains("missing-password"),
         "{e}"
     );
+    let e = err(&es_config("https://elastic:hunter2@es.example:9200"));
+    assert!(
+        e.contains("credentials in the URL") && !e.contains("hunter2"),
+        "{e}"
+    );
     let mut cfg = es_config("http://127.0.0.1:9200");
     cfg.index = "logs-%{nope}".into();
     assert!(err(&cfg).contains("unknown field %{nope}"));
+    cfg.index = "Logs-%Y".into();
+    assert!(err(&cfg).contains("not allowed in an index name"));
+    cfg.index = "logs-runnel-%Y.%m.%d".into();
+    cfg.mode = runnel_config::EsMode::DataStream;
+    let e = err(&cfg);
+    assert!(
+        e.contains("sinks.elasticsearch.index") && e.contains("logs-runnel-default"),
+        "{e}"
+    );
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.tls.ca_file = Some(dir.path().join("missing-ca.pem"));
+    let e = err(&cfg);
+    assert!(e.contains("tls.ca_file") && e.contains("missing-ca.pem"), "{e}");
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.tls.cert_file = Some(dir.path().join("client.pem"));
+    assert!(err(&cfg).contains("cert_file and key_file must be set together"));
     std::fs::create_dir_all(dir.path().join("sink")).unwrap();
     std::fs::write(dir.path().join("sink/cursor.json"), "{garbage").unwrap();
     let e = err(&es_config("http://127.0.0.1:9200"));
@@ -436,6 +469,11 @@ fn api_keys_and_bearer_tokens_come_from_files() {
         !format!("{:?} {}", sink, sink.status()).contains("tok-123"),
         "secrets never shown"
     );
+    let transport = runnel_sinks::transport::Transport::new(&cfg).unwrap();
+    assert!(
+        !format!("{transport:?}").contains("tok-123"),
+        "nor in the client's Debug output"
+    );
     sink.shutdown();
     assert_eq!(es.count("runnel-test-*"), 40);
     let seen = proxy.state.lock().unwrap().authorization.clone();
@@ -484,4 +522,147 @@ fn records_deleted_by_retention_during_an_outage_are_counted_never_hidden() {
         n as u64,
         "every record is shipped or counted as lost"
     );
+}
+
+#[test]
+fn batches_respect_bytes_docs_and_timeout_and_go_gzipped_as_ndjson_by_default() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 600, 0);
+    // Bytes bind (a document is ~800 bytes encoded, so 16 KiB holds ~20, far below
+    // max_docs).
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_bytes = 16 << 10;
+    cfg.batch.max_docs = 100_000;
+    assert_eq!(cfg.compression, runnel_config::Compression::Gzip, "default");
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    sink.shutdown();
+    {
+        let mut s = proxy.state.lock().unwrap();
+        assert!(s.violations.is_empty(), "{:?}", s.violations);
+        assert_eq!(s.gzipped, s.requests, "gzip is on by default");
+        assert!(
+            s.max_body_bytes <= 16 << 10,
+            "a body of {} bytes",
+            s.max_body_bytes
+        );
+        assert!(s.max_docs < 100 && s.requests >= 20, "{} requests", s.requests);
+        assert!(s.actions.iter().all(|a| a.starts_with("create runnel-test-2026.01.02")), "{:?}", s.actions);
+        s.requests = 0;
+        s.gzipped = 0;
+        s.max_docs = 0;
+    }
+    // Documents bind.
+    fill(&store, CRI_KEY, &cri_identity(), 600, 100, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_docs = 7;
+    cfg.compression = runnel_config::Compression::None;
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    sink.shutdown();
+    {
+        let s = proxy.state.lock().unwrap();
+        assert_eq!(s.max_docs, 7);
+        assert!(s.requests >= 100 / 7, "{} requests", s.requests);
+        assert_eq!(s.gzipped, 0, "compression: none sends plain bodies");
+    }
+    // The wait binds: a few records with no drain go out after batch.timeout.
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.timeout = Duration::from_millis(300);
+    let sink = start(&cfg, &store, dir.path());
+    let before = proxy.state.lock().unwrap().requests;
+    fill(&store, CRI_KEY, &cri_identity(), 700, 3, 0);
+    let t0 = Instant::now();
+    while es.count("runnel-test-*") < 703 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "a partial batch was never sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(250), "sent after {waited:?}, before the timeout");
+    assert_eq!(proxy.state.lock().unwrap().requests, before + 1, "one request for the three");
+    sink.shutdown();
+}
+
+#[test]
+fn the_template_waits_for_the_cluster_and_goes_before_the_first_bulk() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    proxy.state.lock().unwrap().down = true;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 50, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.template.install = true;
+    cfg.template.name = "runnel-late".into();
+    let sink = start(&cfg, &store, dir.path());
+    let t0 = Instant::now();
+    while proxy.state.lock().unwrap().log.len() < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the template was not retried");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(sink.status()["state"], "degraded");
+    assert!(sink.status()["last_error"].as_str().unwrap().contains("runnel-late"));
+    proxy.state.lock().unwrap().down = false;
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 50);
+    let log = proxy.state.lock().unwrap().log.clone();
+    let first_bulk = log.iter().position(|l| l == "POST /_bulk").unwrap();
+    assert!(
+        log[..first_bulk].iter().all(|l| l == "PUT /_index_template/runnel-late"),
+        "{log:?}"
+    );
+    let (s, b) = support::http("GET", &format!("{}/_index_template/runnel-late", es.url), b"");
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+}
+
+#[test]
+fn data_stream_mode_creates_into_the_named_stream_and_a_server_without_streams_dead_letters_with_its_reason() {
+    // osmem accepts the data-stream template but answers every write into a data stream
+    // with a 400 item (`data streams are not supported by osmem`): each document must land
+    // in the dead-letter file with that reason, be counted, and show in the status.
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 30, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.mode = runnel_config::EsMode::DataStream;
+    cfg.index = "logs-runnel-%{kubernetes.namespace}".into();
+    cfg.template.install = true;
+    cfg.template.name = "runnel-ds".into();
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    let status = sink.status();
+    assert_eq!(sink.metrics().docs_dead_lettered.load(Relaxed), 30);
+    sink.shutdown();
+    assert!(
+        status["last_dead_letter_reason"]
+            .as_str()
+            .unwrap()
+            .contains("data streams are not supported"),
+        "{status}"
+    );
+    let s = proxy.state.lock().unwrap();
+    assert_eq!(
+        s.actions.iter().collect::<Vec<_>>(),
+        ["create logs-runnel-shop"],
+        "op_type create into one fixed stream"
+    );
+    let (st, b) = support::http("GET", &format!("{}/_index_template/runnel-ds", es.url), b"");
+    assert_eq!(st, 200);
+    let t: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let t = &t["index_templates"][0]["index_template"];
+    assert!(t["data_stream"].is_object(), "{t}");
+    assert_eq!(t["index_patterns"][0], "logs-runnel-*");
+    let dl = std::fs::read_to_string(dir.path().join("sink").join(runnel_sinks::DEAD_LETTER_FILE)).unwrap();
+    assert_eq!(dl.lines().count(), 30);
+    let first: serde_json::Value = serde_json::from_str(dl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["status"], 400);
+    assert_eq!(first["index"], "logs-runnel-shop");
+    assert_eq!(first["reason"]["type"], "unsupported_operation_exception");
+    assert_eq!(first["document"]["kubernetes"]["namespace"], "shop");
 }
