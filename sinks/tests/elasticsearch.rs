@@ -400,7 +400,10 @@ fn bad_config_and_state_give_clear_errors() {
     let mut cfg = es_config("http://127.0.0.1:9200");
     cfg.tls.ca_file = Some(dir.path().join("missing-ca.pem"));
     let e = err(&cfg);
-    assert!(e.contains("tls.ca_file") && e.contains("missing-ca.pem"), "{e}");
+    assert!(
+        e.contains("tls.ca_file") && e.contains("missing-ca.pem"),
+        "{e}"
+    );
     let mut cfg = es_config("http://127.0.0.1:9200");
     cfg.tls.cert_file = Some(dir.path().join("client.pem"));
     assert!(err(&cfg).contains("cert_file and key_file must be set together"));
@@ -549,8 +552,18 @@ fn batches_respect_bytes_docs_and_timeout_and_go_gzipped_as_ndjson_by_default() 
             "a body of {} bytes",
             s.max_body_bytes
         );
-        assert!(s.max_docs < 100 && s.requests >= 20, "{} requests", s.requests);
-        assert!(s.actions.iter().all(|a| a.starts_with("create runnel-test-2026.01.02")), "{:?}", s.actions);
+        assert!(
+            s.max_docs < 100 && s.requests >= 20,
+            "{} requests",
+            s.requests
+        );
+        assert!(
+            s.actions
+                .iter()
+                .all(|a| a.starts_with("create runnel-test-2026.01.02")),
+            "{:?}",
+            s.actions
+        );
         s.requests = 0;
         s.gzipped = 0;
         s.max_docs = 0;
@@ -577,12 +590,22 @@ fn batches_respect_bytes_docs_and_timeout_and_go_gzipped_as_ndjson_by_default() 
     fill(&store, CRI_KEY, &cri_identity(), 700, 3, 0);
     let t0 = Instant::now();
     while es.count("runnel-test-*") < 703 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "a partial batch was never sent");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a partial batch was never sent"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_millis(250), "sent after {waited:?}, before the timeout");
-    assert_eq!(proxy.state.lock().unwrap().requests, before + 1, "one request for the three");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "sent after {waited:?}, before the timeout"
+    );
+    assert_eq!(
+        proxy.state.lock().unwrap().requests,
+        before + 1,
+        "one request for the three"
+    );
     sink.shutdown();
 }
 
@@ -600,11 +623,17 @@ fn the_template_waits_for_the_cluster_and_goes_before_the_first_bulk() {
     let sink = start(&cfg, &store, dir.path());
     let t0 = Instant::now();
     while proxy.state.lock().unwrap().log.len() < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the template was not retried");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the template was not retried"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(sink.status()["state"], "degraded");
-    assert!(sink.status()["last_error"].as_str().unwrap().contains("runnel-late"));
+    assert!(sink.status()["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("runnel-late"));
     proxy.state.lock().unwrap().down = false;
     sink.drain(Duration::from_secs(30)).unwrap();
     sink.shutdown();
@@ -612,15 +641,22 @@ fn the_template_waits_for_the_cluster_and_goes_before_the_first_bulk() {
     let log = proxy.state.lock().unwrap().log.clone();
     let first_bulk = log.iter().position(|l| l == "POST /_bulk").unwrap();
     assert!(
-        log[..first_bulk].iter().all(|l| l == "PUT /_index_template/runnel-late"),
+        log[..first_bulk]
+            .iter()
+            .all(|l| l == "PUT /_index_template/runnel-late"),
         "{log:?}"
     );
-    let (s, b) = support::http("GET", &format!("{}/_index_template/runnel-late", es.url), b"");
+    let (s, b) = support::http(
+        "GET",
+        &format!("{}/_index_template/runnel-late", es.url),
+        b"",
+    );
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
 }
 
 #[test]
-fn data_stream_mode_creates_into_the_named_stream_and_a_server_without_streams_dead_letters_with_its_reason() {
+fn data_stream_mode_creates_into_the_named_stream_and_a_server_without_streams_dead_letters_with_its_reason(
+) {
     // osmem accepts the data-stream template but answers every write into a data stream
     // with a 400 item (`data streams are not supported by osmem`): each document must land
     // in the dead-letter file with that reason, be counted, and show in the status.
@@ -658,11 +694,78 @@ fn data_stream_mode_creates_into_the_named_stream_and_a_server_without_streams_d
     let t = &t["index_templates"][0]["index_template"];
     assert!(t["data_stream"].is_object(), "{t}");
     assert_eq!(t["index_patterns"][0], "logs-runnel-*");
-    let dl = std::fs::read_to_string(dir.path().join("sink").join(runnel_sinks::DEAD_LETTER_FILE)).unwrap();
+    let dl = std::fs::read_to_string(dir.path().join("sink").join(runnel_sinks::DEAD_LETTER_FILE))
+        .unwrap();
     assert_eq!(dl.lines().count(), 30);
     let first: serde_json::Value = serde_json::from_str(dl.lines().next().unwrap()).unwrap();
     assert_eq!(first["status"], 400);
     assert_eq!(first["index"], "logs-runnel-shop");
     assert_eq!(first["reason"]["type"], "unsupported_operation_exception");
     assert_eq!(first["document"]["kubernetes"]["namespace"], "shop");
+}
+
+/// Start a sink that cannot get through, wait until it reports the failure, and return the
+/// last error.
+fn refused(cfg: &runnel_config::ElasticsearchConfig, store: &Arc<Store>, dir: &Path) -> String {
+    let sink = start(cfg, store, dir);
+    let t0 = Instant::now();
+    while sink.status()["state"] != "degraded" {
+        assert!(t0.elapsed() < Duration::from_secs(15), "never degraded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let e = sink.status()["last_error"].as_str().unwrap().to_string();
+    sink.shutdown();
+    e
+}
+
+#[test]
+fn tls_verifies_by_default_trusts_a_custom_ca_and_presents_a_client_certificate() {
+    let es = Osmem::start();
+    let tls = support::TlsForward::start(&es.url, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 20, 0);
+    let base = es_config(&tls.url);
+    assert!(base.tls.verify, "verification is on by default");
+
+    // No CA configured: the server's certificate is not trusted.
+    let e = refused(&base, &store, dir.path());
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    // The wrong CA: still not trusted.
+    let mut cfg = base.clone();
+    cfg.tls.ca_file = Some(support::tls_file("other-ca.pem"));
+    let e = refused(&cfg, &store, dir.path());
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert_eq!(es.count("runnel-test-*"), 0);
+    // The right CA but no client certificate: the server refuses us.
+    cfg.tls.ca_file = Some(support::tls_file("ca.pem"));
+    let e = refused(&cfg, &store, dir.path());
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(
+        tls.handshake_errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.to_lowercase().contains("certificate")),
+        "{:?}",
+        tls.handshake_errors.lock().unwrap()
+    );
+    assert_eq!(es.count("runnel-test-*"), 0);
+    // CA and client certificate: shipped.
+    cfg.tls.cert_file = Some(support::tls_file("client.pem"));
+    cfg.tls.key_file = Some(support::tls_file("client.key"));
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 20);
+    // verify: false trusts any server certificate (the client certificate is still sent).
+    fill(&store, CRI_KEY, &cri_identity(), 20, 20, 0);
+    let mut cfg = base.clone();
+    cfg.tls.verify = false;
+    cfg.tls.cert_file = Some(support::tls_file("client.pem"));
+    cfg.tls.key_file = Some(support::tls_file("client.key"));
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 40);
 }
