@@ -769,3 +769,102 @@ fn tls_verifies_by_default_trusts_a_custom_ca_and_presents_a_client_certificate(
     sink.shutdown();
     assert_eq!(es.count("runnel-test-*"), 40);
 }
+
+const CHILD_ENV: &str = "RUNNEL_SINK_TEST_CHILD";
+
+/// The child side of the SIGKILL test: ship `dir`'s index through `url` until killed (at
+/// most a minute, should the parent die first). The password comes from the environment.
+fn ship_until_killed(spec: &str) {
+    let v: serde_json::Value = serde_json::from_str(spec).unwrap();
+    let dir = Path::new(v["dir"].as_str().unwrap());
+    let store = open_store(dir);
+    let mut cfg = es_config(v["url"].as_str().unwrap());
+    cfg.batch.max_docs = 50;
+    cfg.auth.user = Some("elastic".into());
+    let _sink = start(&cfg, &store, dir);
+    std::thread::sleep(Duration::from_secs(60));
+    std::process::exit(3);
+}
+
+#[test]
+fn sigkill_mid_shipping_and_restart_still_yields_exactly_n_documents() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        ship_until_killed(&spec);
+        return;
+    }
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3000;
+    {
+        let store = open_store(dir.path());
+        fill(&store, CRI_KEY, &cri_identity(), 0, n, 0);
+    }
+    proxy.state.lock().unwrap().script =
+        std::iter::repeat_n(Fault::Delay(Duration::from_millis(100)), 1000).collect();
+    let spec = serde_json::json!({"dir": dir.path(), "url": proxy.url}).to_string();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sigkill_mid_shipping_and_restart_still_yields_exactly_n_documents",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, spec)
+        .env(runnel_sinks::transport::ENV_PASSWORD, "s3cret")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cursor_file = dir.path().join("sink/cursor.json");
+    let t0 = Instant::now();
+    loop {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the shipper exited early"
+        );
+        let in_flight = proxy.state.lock().unwrap().in_flight;
+        if in_flight > 0 && cursor_file.exists() && es.count("runnel-test-*") >= 600 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(rc, 0);
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let landed = es.count("runnel-test-*");
+    assert!(landed < n as u64, "killed before the end ({landed})");
+    let auth = proxy.state.lock().unwrap().authorization.clone();
+    // base64("elastic:s3cret"), the password from RUNNEL_ES_PASSWORD.
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| a == "Basic ZWxhc3RpYzpzM2NyZXQ="),
+        "{auth:?}"
+    );
+
+    // Restart on the same index and state.
+    proxy.state.lock().unwrap().script.clear();
+    let store = open_store(dir.path());
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_docs = 50;
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    let resent = sink.metrics().docs_sent.load(Relaxed);
+    sink.shutdown();
+    assert!(
+        resent < n as u64,
+        "resumed from the cursor, not from 0 ({resent} sent)"
+    );
+    assert!(
+        resent >= n as u64 - landed,
+        "everything not landed was sent ({resent} sent, {landed} had landed)"
+    );
+    assert_eq!(es.count("runnel-test-*"), n as u64, "exactly N");
+    let docs = es.all_docs("runnel-test-*");
+    let messages: std::collections::BTreeSet<_> = docs
+        .iter()
+        .map(|(_, d)| d["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(messages.len(), n, "every record once");
+}

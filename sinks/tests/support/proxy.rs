@@ -79,6 +79,19 @@ pub struct State {
     pub max_docs: usize,
     /// Every action line seen (op type and `_index`), e.g. `create logs-x`.
     pub actions: std::collections::BTreeSet<String>,
+    /// Bulk requests received and not yet answered.
+    pub in_flight: u64,
+}
+
+/// Counts a bulk request in flight until it is answered or its connection dies.
+struct InFlight(Arc<Mutex<State>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.in_flight -= 1;
+        }
+    }
 }
 
 /// A running proxy.
@@ -252,8 +265,10 @@ async fn handle(
         return Ok(json_response(s, b));
     }
     // A bulk request.
+    let _in_flight = InFlight(st.clone());
     let (fault, every) = {
         let mut s = st.lock().unwrap();
+        s.in_flight += 1;
         s.requests += 1;
         if ct != "application/x-ndjson" {
             s.violations.push(format!("content-type {ct:?}"));
