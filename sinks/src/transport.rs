@@ -90,6 +90,25 @@ pub fn base64(input: &[u8]) -> String {
 /// The `Authorization` header value, from files first, then the environment. Never logged.
 fn authorization(cfg: &ElasticsearchConfig) -> Result<Option<HeaderValue>, SinkError> {
     let a = &cfg.auth;
+    let methods = [
+        a.user.is_some() || a.password_file.is_some(),
+        a.api_key_file.is_some(),
+        a.bearer_token_file.is_some(),
+    ];
+    if methods.iter().filter(|&&m| m).count() > 1 {
+        return Err(SinkError::Config {
+            key: "auth",
+            message:
+                "set one of user (+ password_file), api_key_file or bearer_token_file, not several"
+                    .into(),
+        });
+    }
+    if a.password_file.is_some() && a.user.is_none() {
+        return Err(SinkError::Config {
+            key: "auth.user",
+            message: "auth.password_file is set but auth.user is not".into(),
+        });
+    }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let value = if let Some(p) = &a.bearer_token_file {
         Some(format!(

@@ -398,6 +398,13 @@ fn bad_config_and_state_give_clear_errors() {
         "{e}"
     );
     let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.auth.api_key_file = Some(dir.path().join("key"));
+    cfg.auth.bearer_token_file = Some(dir.path().join("token"));
+    assert!(err(&cfg).contains("not several"));
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.auth.password_file = Some(dir.path().join("pw"));
+    assert!(err(&cfg).contains("auth.user is not"));
+    let mut cfg = es_config("http://127.0.0.1:9200");
     cfg.tls.ca_file = Some(dir.path().join("missing-ca.pem"));
     let e = err(&cfg);
     assert!(
@@ -867,4 +874,70 @@ fn sigkill_mid_shipping_and_restart_still_yields_exactly_n_documents() {
         .map(|(_, d)| d["message"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(messages.len(), n, "every record once");
+}
+
+#[test]
+fn every_named_config_key_is_read_from_yaml_and_takes_effect() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "/prefix");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+    let yaml = format!(
+        r#"
+sinks:
+  elasticsearch:
+    enabled: true
+    endpoints: ["{url}"]
+    index: "yaml-%{{kubernetes.namespace}}-%Y.%m"
+    mode: index
+    id: auto
+    batch: {{ max_bytes: 64KiB, max_docs: 9, timeout: 100ms }}
+    compression: none
+    concurrency: 3
+    auth: {{ user: elastic, password_file: "{d}/pw" }}
+    tls: {{ ca_file: "{ca}", verify: true }}
+    dead_letter: {{ path: "{d}/dl/rejects.ndjson", max_bytes: 4KiB }}
+    retry: {{ initial: 10ms, max: 100ms }}
+    template: {{ install: true, name: from-yaml }}
+"#,
+        url = proxy.url,
+        d = dir.path().display(),
+        ca = support::tls_file("ca.pem").display(),
+    );
+    let cfg = runnel_config::Config::from_yaml_str(&yaml, "test.yaml")
+        .unwrap()
+        .sinks
+        .elasticsearch;
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 40, 7);
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    let s = proxy.state.lock().unwrap();
+    assert_eq!(s.max_docs, 9, "batch.max_docs");
+    assert_eq!(s.gzipped, 0, "compression: none");
+    assert_eq!(s.template_requests, 1);
+    assert!(
+        s.log
+            .contains(&"PUT /_index_template/from-yaml".to_string()),
+        "{:?}",
+        s.log
+    );
+    assert!(s
+        .authorization
+        .iter()
+        .all(|a| a == "Basic ZWxhc3RpYzpzM2NyZXQ="));
+    assert_eq!(
+        s.actions.iter().collect::<Vec<_>>(),
+        ["create yaml-shop-2026.01"]
+    );
+    drop(s);
+    assert_eq!(es.count("yaml-shop-*"), 40 - 40 / 7);
+    let docs = es.all_docs("yaml-shop-*");
+    assert!(
+        docs.iter().all(|(id, _)| id.len() != 32),
+        "id: auto leaves the ids to the server"
+    );
+    let dl = std::fs::read_to_string(dir.path().join("dl/rejects.ndjson")).unwrap();
+    assert_eq!(dl.lines().count(), 40 / 7, "dead_letter.path");
 }
