@@ -41,21 +41,53 @@ impl ShipContext {
         backoff(self.retry_initial, self.retry_max, attempt)
     }
 
-    fn dead_letter(&self, batch: &FrozenBatch, i: usize, status: u16, reason: &str) {
-        let (index, id) = action_target(batch.action(i));
-        let res = match self.dead_letter.lock() {
-            Ok(mut dl) => dl.write(&index, id.as_deref(), status, reason, batch.document(i)),
-            Err(_) => Ok(()),
+    /// Write rejected documents (`(index in batch, status, reason JSON)`) to the dead-letter
+    /// file with one fsync, on the blocking pool, and count them. A document that cannot be
+    /// written is still counted, and the error is logged and shown in the status.
+    async fn dead_letter(
+        self: &Arc<Self>,
+        batch: &Arc<FrozenBatch>,
+        rejects: Vec<(usize, u16, String)>,
+    ) {
+        if rejects.is_empty() {
+            return;
+        }
+        let (ctx, b) = (self.clone(), batch.clone());
+        let n = rejects.len() as u64;
+        let done = tokio::task::spawn_blocking(move || ctx.dead_letter_now(&b, &rejects)).await;
+        if done.is_err() {
+            self.metrics.docs_dead_lettered.fetch_add(n, Relaxed);
+            self.status
+                .set_error("dead-letter file: the writing task failed".into());
+        }
+    }
+
+    fn dead_letter_now(&self, batch: &FrozenBatch, rejects: &[(usize, u16, String)]) {
+        let Ok(mut dl) = self.dead_letter.lock() else {
+            self.metrics
+                .docs_dead_lettered
+                .fetch_add(rejects.len() as u64, Relaxed);
+            return;
         };
-        self.metrics.docs_dead_lettered.fetch_add(1, Relaxed);
-        self.status
-            .set_dead_letter(format!("HTTP {status} for a document of {index}: {reason}"));
-        if let Err(e) = res {
+        let mut failed = None;
+        for (i, status, reason) in rejects {
+            let (index, id) = action_target(batch.action(*i));
+            if let Err(e) = dl.append(&index, id.as_deref(), *status, reason, batch.document(*i)) {
+                failed = Some(e);
+            } else {
+                tracing::warn!(index = %index, status, reason = %reason, "document rejected; written to the dead-letter file");
+            }
+            self.metrics.docs_dead_lettered.fetch_add(1, Relaxed);
+            self.status
+                .set_dead_letter(format!("HTTP {status} for a document of {index}: {reason}"));
+        }
+        if let Err(e) = dl.sync() {
+            failed = Some(e);
+        }
+        if let Some(e) = failed {
             // Still counted: the operator sees the counter and this error.
-            tracing::error!(error = %e, "cannot write the dead-letter file; document dropped");
+            tracing::error!(error = %e, "cannot write the dead-letter file; rejected documents lost");
             self.status.set_error(format!("dead-letter file: {e}"));
-        } else {
-            tracing::warn!(index = %index, status, reason = %reason, "document rejected; written to the dead-letter file");
         }
     }
 }
@@ -167,6 +199,7 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
                     Ok(outcomes) => {
                         m.requests_ok.fetch_add(1, Relaxed);
                         let mut retry = Vec::new();
+                        let mut rejects = Vec::new();
                         let mut last_retry_reason = String::new();
                         for (&i, o) in chunk.iter().zip(outcomes) {
                             match o {
@@ -178,10 +211,11 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
                                     last_retry_reason = r;
                                 }
                                 ItemOutcome::Reject { status, reason } => {
-                                    ctx.dead_letter(&batch, i, status, &reason)
+                                    rejects.push((i, status, reason))
                                 }
                             }
                         }
+                        ctx.dead_letter(&batch, rejects).await;
                         if retry.is_empty() {
                             attempt = 0;
                             ctx.status.set_ok();
@@ -206,12 +240,9 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
             Answer::Status(413, _) => {
                 m.requests_failed.fetch_add(1, Relaxed);
                 if chunk.len() == 1 {
-                    ctx.dead_letter(
-                        &batch,
-                        chunk[0],
-                        413,
-                        r#""request entity too large even as a single document (raise http.max_content_length)""#,
-                    );
+                    let reason = r#""request entity too large even as a single document (raise http.max_content_length)""#;
+                    ctx.dead_letter(&batch, vec![(chunk[0], 413, reason.to_string())])
+                        .await;
                 } else {
                     let (a, b) = chunk.split_at(chunk.len() / 2);
                     tracing::info!(docs = chunk.len(), "HTTP 413: splitting the bulk request");

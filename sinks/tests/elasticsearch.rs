@@ -130,6 +130,31 @@ fn ships_every_record_once_with_ecs_fields_and_resumes_from_the_cursor() {
         ),
         "{metrics}"
     );
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in {metrics}"))
+    };
+    let m = sink.metrics();
+    let requests = m.requests_ok.load(Relaxed) as f64;
+    assert!(requests >= 1.0);
+    assert_eq!(value("runnel_sink_es_bulk_latency_seconds_count"), requests);
+    assert_eq!(
+        value("runnel_sink_es_bulk_latency_seconds_bucket{le=\"+Inf\"}"),
+        requests
+    );
+    assert!(value("runnel_sink_es_bulk_latency_seconds_sum") > 0.0);
+    assert_eq!(value("runnel_sink_es_in_flight_batches"), 0.0);
+    assert_eq!(value("runnel_sink_es_documents_sent_total"), 500.0);
+    let (raw, wire) = (
+        value("runnel_sink_es_bytes_raw_total"),
+        value("runnel_sink_es_bytes_compressed_total"),
+    );
+    assert!(
+        raw > 500.0 * 300.0 && wire < raw / 3.0,
+        "gzip: {wire} of {raw}"
+    );
     sink.shutdown();
 
     // The template was installed.
@@ -424,14 +449,15 @@ fn bad_config_and_state_give_clear_errors() {
 }
 
 #[test]
-fn an_outage_keeps_the_data_and_reports_degraded_until_the_cluster_is_back() {
+fn an_outage_keeps_the_data_and_reports_degraded_and_lag_until_the_cluster_is_back() {
     let es = Osmem::start();
     let proxy = Proxy::start(&es.url, "");
-    proxy.state.lock().unwrap().script = std::iter::repeat_n(Fault::Status(503), 15).collect();
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     fill(&store, CRI_KEY, &cri_identity(), 0, 100, 0);
-    let cfg = es_config(&proxy.url);
+    let mut cfg = es_config(&proxy.url);
+    cfg.template.install = false;
+    proxy.state.lock().unwrap().down = true;
     let sink = start(&cfg, &store, dir.path());
     let t0 = Instant::now();
     while sink.status()["state"] != "degraded" {
@@ -442,6 +468,19 @@ fn an_outage_keeps_the_data_and_reports_degraded_until_the_cluster_is_back() {
         .as_str()
         .unwrap()
         .contains("503"));
+    // Lag while down: all 100 records, and from the oldest unacknowledged record (T0) to
+    // the newest (T0 + 99 × 1.000001 ms).
+    loop {
+        assert!(t0.elapsed() < Duration::from_secs(10), "lag never reported");
+        let lag = sink.metrics().lag.lock().unwrap().get(CRI_KEY).cloned();
+        if let Some(l) = lag.filter(|l| l.records > 0) {
+            assert_eq!(l.records, 100);
+            assert!((l.seconds - 0.099000099).abs() < 1e-6, "{}", l.seconds);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.state.lock().unwrap().down = false;
     sink.drain(Duration::from_secs(60)).unwrap();
     assert_eq!(sink.status()["state"], "ok");
     sink.shutdown();
