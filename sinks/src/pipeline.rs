@@ -91,6 +91,8 @@ pub struct Pipeline {
     last_save: Instant,
     last_refresh: Option<Instant>,
     rr: usize,
+    /// Smallest encoded document (action + document lines) seen so far, to size reads.
+    doc_bytes: usize,
 }
 
 impl Pipeline {
@@ -117,6 +119,7 @@ impl Pipeline {
             last_save: Instant::now(),
             last_refresh: None,
             rr: 0,
+            doc_bytes: usize::MAX,
         }
     }
 
@@ -198,10 +201,17 @@ impl Pipeline {
             if budget == 0 && self.in_flight > 0 {
                 return false;
             }
-            let want_bytes = (self.settings.batch_bytes - self.builder.bytes())
+            let room = self
+                .settings
+                .batch_bytes
+                .saturating_sub(self.builder.bytes())
                 .min(budget as usize)
                 .max(1);
-            let want_docs = self.settings.batch_docs - self.builder.docs.len();
+            // Read about as many records as will fit once encoded (a document is several
+            // times its message), so few are read only to be dropped and read again.
+            let want_bytes = room;
+            let want_docs = (self.settings.batch_docs - self.builder.docs.len())
+                .min(room / self.doc_bytes.max(1) + 1);
             let (store, key, from) = (self.store.clone(), s.key.clone(), s.read_pos);
             let read = tokio::task::spawn_blocking(move || {
                 store.read_from(&key, from, want_docs, want_bytes)
@@ -296,6 +306,7 @@ impl Pipeline {
                 return false;
             }
             self.in_flight += len;
+            self.doc_bytes = self.doc_bytes.min(len as usize);
             self.ctx.metrics.add_in_flight(len);
             self.builder.docs.push(DocRef {
                 source: si,
