@@ -70,20 +70,23 @@ impl ShipContext {
             return;
         };
         let mut failed = None;
+        let mut last = String::new();
         for (i, status, reason) in rejects {
             let (index, id) = action_target(batch.action(*i));
             if let Err(e) = dl.append(&index, id.as_deref(), *status, reason, batch.document(*i)) {
                 failed = Some(e);
-            } else {
-                tracing::warn!(index = %index, status, reason = %reason, "document rejected; written to the dead-letter file");
             }
             self.metrics.docs_dead_lettered.fetch_add(1, Relaxed);
-            self.status
-                .set_dead_letter(format!("HTTP {status} for a document of {index}: {reason}"));
+            last = format!("HTTP {status} for a document of {index}: {reason}");
         }
         if let Err(e) = dl.sync() {
             failed = Some(e);
         }
+        // One line per response, not per document: a cluster that rejects everything must
+        // not flood the log.
+        tracing::warn!(documents = rejects.len(), file = %dl.path().display(), last = %last,
+            "documents rejected by the cluster; written to the dead-letter file");
+        self.status.set_dead_letter(last);
         if let Some(e) = failed {
             // Still counted: the operator sees the counter and this error.
             tracing::error!(error = %e, "cannot write the dead-letter file; rejected documents lost");
