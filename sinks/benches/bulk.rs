@@ -1,6 +1,6 @@
 //! Sink throughput: documents/s and MiB/s from an index of RUNNEL_BENCH_INDEX_BYTES (default
 //! 1 GiB of message bytes) to a local bulk endpoint (a tiny hyper server in this process that
-//! gunzips, parses and acknowledges every item), CPU seconds per GiB (getrusage minus the
+//! gunzips, parses every line as JSON and acknowledges every item), CPU seconds per GiB (getrusage minus the
 //! server's own thread CPU), and the index's raw `read_from` speed over everything as the
 //! yardstick.
 //!
@@ -60,13 +60,15 @@ async fn bulk(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes
         .filter(|l| !l.is_empty())
         .enumerate()
     {
+        // Every line is parsed as JSON, as a cluster would.
+        let valid = serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok();
+        if !valid || (i % 2 == 0 && !line.starts_with(b"{\"create\"")) {
+            return Ok(Response::builder()
+                .status(400)
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap_or_default());
+        }
         if i % 2 == 0 {
-            if !line.starts_with(b"{\"create\"") {
-                return Ok(Response::builder()
-                    .status(400)
-                    .body(Full::new(Bytes::from_static(b"{}")))
-                    .unwrap_or_default());
-            }
             if items > 0 {
                 out.push(b',');
             }

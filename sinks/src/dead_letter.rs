@@ -34,10 +34,35 @@ impl DeadLetter {
         &self.path
     }
 
-    /// Write one rejected document: `{"time":…,"index":…,"id":…,"status":…,"reason":…,"document":…}`.
-    /// `reason_json` and `document` must be JSON text. A document too big for the cap is
-    /// replaced by its size (`"document_bytes"`).
+    /// Write one rejected document and sync the file (see [`DeadLetter::append`]).
     pub fn write(
+        &mut self,
+        index: &str,
+        id: Option<&str>,
+        status: u16,
+        reason_json: &str,
+        document: &[u8],
+    ) -> Result<(), SinkError> {
+        self.append(index, id, status, reason_json, document)?;
+        self.sync()
+    }
+
+    /// Make the lines appended so far durable (one fsync for a whole response's rejects).
+    pub fn sync(&mut self) -> Result<(), SinkError> {
+        if let Some(f) = self.file.as_mut() {
+            f.sync_data().map_err(|source| SinkError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Append one rejected document, without syncing:
+    /// `{"time":…,"index":…,"id":…,"status":…,"reason":…,"document":…}`. `reason_json` and
+    /// `document` must be JSON text. A document too big for the cap is replaced by its size
+    /// (`"document_bytes"`).
+    pub fn append(
         &mut self,
         index: &str,
         id: Option<&str>,
@@ -72,7 +97,9 @@ impl DeadLetter {
             source,
         };
         if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
-            self.file = None;
+            if let Some(f) = self.file.take() {
+                f.sync_data().map_err(io)?;
+            }
             let mut rotated = self.path.clone().into_os_string();
             rotated.push(".1");
             std::fs::rename(&self.path, &rotated).map_err(io)?;
@@ -91,7 +118,6 @@ impl DeadLetter {
         }
         if let Some(f) = self.file.as_mut() {
             f.write_all(&line).map_err(io)?;
-            f.sync_data().map_err(io)?;
         }
         self.size += line.len() as u64;
         Ok(())

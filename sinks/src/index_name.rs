@@ -63,7 +63,18 @@ impl IndexPattern {
                 Some('d') => Part::Day,
                 Some('H') => Part::Hour,
                 Some('{') => {
-                    let name: String = it.by_ref().take_while(|&c| c != '}').collect();
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for c in it.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed {
+                        return Err(err(format!("%{{{name} in {p:?} has no closing brace")));
+                    }
                     Part::Field(match name.as_str() {
                         "kubernetes.namespace" => Field::Namespace,
                         "kubernetes.pod.name" => Field::Pod,
@@ -91,7 +102,35 @@ impl IndexPattern {
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
+        // Elasticsearch refuses such names for every document (each would be dead-lettered),
+        // and a quote would break the bulk body: refuse them here, with the reason.
+        for part in &parts {
+            if let Part::Lit(l) = part {
+                if let Some(c) = l
+                    .chars()
+                    .find(|&c| c.is_uppercase() || c.is_control() || "\\/*?\"<>|,#: ".contains(c))
+                {
+                    return Err(err(format!(
+                        "{c:?} is not allowed in an index name ({p:?}): use lowercase letters, digits, '-', '_' and '.'"
+                    )));
+                }
+            }
+        }
+        if let Some(Part::Lit(l)) = parts.first() {
+            if l.starts_with(['_', '-', '+']) || l == "." || l == ".." {
+                return Err(err(format!(
+                    "an index name must not start with '_', '-' or '+' ({p:?})"
+                )));
+            }
+        }
         Ok(IndexPattern { parts })
+    }
+
+    /// Whether the name depends on the record time (`%Y %m %d %H`).
+    pub fn has_time(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Year | Part::Month | Part::Day | Part::Hour))
     }
 
     /// The index name for a record of `id` at `time_ns`, appended to `out` (raw, not JSON-escaped;
@@ -167,5 +206,28 @@ mod tests {
         assert!(e.contains("unknown field %{nope}"), "{e}");
         let e = IndexPattern::parse("a-%Q").unwrap_err().to_string();
         assert!(e.contains("unsupported %Q"), "{e}");
+        let e = IndexPattern::parse("a-%{kubernetes.namespace")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no closing brace"), "{e}");
+    }
+
+    #[test]
+    fn names_elasticsearch_refuses_are_config_errors() {
+        for bad in [
+            "Logs-%Y", "logs\"x", "a b", "a/b", "a:b", "_logs", "-x", "+x",
+        ] {
+            let e = IndexPattern::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("sinks.elasticsearch.index: "), "{bad}: {e}");
+        }
+        assert!(IndexPattern::parse("logs-runnel-%Y.%m.%d")
+            .unwrap()
+            .has_time());
+        assert!(!IndexPattern::parse("logs-runnel-default")
+            .unwrap()
+            .has_time());
+        assert!(!IndexPattern::parse("logs-%{kubernetes.namespace}")
+            .unwrap()
+            .has_time());
     }
 }

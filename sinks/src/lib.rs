@@ -28,8 +28,15 @@
 //! - **Credentials** come from files (`auth.password_file`, `auth.api_key_file`,
 //!   `auth.bearer_token_file`) or, when no file is set, from `RUNNEL_ES_PASSWORD` (with
 //!   `auth.user`), `RUNNEL_ES_API_KEY`, `RUNNEL_ES_BEARER_TOKEN`. They are never logged.
-//! - **Dead letters** go to `dead_letter.path` (default `<state_dir>/dead-letter.ndjson`),
-//!   rotated to `.1` at `dead_letter.max_bytes`.
+//! - **Dead letters** go to `dead_letter.path` (default `<state_dir>/dead_letter.ndjson`, i.e.
+//!   `<data_dir>/sinks/elasticsearch/dead_letter.ndjson` as the config documents), one NDJSON
+//!   line per rejected document with its status and reason, rotated to `.1` at
+//!   `dead_letter.max_bytes` (so at most twice that on disk).
+//! - **Data streams**: `mode: data_stream` needs a fixed `index` name (no `%Y…`: the cluster
+//!   rolls the stream over); a time pattern there is a config error.
+//! - **Endpoints** are used round-robin; one that refuses connections or times out is skipped
+//!   for `retry.max` (at least 100 ms, at most 30 s) and the request fails over at once.
+//!   Credentials inside an endpoint URL are refused (the URL is logged).
 //! - **Cursor**: `<state_dir>/cursor.json`, `{"version":"1","cursors":{"<source key>":<next
 //!   seq>}}`. Delete it to resend everything still in the index (harmless: 409s).
 //! - **Transport**: `reqwest` with rustls, not the `elasticsearch` crate (see [`transport`]).

@@ -15,7 +15,7 @@ pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 pub struct SourceLag {
     /// Records in the index not yet acknowledged (next_seq − cursor).
     pub records: u64,
-    /// Time between the newest stored record and the newest acknowledged one (s).
+    /// Newest stored record time minus the time of the oldest record not yet acknowledged (s).
     pub seconds: f64,
 }
 
@@ -183,7 +183,7 @@ impl Metrics {
                 let _ = writeln!(out, "{n}{{source=\"{}\"}} {}", escape_label(k), l.records);
             }
             let n = "runnel_sink_es_cursor_lag_seconds";
-            let _ = writeln!(out, "# HELP {n} Newest stored record time minus newest acknowledged record time, per source.\n# TYPE {n} gauge");
+            let _ = writeln!(out, "# HELP {n} Newest stored record time minus the time of the oldest record not yet acknowledged, per source.\n# TYPE {n} gauge");
             for (k, l) in lag.iter() {
                 let _ = writeln!(out, "{n}{{source=\"{}\"}} {}", escape_label(k), l.seconds);
             }

@@ -10,8 +10,9 @@ use crate::index_name::IndexPattern;
 use crate::metrics::SourceLag;
 use crate::ship::{ship, ShipContext};
 use runnel_index::{ReadBatch, SourceInfo, Store};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::Ordering::Relaxed;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -59,13 +60,18 @@ struct Source {
     next_seq: u64,
     max_time_ns: Option<i64>,
     read_pos: u64,
-    pending: BTreeSet<u64>,
+    /// Sequences read and not yet done, with their record times.
+    pending: BTreeMap<u64, i64>,
+    /// Oldest record still stored: (first_seq, min_time_ns).
+    first: (u64, Option<i64>),
     acked_time_ns: Option<i64>,
 }
 
 impl Source {
     fn cursor(&self) -> u64 {
-        self.pending.first().copied().unwrap_or(self.read_pos)
+        self.pending
+            .first_key_value()
+            .map_or(self.read_pos, |(&seq, _)| seq)
     }
 }
 
@@ -85,6 +91,8 @@ pub struct Pipeline {
     last_save: Instant,
     last_refresh: Option<Instant>,
     rr: usize,
+    /// Smallest encoded document (action + document lines) seen so far, to size reads.
+    doc_bytes: usize,
 }
 
 impl Pipeline {
@@ -111,6 +119,7 @@ impl Pipeline {
             last_save: Instant::now(),
             last_refresh: None,
             rr: 0,
+            doc_bytes: usize::MAX,
         }
     }
 
@@ -138,6 +147,7 @@ impl Pipeline {
             }
             s.next_seq = info.next_seq;
             s.max_time_ns = info.max_time_ns;
+            s.first = (info.first_seq, info.min_time_ns);
             return;
         }
         let start = match self.saved.get(&info.key) {
@@ -158,7 +168,8 @@ impl Pipeline {
             next_seq: info.next_seq,
             max_time_ns: info.max_time_ns,
             read_pos: start,
-            pending: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            first: (info.first_seq, info.min_time_ns),
             acked_time_ns: None,
         });
     }
@@ -190,10 +201,17 @@ impl Pipeline {
             if budget == 0 && self.in_flight > 0 {
                 return false;
             }
-            let want_bytes = (self.settings.batch_bytes - self.builder.bytes())
+            let room = self
+                .settings
+                .batch_bytes
+                .saturating_sub(self.builder.bytes())
                 .min(budget as usize)
                 .max(1);
-            let want_docs = self.settings.batch_docs - self.builder.docs.len();
+            // Read about as many records as will fit once encoded (a document is several
+            // times its message), so few are read only to be dropped and read again.
+            let want_bytes = room;
+            let want_docs = (self.settings.batch_docs - self.builder.docs.len())
+                .min(room / self.doc_bytes.max(1) + 1);
             let (store, key, from) = (self.store.clone(), s.key.clone(), s.read_pos);
             let read = tokio::task::spawn_blocking(move || {
                 store.read_from(&key, from, want_docs, want_bytes)
@@ -277,11 +295,18 @@ impl Pipeline {
             encode_document(buf, r, &src.frag, self.settings.parse_json.as_deref());
             buf.push(b'\n');
             let len = (buf.len() - start) as u64;
-            if self.in_flight + len > self.settings.max_in_flight && self.in_flight > 0 {
+            // `batch.max_bytes` caps the encoded body (a single bigger document goes alone);
+            // the in-flight budget caps everything read and not yet acknowledged. A record
+            // that does not fit stays unread and is read again for the next batch.
+            let over_batch = buf.len() > self.settings.batch_bytes && !self.builder.docs.is_empty();
+            let over_budget =
+                self.in_flight + len > self.settings.max_in_flight && self.in_flight > 0;
+            if over_batch || over_budget {
                 buf.truncate(start);
                 return false;
             }
             self.in_flight += len;
+            self.doc_bytes = self.doc_bytes.min(len as usize);
             self.ctx.metrics.add_in_flight(len);
             self.builder.docs.push(DocRef {
                 source: si,
@@ -294,7 +319,7 @@ impl Pipeline {
                 self.builder.started = Some(Instant::now());
             }
             let s = &mut self.sources[si];
-            s.pending.insert(r.seq);
+            s.pending.insert(r.seq, r.time_ns);
             s.read_pos = r.seq + 1;
         }
         self.skip_to(si, rb.next_seq);
@@ -347,21 +372,24 @@ impl Pipeline {
         self.last_save = Instant::now();
     }
 
+    /// Lag per source: records not yet acknowledged, and in seconds the newest stored
+    /// record's time minus the time of the oldest record not yet acknowledged (the first
+    /// one in flight, else the oldest stored one when the cursor is at it, else — records
+    /// not read yet — the newest acknowledged one).
     fn update_lag(&self) {
         if let Ok(mut lag) = self.ctx.metrics.lag.lock() {
             lag.clear();
             for s in &self.sources {
-                let records = s.next_seq.saturating_sub(s.cursor());
-                let seconds = match (records, s.max_time_ns, s.acked_time_ns) {
-                    (0, _, _) => 0.0,
-                    (_, Some(max), Some(acked)) => ((max - acked).max(0)) as f64 / 1e9,
-                    (_, Some(max), None) => {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_nanos() as i64)
-                            .unwrap_or(max);
-                        ((now - max).max(0)) as f64 / 1e9
-                    }
+                let cursor = s.cursor();
+                let records = s.next_seq.saturating_sub(cursor);
+                let oldest = s
+                    .pending
+                    .first_key_value()
+                    .map(|(_, &t)| t)
+                    .or(if cursor <= s.first.0 { s.first.1 } else { None })
+                    .or(s.acked_time_ns);
+                let seconds = match (records, s.max_time_ns, oldest) {
+                    (1.., Some(max), Some(t)) => (max.saturating_sub(t)).max(0) as f64 / 1e9,
                     _ => 0.0,
                 };
                 lag.insert(s.key.clone(), SourceLag { records, seconds });
@@ -391,10 +419,18 @@ impl Pipeline {
     }
 
     /// Run until shut down.
-    pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Command>, wake: Arc<Notify>) {
+    /// Batches are sent only once `gate` is open (the index template is installed); until
+    /// then documents are read and encoded up to the limits, and drains wait.
+    pub async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<Command>,
+        wake: Arc<Notify>,
+        gate: Arc<AtomicBool>,
+    ) {
         let poll = Duration::from_secs(1);
         let mut woken = true;
         loop {
+            let open = gate.load(Acquire);
             // Source list: after an append notification, and at least once a second.
             if woken || self.last_refresh.is_none_or(|t| t.elapsed() >= poll) {
                 self.refresh_sources().await;
@@ -402,7 +438,7 @@ impl Pipeline {
             woken = false;
             let drained = self.fill().await;
             let draining = !self.drains.is_empty();
-            let slot = self.tasks.len() < self.settings.concurrency;
+            let slot = open && self.tasks.len() < self.settings.concurrency;
             let full = self.builder.docs.len() >= self.settings.batch_docs
                 || self.builder.bytes() >= self.settings.batch_bytes
                 || self.budget_left() == 0
@@ -420,10 +456,15 @@ impl Pipeline {
             }
             self.check_drains().await;
             // Loop again at once if there is more to do and room to do it.
-            let more =
-                !drained && self.tasks.len() < self.settings.concurrency && self.budget_left() > 0;
+            let more = open
+                && !drained
+                && self.tasks.len() < self.settings.concurrency
+                && self.budget_left() > 0;
             let wait = if more {
                 Duration::ZERO
+            } else if !open {
+                // Woken when the gate opens.
+                poll
             } else {
                 match self.builder.started {
                     Some(t) if !draining => self.settings.batch_timeout.saturating_sub(t.elapsed()),

@@ -36,37 +36,81 @@ pub struct ShipContext {
 }
 
 impl ShipContext {
-    /// Exponential backoff with "equal jitter": a delay in [d/2, d], d = initial·2^attempt ≤ max.
+    /// The wait before retry number `attempt` (see [`backoff`]).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .retry_initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.retry_max);
-        let seed = Instant::now().elapsed().as_nanos() as u64
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos() as u64)
-                .unwrap_or(0);
-        let r = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % 1_000;
-        base / 2 + base / 2 * r as u32 / 1_000
+        backoff(self.retry_initial, self.retry_max, attempt)
     }
 
-    fn dead_letter(&self, batch: &FrozenBatch, i: usize, status: u16, reason: &str) {
-        let (index, id) = action_target(batch.action(i));
-        let res = match self.dead_letter.lock() {
-            Ok(mut dl) => dl.write(&index, id.as_deref(), status, reason, batch.document(i)),
-            Err(_) => Ok(()),
+    /// Write rejected documents (`(index in batch, status, reason JSON)`) to the dead-letter
+    /// file with one fsync, on the blocking pool, and count them. A document that cannot be
+    /// written is still counted, and the error is logged and shown in the status.
+    async fn dead_letter(
+        self: &Arc<Self>,
+        batch: &Arc<FrozenBatch>,
+        rejects: Vec<(usize, u16, String)>,
+    ) {
+        if rejects.is_empty() {
+            return;
+        }
+        let (ctx, b) = (self.clone(), batch.clone());
+        let n = rejects.len() as u64;
+        let done = tokio::task::spawn_blocking(move || ctx.dead_letter_now(&b, &rejects)).await;
+        if done.is_err() {
+            self.metrics.docs_dead_lettered.fetch_add(n, Relaxed);
+            self.status
+                .set_error("dead-letter file: the writing task failed".into());
+        }
+    }
+
+    fn dead_letter_now(&self, batch: &FrozenBatch, rejects: &[(usize, u16, String)]) {
+        let Ok(mut dl) = self.dead_letter.lock() else {
+            self.metrics
+                .docs_dead_lettered
+                .fetch_add(rejects.len() as u64, Relaxed);
+            return;
         };
-        self.metrics.docs_dead_lettered.fetch_add(1, Relaxed);
-        if let Err(e) = res {
+        let mut failed = None;
+        let mut last = String::new();
+        for (i, status, reason) in rejects {
+            let (index, id) = action_target(batch.action(*i));
+            if let Err(e) = dl.append(&index, id.as_deref(), *status, reason, batch.document(*i)) {
+                failed = Some(e);
+            }
+            self.metrics.docs_dead_lettered.fetch_add(1, Relaxed);
+            last = format!("HTTP {status} for a document of {index}: {reason}");
+        }
+        if let Err(e) = dl.sync() {
+            failed = Some(e);
+        }
+        // One line per response, not per document: a cluster that rejects everything must
+        // not flood the log.
+        tracing::warn!(documents = rejects.len(), file = %dl.path().display(), last = %last,
+            "documents rejected by the cluster; written to the dead-letter file");
+        self.status.set_dead_letter(last);
+        if let Some(e) = failed {
             // Still counted: the operator sees the counter and this error.
-            tracing::error!(error = %e, "cannot write the dead-letter file; document dropped");
+            tracing::error!(error = %e, "cannot write the dead-letter file; rejected documents lost");
             self.status.set_error(format!("dead-letter file: {e}"));
-        } else {
-            tracing::warn!(index = %index, status, reason = %reason, "document rejected; written to the dead-letter file");
         }
     }
 }
+
+/// Exponential backoff with "equal jitter": a delay in [d/2, d] where
+/// d = initial·2^attempt, capped at `max` — so retries of many batches spread out instead of
+/// hitting a recovering cluster together, and no wait exceeds `retry.max`.
+pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    let base = initial.saturating_mul(1u32 << attempt.min(20)).min(max);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ JITTER.fetch_add(0x9e37_79b9_7f4a_7c15, Relaxed);
+    let r = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % 1_000;
+    base / 2 + base / 2 * r as u32 / 1_000
+}
+
+/// Mixed into the jitter seed so two retries in the same nanosecond still differ.
+static JITTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn action_target(action: &[u8]) -> (String, Option<String>) {
     let v: serde_json::Value = serde_json::from_slice(action).unwrap_or_default();
@@ -98,6 +142,7 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
     let mut queue: VecDeque<Vec<usize>> = VecDeque::new();
     queue.push_back((0..batch.docs.len()).collect());
     let mut attempt = 0u32;
+    let mut failovers = 0usize;
     let mut first = true;
     while let Some(chunk) = queue.pop_front() {
         if chunk.is_empty() {
@@ -143,6 +188,9 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
         let t0 = Instant::now();
         let answer = ctx.transport.bulk(body, gz).await;
         m.observe_latency(t0.elapsed().as_secs_f64());
+        if matches!(answer, Answer::Status(..)) {
+            failovers = 0;
+        }
         let fail = |msg: String| {
             m.requests_failed.fetch_add(1, Relaxed);
             tracing::warn!(error = %msg, docs = chunk.len(), "bulk request failed; will retry");
@@ -154,6 +202,7 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
                     Ok(outcomes) => {
                         m.requests_ok.fetch_add(1, Relaxed);
                         let mut retry = Vec::new();
+                        let mut rejects = Vec::new();
                         let mut last_retry_reason = String::new();
                         for (&i, o) in chunk.iter().zip(outcomes) {
                             match o {
@@ -165,10 +214,11 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
                                     last_retry_reason = r;
                                 }
                                 ItemOutcome::Reject { status, reason } => {
-                                    ctx.dead_letter(&batch, i, status, &reason)
+                                    rejects.push((i, status, reason))
                                 }
                             }
                         }
+                        ctx.dead_letter(&batch, rejects).await;
                         if retry.is_empty() {
                             attempt = 0;
                             ctx.status.set_ok();
@@ -193,12 +243,9 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
             Answer::Status(413, _) => {
                 m.requests_failed.fetch_add(1, Relaxed);
                 if chunk.len() == 1 {
-                    ctx.dead_letter(
-                        &batch,
-                        chunk[0],
-                        413,
-                        r#""request entity too large even as a single document (raise http.max_content_length)""#,
-                    );
+                    let reason = r#""request entity too large even as a single document (raise http.max_content_length)""#;
+                    ctx.dead_letter(&batch, vec![(chunk[0], 413, reason.to_string())])
+                        .await;
                 } else {
                     let (a, b) = chunk.split_at(chunk.len() / 2);
                     tracing::info!(docs = chunk.len(), "HTTP 413: splitting the bulk request");
@@ -232,10 +279,49 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
             Answer::Failed(e) => {
                 fail(e);
                 queue.push_front(chunk);
+                // Fail over at once while another endpoint is up (at most one pass over
+                // them); back off when none is.
+                if failovers + 1 < ctx.transport.endpoints().len() && ctx.transport.any_up() {
+                    failovers += 1;
+                    continue;
+                }
+                failovers = 0;
                 tokio::time::sleep(ctx.backoff(attempt)).await;
                 attempt += 1;
             }
         }
     }
     (batch.docs.clone(), bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let (ms, initial, max) = (
+            Duration::from_millis,
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+        );
+        for attempt in 0..40 {
+            let d = initial.saturating_mul(1u32 << attempt.min(20)).min(max);
+            let seen: Vec<Duration> = (0..200).map(|_| backoff(initial, max, attempt)).collect();
+            assert!(
+                seen.iter().all(|&w| w >= d / 2 && w <= d),
+                "attempt {attempt}: {seen:?}"
+            );
+            let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+            assert!(
+                distinct.len() > 50,
+                "attempt {attempt}: jitter spreads the waits"
+            );
+        }
+        assert!(backoff(initial, max, 0) <= ms(100));
+        assert!(
+            backoff(initial, max, 30) >= ms(1000),
+            "capped at max, never at zero"
+        );
+    }
 }

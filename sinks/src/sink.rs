@@ -14,13 +14,14 @@ use crate::SinkError;
 use runnel_config::{ElasticsearchConfig, EsMode, IdMode};
 use runnel_index::Store;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{self, Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 /// Default dead-letter file name inside the state directory.
-pub const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
+pub const DEAD_LETTER_FILE: &str = "dead_letter.ndjson";
 
 /// Starts the Elasticsearch/OpenSearch sink.
 #[derive(Debug)]
@@ -47,6 +48,17 @@ impl ElasticsearchSink {
         state_dir: &Path,
     ) -> Result<SinkHandle, SinkError> {
         let index = IndexPattern::parse(&cfg.index)?;
+        if matches!(cfg.mode, EsMode::DataStream) && index.has_time() {
+            return Err(SinkError::Config {
+                key: "index",
+                message: format!(
+                    "{:?} names a new data stream every day or hour; in mode: data_stream the \
+                     cluster rolls the stream over itself, so give a fixed name such as \
+                     \"logs-runnel-default\" (%{{field}} parts are fine)",
+                    cfg.index
+                ),
+            });
+        }
         let transport = Transport::new(cfg)?;
         let cursors = Arc::new(CursorStore::new(state_dir)?);
         let saved = cursors.load()?;
@@ -106,13 +118,19 @@ impl ElasticsearchSink {
                 template_body(&cfg.index, matches!(cfg.mode, EsMode::DataStream)),
             )
         });
-        let pipeline = Pipeline::new(store, settings, ctx.clone(), cursors, saved);
-        runtime.spawn(async move {
-            if let Some((name, body)) = template {
+        // Shipping waits for the template (so the first index gets its mappings), while the
+        // pipeline already answers drain and shutdown.
+        let gate = Arc::new(AtomicBool::new(template.is_none()));
+        if let Some((name, body)) = template {
+            let (ctx, gate, wake) = (ctx.clone(), gate.clone(), wake.clone());
+            runtime.spawn(async move {
                 install_template(&ctx, &name, body).await;
-            }
-            pipeline.run(rx, wake).await;
-        });
+                gate.store(true, Ordering::Release);
+                wake.notify_one();
+            });
+        }
+        let pipeline = Pipeline::new(store, settings, ctx, cursors, saved);
+        runtime.spawn(pipeline.run(rx, wake, gate));
         Ok(SinkHandle {
             cmds: tx,
             metrics,
@@ -148,33 +166,46 @@ pub fn template_body(index: &str, data_stream: bool) -> Vec<u8> {
     serde_json::to_vec(&t).unwrap_or_default()
 }
 
+/// Put the index template. A server that answers (even with an error such as 404 from a
+/// server without the `_index_template` API, or 403 for a key without template privileges)
+/// gets one warning and shipping goes on without the template. While the cluster cannot be
+/// reached or is overloaded (connection errors, timeouts, 429, 502–504) the install is retried
+/// with backoff, and shipping waits: without it the first daily index would be created with
+/// dynamic mappings, and in data stream mode as a plain index.
 async fn install_template(ctx: &ShipContext, name: &str, body: Vec<u8>) {
-    // One try per endpoint until one answers (round-robin moves on after a dead one).
-    let mut answer = Answer::Failed("no endpoint".into());
-    for _ in 0..ctx.transport.endpoints().len() {
-        answer = ctx
-            .transport
-            .put_json(&format!("/_index_template/{name}"), body.clone())
-            .await;
-        if matches!(answer, Answer::Status(..)) {
-            break;
+    let path = format!("/_index_template/{name}");
+    let mut attempt = 0u32;
+    loop {
+        let error = match ctx.transport.put_json(&path, body.clone()).await {
+            Answer::Status(s, _) if (200..300).contains(&s) => {
+                tracing::info!(template = name, "index template installed");
+                return;
+            }
+            Answer::Status(s @ (429 | 502 | 503 | 504), b) => {
+                format!(
+                    "HTTP {s}: {}",
+                    String::from_utf8_lossy(&b[..b.len().min(200)])
+                )
+            }
+            Answer::Status(s, b) => {
+                tracing::warn!(
+                    template = name,
+                    status = s,
+                    body = %String::from_utf8_lossy(&b[..b.len().min(200)]),
+                    "the cluster did not accept the index template (no _index_template API?); shipping without it"
+                );
+                return;
+            }
+            Answer::Failed(e) => e,
+        };
+        if attempt == 0 {
+            tracing::warn!(template = name, error = %error,
+                "cannot install the index template yet; shipping starts once it is installed (retrying)");
         }
-    }
-    match answer {
-        Answer::Status(s, _) if (200..300).contains(&s) => {
-            tracing::info!(template = name, "index template installed")
-        }
-        Answer::Status(s, b) => tracing::warn!(
-            template = name,
-            status = s,
-            body = %String::from_utf8_lossy(&b[..b.len().min(200)]),
-            "the cluster did not accept the index template (no _index_template API?); shipping without it"
-        ),
-        Answer::Failed(e) => tracing::warn!(
-            template = name,
-            error = %e,
-            "could not install the index template; shipping without it"
-        ),
+        ctx.status
+            .set_error(format!("installing the index template {name}: {error}"));
+        tokio::time::sleep(ctx.backoff(attempt)).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 

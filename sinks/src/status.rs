@@ -10,6 +10,7 @@ struct Inner {
     last_error: Option<String>,
     last_error_at: Option<SystemTime>,
     last_ok_at: Option<SystemTime>,
+    last_dead_letter: Option<String>,
 }
 
 /// Shared shipping health.
@@ -46,12 +47,22 @@ impl Status {
         }
     }
 
+    /// A document was rejected for good (it went to the dead-letter file). Not an error of
+    /// the sink, but shown: a cluster that rejects everything (a mapping conflict, an index
+    /// name it refuses) must be visible without reading the file.
+    pub fn set_dead_letter(&self, reason: String) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.last_dead_letter = Some(reason);
+        }
+    }
+
     /// The last error, if any.
     pub fn last_error(&self) -> Option<String> {
         self.inner.lock().ok().and_then(|i| i.last_error.clone())
     }
 
-    /// `{"state":"ok"|"degraded","last_error":…,"last_error_at":…,"last_ok_at":…}`.
+    /// `{"state":"ok"|"degraded","last_error":…,"last_error_at":…,"last_ok_at":…,
+    /// "last_dead_letter_reason":…}`.
     pub fn to_json(&self) -> serde_json::Value {
         let Ok(i) = self.inner.lock() else {
             return serde_json::json!({"state": "degraded", "last_error": "status lock poisoned"});
@@ -61,6 +72,7 @@ impl Status {
             "last_error": i.last_error,
             "last_error_at": i.last_error_at.map(rfc3339),
             "last_ok_at": i.last_ok_at.map(rfc3339),
+            "last_dead_letter_reason": i.last_dead_letter,
         })
     }
 }

@@ -18,7 +18,8 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use runnel_config::ElasticsearchConfig;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Environment variables read when no secret file is configured.
 pub const ENV_PASSWORD: &str = "RUNNEL_ES_PASSWORD";
@@ -41,6 +42,11 @@ pub enum Answer {
 pub struct Transport {
     client: reqwest::Client,
     endpoints: Vec<String>,
+    /// Per endpoint: milliseconds since `epoch` until which it is skipped (0 = up).
+    down_until_ms: Vec<AtomicU64>,
+    /// How long an endpoint that refused a connection or timed out is skipped.
+    quarantine: Duration,
+    epoch: Instant,
     next: AtomicUsize,
     gzip: bool,
 }
@@ -84,6 +90,25 @@ pub fn base64(input: &[u8]) -> String {
 /// The `Authorization` header value, from files first, then the environment. Never logged.
 fn authorization(cfg: &ElasticsearchConfig) -> Result<Option<HeaderValue>, SinkError> {
     let a = &cfg.auth;
+    let methods = [
+        a.user.is_some() || a.password_file.is_some(),
+        a.api_key_file.is_some(),
+        a.bearer_token_file.is_some(),
+    ];
+    if methods.iter().filter(|&&m| m).count() > 1 {
+        return Err(SinkError::Config {
+            key: "auth",
+            message:
+                "set one of user (+ password_file), api_key_file or bearer_token_file, not several"
+                    .into(),
+        });
+    }
+    if a.password_file.is_some() && a.user.is_none() {
+        return Err(SinkError::Config {
+            key: "auth.user",
+            message: "auth.password_file is set but auth.user is not".into(),
+        });
+    }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let value = if let Some(p) = &a.bearer_token_file {
         Some(format!(
@@ -150,6 +175,18 @@ pub fn normalize_endpoint(e: &str) -> Result<String, SinkError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("no query or fragment allowed"));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        // The URL shows up in logs and in /v1/status: credentials must not be in it.
+        return Err(SinkError::Config {
+            key: "endpoints",
+            message: format!(
+                "{}://…@{}: credentials in the URL would be logged; use auth.user with \
+                 auth.password_file (or {ENV_PASSWORD}) instead",
+                url.scheme(),
+                url.host_str().unwrap_or("")
+            ),
+        });
+    }
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
@@ -214,6 +251,12 @@ impl Transport {
         let client = b.build().map_err(|e| SinkError::Client(e.to_string()))?;
         Ok(Transport {
             client,
+            down_until_ms: endpoints.iter().map(|_| AtomicU64::new(0)).collect(),
+            quarantine: cfg
+                .retry
+                .max
+                .clamp(Duration::from_millis(100), Duration::from_secs(30)),
+            epoch: Instant::now(),
             endpoints,
             next: AtomicUsize::new(0),
             gzip: matches!(cfg.compression, runnel_config::Compression::Gzip),
@@ -230,16 +273,42 @@ impl Transport {
         self.gzip
     }
 
-    /// Round-robin: each request goes to the next endpoint, so a dead endpoint costs one
-    /// failed attempt and the retry lands elsewhere.
-    fn pick(&self) -> &str {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        &self.endpoints[i]
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Round-robin over the endpoints that are up: each request goes to the next one. An
+    /// endpoint that refused a connection or timed out is skipped for a while (its
+    /// quarantine), so a dead node costs one failed attempt per quarantine, not every other
+    /// request. When every endpoint is in quarantine, plain round-robin.
+    fn pick(&self) -> usize {
+        let n = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.down_until_ms[i].load(Ordering::Relaxed) <= now)
+            .unwrap_or(start % n)
+    }
+
+    /// Whether some endpoint is outside its quarantine (a failed request can be retried
+    /// there at once).
+    pub fn any_up(&self) -> bool {
+        let now = self.now_ms();
+        self.down_until_ms
+            .iter()
+            .any(|d| d.load(Ordering::Relaxed) <= now)
+    }
+
+    fn mark_down(&self, i: usize) {
+        let until = self.now_ms() + self.quarantine.as_millis() as u64;
+        self.down_until_ms[i].store(until, Ordering::Relaxed);
     }
 
     /// POST `/_bulk` with an NDJSON body (already gzipped when `gzipped`).
     pub async fn bulk(&self, body: Bytes, gzipped: bool) -> Answer {
-        let url = format!("{}/_bulk", self.pick());
+        let ep = self.pick();
+        let url = format!("{}/_bulk", self.endpoints[ep]);
         let mut req = self
             .client
             .post(&url)
@@ -248,21 +317,22 @@ impl Transport {
         if gzipped {
             req = req.header(CONTENT_ENCODING, "gzip");
         }
-        Self::finish(&url, req).await
+        self.finish(ep, &url, req).await
     }
 
     /// PUT a JSON body at `path` (for the index template).
     pub async fn put_json(&self, path: &str, body: Vec<u8>) -> Answer {
-        let url = format!("{}{path}", self.pick());
+        let ep = self.pick();
+        let url = format!("{}{path}", self.endpoints[ep]);
         let req = self
             .client
             .put(&url)
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        Self::finish(&url, req).await
+        self.finish(ep, &url, req).await
     }
 
-    async fn finish(url: &str, req: reqwest::RequestBuilder) -> Answer {
+    async fn finish(&self, ep: usize, url: &str, req: reqwest::RequestBuilder) -> Answer {
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -272,6 +342,9 @@ impl Transport {
                 }
             }
             Err(e) => {
+                if e.is_connect() || e.is_timeout() {
+                    self.mark_down(ep);
+                }
                 let what = if e.is_timeout() {
                     "timed out"
                 } else if e.is_connect() {

@@ -130,6 +130,31 @@ fn ships_every_record_once_with_ecs_fields_and_resumes_from_the_cursor() {
         ),
         "{metrics}"
     );
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in {metrics}"))
+    };
+    let m = sink.metrics();
+    let requests = m.requests_ok.load(Relaxed) as f64;
+    assert!(requests >= 1.0);
+    assert_eq!(value("runnel_sink_es_bulk_latency_seconds_count"), requests);
+    assert_eq!(
+        value("runnel_sink_es_bulk_latency_seconds_bucket{le=\"+Inf\"}"),
+        requests
+    );
+    assert!(value("runnel_sink_es_bulk_latency_seconds_sum") > 0.0);
+    assert_eq!(value("runnel_sink_es_in_flight_batches"), 0.0);
+    assert_eq!(value("runnel_sink_es_documents_sent_total"), 500.0);
+    let (raw, wire) = (
+        value("runnel_sink_es_bytes_raw_total"),
+        value("runnel_sink_es_bytes_compressed_total"),
+    );
+    assert!(
+        raw > 500.0 * 300.0 && wire < raw / 3.0,
+        "gzip: {wire} of {raw}"
+    );
     sink.shutdown();
 
     // The template was installed.
@@ -268,6 +293,8 @@ fn faults_end_with_exactly_the_good_documents_and_poison_in_the_dead_letter_file
             Fault::Status(403),
             Fault::Status(404),
             Fault::Delay(Duration::from_millis(1500)),
+            Fault::NotJson,
+            Fault::MissingItem,
         ]
         .into();
     }
@@ -286,7 +313,7 @@ fn faults_end_with_exactly_the_good_documents_and_poison_in_the_dead_letter_file
     );
     assert!(m.docs_retried.load(Relaxed) > 0);
     assert_eq!(m.docs_dead_lettered.load(Relaxed), poison as u64);
-    assert!(m.requests_failed.load(Relaxed) >= 13);
+    assert!(m.requests_failed.load(Relaxed) >= 15);
     sink.shutdown();
     assert_eq!(es.count("runnel-test-*"), (2 * n - poison) as u64);
     let dl = std::fs::read_to_string(dir.path().join("dead/letters.ndjson")).unwrap();
@@ -326,10 +353,20 @@ fn fails_over_between_endpoints_with_path_prefix_auth_and_no_template_api() {
     cfg.auth.user = Some("elastic".into());
     cfg.auth.password_file = Some(pw);
     cfg.template.install = true;
+    let t0 = Instant::now();
     let sink = start(&cfg, &store, dir.path());
     sink.drain(Duration::from_secs(60)).unwrap();
+    let failed = sink.metrics().requests_failed.load(Relaxed);
+    let took = t0.elapsed();
     sink.shutdown();
     assert_eq!(es.count("runnel-test-*"), 400);
+    // The dead endpoint is skipped for retry.max (200 ms, the quarantine floor is 100 ms)
+    // after each refusal, instead of taking every other request.
+    let quarantines = took.as_millis() as u64 / 100 + 1;
+    assert!(
+        failed <= quarantines,
+        "{failed} failed requests in {took:?} for 10 batches"
+    );
     let s = proxy.state.lock().unwrap();
     assert_eq!(
         s.template_requests, 1,
@@ -368,9 +405,40 @@ fn bad_config_and_state_give_clear_errors() {
         e.contains("auth.password_file") && e.contains("missing-password"),
         "{e}"
     );
+    let e = err(&es_config("https://elastic:hunter2@es.example:9200"));
+    assert!(
+        e.contains("credentials in the URL") && !e.contains("hunter2"),
+        "{e}"
+    );
     let mut cfg = es_config("http://127.0.0.1:9200");
     cfg.index = "logs-%{nope}".into();
     assert!(err(&cfg).contains("unknown field %{nope}"));
+    cfg.index = "Logs-%Y".into();
+    assert!(err(&cfg).contains("not allowed in an index name"));
+    cfg.index = "logs-runnel-%Y.%m.%d".into();
+    cfg.mode = runnel_config::EsMode::DataStream;
+    let e = err(&cfg);
+    assert!(
+        e.contains("sinks.elasticsearch.index") && e.contains("logs-runnel-default"),
+        "{e}"
+    );
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.auth.api_key_file = Some(dir.path().join("key"));
+    cfg.auth.bearer_token_file = Some(dir.path().join("token"));
+    assert!(err(&cfg).contains("not several"));
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.auth.password_file = Some(dir.path().join("pw"));
+    assert!(err(&cfg).contains("auth.user is not"));
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.tls.ca_file = Some(dir.path().join("missing-ca.pem"));
+    let e = err(&cfg);
+    assert!(
+        e.contains("tls.ca_file") && e.contains("missing-ca.pem"),
+        "{e}"
+    );
+    let mut cfg = es_config("http://127.0.0.1:9200");
+    cfg.tls.cert_file = Some(dir.path().join("client.pem"));
+    assert!(err(&cfg).contains("cert_file and key_file must be set together"));
     std::fs::create_dir_all(dir.path().join("sink")).unwrap();
     std::fs::write(dir.path().join("sink/cursor.json"), "{garbage").unwrap();
     let e = err(&es_config("http://127.0.0.1:9200"));
@@ -381,14 +449,15 @@ fn bad_config_and_state_give_clear_errors() {
 }
 
 #[test]
-fn an_outage_keeps_the_data_and_reports_degraded_until_the_cluster_is_back() {
+fn an_outage_keeps_the_data_and_reports_degraded_and_lag_until_the_cluster_is_back() {
     let es = Osmem::start();
     let proxy = Proxy::start(&es.url, "");
-    proxy.state.lock().unwrap().script = std::iter::repeat_n(Fault::Status(503), 15).collect();
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     fill(&store, CRI_KEY, &cri_identity(), 0, 100, 0);
-    let cfg = es_config(&proxy.url);
+    let mut cfg = es_config(&proxy.url);
+    cfg.template.install = false;
+    proxy.state.lock().unwrap().down = true;
     let sink = start(&cfg, &store, dir.path());
     let t0 = Instant::now();
     while sink.status()["state"] != "degraded" {
@@ -399,6 +468,19 @@ fn an_outage_keeps_the_data_and_reports_degraded_until_the_cluster_is_back() {
         .as_str()
         .unwrap()
         .contains("503"));
+    // Lag while down: all 100 records, and from the oldest unacknowledged record (T0) to
+    // the newest (T0 + 99 × 1.000001 ms).
+    loop {
+        assert!(t0.elapsed() < Duration::from_secs(10), "lag never reported");
+        let lag = sink.metrics().lag.lock().unwrap().get(CRI_KEY).cloned();
+        if let Some(l) = lag.filter(|l| l.records > 0) {
+            assert_eq!(l.records, 100);
+            assert!((l.seconds - 0.099000099).abs() < 1e-6, "{}", l.seconds);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.state.lock().unwrap().down = false;
     sink.drain(Duration::from_secs(60)).unwrap();
     assert_eq!(sink.status()["state"], "ok");
     sink.shutdown();
@@ -435,6 +517,11 @@ fn api_keys_and_bearer_tokens_come_from_files() {
     assert!(
         !format!("{:?} {}", sink, sink.status()).contains("tok-123"),
         "secrets never shown"
+    );
+    let transport = runnel_sinks::transport::Transport::new(&cfg).unwrap();
+    assert!(
+        !format!("{transport:?}").contains("tok-123"),
+        "nor in the client's Debug output"
     );
     sink.shutdown();
     assert_eq!(es.count("runnel-test-*"), 40);
@@ -484,4 +571,412 @@ fn records_deleted_by_retention_during_an_outage_are_counted_never_hidden() {
         n as u64,
         "every record is shipped or counted as lost"
     );
+}
+
+#[test]
+fn batches_respect_bytes_docs_and_timeout_and_go_gzipped_as_ndjson_by_default() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 600, 0);
+    // Bytes bind (a document is ~800 bytes encoded, so 16 KiB holds ~20, far below
+    // max_docs).
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_bytes = 16 << 10;
+    cfg.batch.max_docs = 100_000;
+    assert_eq!(cfg.compression, runnel_config::Compression::Gzip, "default");
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    sink.shutdown();
+    {
+        let mut s = proxy.state.lock().unwrap();
+        assert!(s.violations.is_empty(), "{:?}", s.violations);
+        assert_eq!(s.gzipped, s.requests, "gzip is on by default");
+        assert!(
+            s.max_body_bytes <= 16 << 10,
+            "a body of {} bytes",
+            s.max_body_bytes
+        );
+        assert!(
+            s.max_docs < 100 && s.requests >= 20,
+            "{} requests",
+            s.requests
+        );
+        assert!(
+            s.actions
+                .iter()
+                .all(|a| a.starts_with("create runnel-test-2026.01.02")),
+            "{:?}",
+            s.actions
+        );
+        s.requests = 0;
+        s.gzipped = 0;
+        s.max_docs = 0;
+    }
+    // Documents bind.
+    fill(&store, CRI_KEY, &cri_identity(), 600, 100, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_docs = 7;
+    cfg.compression = runnel_config::Compression::None;
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    sink.shutdown();
+    {
+        let s = proxy.state.lock().unwrap();
+        assert_eq!(s.max_docs, 7);
+        assert!(s.requests >= 100 / 7, "{} requests", s.requests);
+        assert_eq!(s.gzipped, 0, "compression: none sends plain bodies");
+    }
+    // The wait binds: a few records with no drain go out after batch.timeout.
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.timeout = Duration::from_millis(300);
+    let sink = start(&cfg, &store, dir.path());
+    let before = proxy.state.lock().unwrap().requests;
+    fill(&store, CRI_KEY, &cri_identity(), 700, 3, 0);
+    let t0 = Instant::now();
+    while es.count("runnel-test-*") < 703 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a partial batch was never sent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "sent after {waited:?}, before the timeout"
+    );
+    assert_eq!(
+        proxy.state.lock().unwrap().requests,
+        before + 1,
+        "one request for the three"
+    );
+    sink.shutdown();
+}
+
+#[test]
+fn the_template_waits_for_the_cluster_and_goes_before_the_first_bulk() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    proxy.state.lock().unwrap().down = true;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 50, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.template.install = true;
+    cfg.template.name = "runnel-late".into();
+    let sink = start(&cfg, &store, dir.path());
+    let t0 = Instant::now();
+    while proxy.state.lock().unwrap().log.len() < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the template was not retried"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(sink.status()["state"], "degraded");
+    assert!(sink.status()["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("runnel-late"));
+    proxy.state.lock().unwrap().down = false;
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 50);
+    let log = proxy.state.lock().unwrap().log.clone();
+    let first_bulk = log.iter().position(|l| l == "POST /_bulk").unwrap();
+    assert!(
+        log[..first_bulk]
+            .iter()
+            .all(|l| l == "PUT /_index_template/runnel-late"),
+        "{log:?}"
+    );
+    let (s, b) = support::http(
+        "GET",
+        &format!("{}/_index_template/runnel-late", es.url),
+        b"",
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+}
+
+#[test]
+fn data_stream_mode_creates_into_the_named_stream_and_a_server_without_streams_dead_letters_with_its_reason(
+) {
+    // osmem accepts the data-stream template but answers every write into a data stream
+    // with a 400 item (`data streams are not supported by osmem`): each document must land
+    // in the dead-letter file with that reason, be counted, and show in the status.
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 30, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.mode = runnel_config::EsMode::DataStream;
+    cfg.index = "logs-runnel-%{kubernetes.namespace}".into();
+    cfg.template.install = true;
+    cfg.template.name = "runnel-ds".into();
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    let status = sink.status();
+    assert_eq!(sink.metrics().docs_dead_lettered.load(Relaxed), 30);
+    sink.shutdown();
+    assert!(
+        status["last_dead_letter_reason"]
+            .as_str()
+            .unwrap()
+            .contains("data streams are not supported"),
+        "{status}"
+    );
+    let s = proxy.state.lock().unwrap();
+    assert_eq!(
+        s.actions.iter().collect::<Vec<_>>(),
+        ["create logs-runnel-shop"],
+        "op_type create into one fixed stream"
+    );
+    let (st, b) = support::http("GET", &format!("{}/_index_template/runnel-ds", es.url), b"");
+    assert_eq!(st, 200);
+    let t: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let t = &t["index_templates"][0]["index_template"];
+    assert!(t["data_stream"].is_object(), "{t}");
+    assert_eq!(t["index_patterns"][0], "logs-runnel-*");
+    let dl = std::fs::read_to_string(dir.path().join("sink").join(runnel_sinks::DEAD_LETTER_FILE))
+        .unwrap();
+    assert_eq!(dl.lines().count(), 30);
+    let first: serde_json::Value = serde_json::from_str(dl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["status"], 400);
+    assert_eq!(first["index"], "logs-runnel-shop");
+    assert_eq!(first["reason"]["type"], "unsupported_operation_exception");
+    assert_eq!(first["document"]["kubernetes"]["namespace"], "shop");
+}
+
+/// Start a sink that cannot get through, wait until it reports the failure, and return the
+/// last error.
+fn refused(cfg: &runnel_config::ElasticsearchConfig, store: &Arc<Store>, dir: &Path) -> String {
+    let sink = start(cfg, store, dir);
+    let t0 = Instant::now();
+    while sink.status()["state"] != "degraded" {
+        assert!(t0.elapsed() < Duration::from_secs(15), "never degraded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let e = sink.status()["last_error"].as_str().unwrap().to_string();
+    sink.shutdown();
+    e
+}
+
+#[test]
+fn tls_verifies_by_default_trusts_a_custom_ca_and_presents_a_client_certificate() {
+    let es = Osmem::start();
+    let tls = support::TlsForward::start(&es.url, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 20, 0);
+    let base = es_config(&tls.url);
+    assert!(base.tls.verify, "verification is on by default");
+
+    // No CA configured: the server's certificate is not trusted.
+    let e = refused(&base, &store, dir.path());
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    // The wrong CA: still not trusted.
+    let mut cfg = base.clone();
+    cfg.tls.ca_file = Some(support::tls_file("other-ca.pem"));
+    let e = refused(&cfg, &store, dir.path());
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert_eq!(es.count("runnel-test-*"), 0);
+    // The right CA but no client certificate: the server refuses us.
+    cfg.tls.ca_file = Some(support::tls_file("ca.pem"));
+    let e = refused(&cfg, &store, dir.path());
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(
+        tls.handshake_errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.to_lowercase().contains("certificate")),
+        "{:?}",
+        tls.handshake_errors.lock().unwrap()
+    );
+    assert_eq!(es.count("runnel-test-*"), 0);
+    // CA and client certificate: shipped.
+    cfg.tls.cert_file = Some(support::tls_file("client.pem"));
+    cfg.tls.key_file = Some(support::tls_file("client.key"));
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 20);
+    // verify: false trusts any server certificate (the client certificate is still sent).
+    fill(&store, CRI_KEY, &cri_identity(), 20, 20, 0);
+    let mut cfg = base.clone();
+    cfg.tls.verify = false;
+    cfg.tls.cert_file = Some(support::tls_file("client.pem"));
+    cfg.tls.key_file = Some(support::tls_file("client.key"));
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    assert_eq!(es.count("runnel-test-*"), 40);
+}
+
+const CHILD_ENV: &str = "RUNNEL_SINK_TEST_CHILD";
+
+/// The child side of the SIGKILL test: ship `dir`'s index through `url` until killed (at
+/// most a minute, should the parent die first). The password comes from the environment.
+fn ship_until_killed(spec: &str) {
+    let v: serde_json::Value = serde_json::from_str(spec).unwrap();
+    let dir = Path::new(v["dir"].as_str().unwrap());
+    let store = open_store(dir);
+    let mut cfg = es_config(v["url"].as_str().unwrap());
+    cfg.batch.max_docs = 50;
+    cfg.auth.user = Some("elastic".into());
+    let _sink = start(&cfg, &store, dir);
+    std::thread::sleep(Duration::from_secs(60));
+    std::process::exit(3);
+}
+
+#[test]
+fn sigkill_mid_shipping_and_restart_still_yields_exactly_n_documents() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        ship_until_killed(&spec);
+        return;
+    }
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3000;
+    {
+        let store = open_store(dir.path());
+        fill(&store, CRI_KEY, &cri_identity(), 0, n, 0);
+    }
+    proxy.state.lock().unwrap().script =
+        std::iter::repeat_n(Fault::Delay(Duration::from_millis(100)), 1000).collect();
+    let spec = serde_json::json!({"dir": dir.path(), "url": proxy.url}).to_string();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sigkill_mid_shipping_and_restart_still_yields_exactly_n_documents",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, spec)
+        .env(runnel_sinks::transport::ENV_PASSWORD, "s3cret")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cursor_file = dir.path().join("sink/cursor.json");
+    let t0 = Instant::now();
+    loop {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the shipper exited early"
+        );
+        let in_flight = proxy.state.lock().unwrap().in_flight;
+        if in_flight > 0 && cursor_file.exists() && es.count("runnel-test-*") >= 600 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(rc, 0);
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let landed = es.count("runnel-test-*");
+    assert!(landed < n as u64, "killed before the end ({landed})");
+    let auth = proxy.state.lock().unwrap().authorization.clone();
+    // base64("elastic:s3cret"), the password from RUNNEL_ES_PASSWORD.
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| a == "Basic ZWxhc3RpYzpzM2NyZXQ="),
+        "{auth:?}"
+    );
+
+    // Restart on the same index and state.
+    proxy.state.lock().unwrap().script.clear();
+    let store = open_store(dir.path());
+    let mut cfg = es_config(&proxy.url);
+    cfg.batch.max_docs = 50;
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    let resent = sink.metrics().docs_sent.load(Relaxed);
+    sink.shutdown();
+    assert!(
+        resent < n as u64,
+        "resumed from the cursor, not from 0 ({resent} sent)"
+    );
+    assert!(
+        resent >= n as u64 - landed,
+        "everything not landed was sent ({resent} sent, {landed} had landed)"
+    );
+    assert_eq!(es.count("runnel-test-*"), n as u64, "exactly N");
+    let docs = es.all_docs("runnel-test-*");
+    let messages: std::collections::BTreeSet<_> = docs
+        .iter()
+        .map(|(_, d)| d["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(messages.len(), n, "every record once");
+}
+
+#[test]
+fn every_named_config_key_is_read_from_yaml_and_takes_effect() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "/prefix");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+    let yaml = format!(
+        r#"
+sinks:
+  elasticsearch:
+    enabled: true
+    endpoints: ["{url}"]
+    index: "yaml-%{{kubernetes.namespace}}-%Y.%m"
+    mode: index
+    id: auto
+    batch: {{ max_bytes: 64KiB, max_docs: 9, timeout: 100ms }}
+    compression: none
+    concurrency: 3
+    auth: {{ user: elastic, password_file: "{d}/pw" }}
+    tls: {{ ca_file: "{ca}", verify: true }}
+    dead_letter: {{ path: "{d}/dl/rejects.ndjson", max_bytes: 4KiB }}
+    retry: {{ initial: 10ms, max: 100ms }}
+    template: {{ install: true, name: from-yaml }}
+"#,
+        url = proxy.url,
+        d = dir.path().display(),
+        ca = support::tls_file("ca.pem").display(),
+    );
+    let cfg = runnel_config::Config::from_yaml_str(&yaml, "test.yaml")
+        .unwrap()
+        .sinks
+        .elasticsearch;
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 40, 7);
+    let sink = start(&cfg, &store, dir.path());
+    sink.drain(Duration::from_secs(30)).unwrap();
+    sink.shutdown();
+    let s = proxy.state.lock().unwrap();
+    assert_eq!(s.max_docs, 9, "batch.max_docs");
+    assert_eq!(s.gzipped, 0, "compression: none");
+    assert_eq!(s.template_requests, 1);
+    assert!(
+        s.log
+            .contains(&"PUT /_index_template/from-yaml".to_string()),
+        "{:?}",
+        s.log
+    );
+    assert!(s
+        .authorization
+        .iter()
+        .all(|a| a == "Basic ZWxhc3RpYzpzM2NyZXQ="));
+    assert_eq!(
+        s.actions.iter().collect::<Vec<_>>(),
+        ["create yaml-shop-2026.01"]
+    );
+    drop(s);
+    assert_eq!(es.count("yaml-shop-*"), 40 - 40 / 7);
+    let docs = es.all_docs("yaml-shop-*");
+    assert!(
+        docs.iter().all(|(id, _)| id.len() != 32),
+        "id: auto leaves the ids to the server"
+    );
+    let dl = std::fs::read_to_string(dir.path().join("dl/rejects.ndjson")).unwrap();
+    assert_eq!(dl.lines().count(), 40 / 7, "dead_letter.path");
 }

@@ -152,3 +152,84 @@ pub fn es_config(endpoint: &str) -> runnel_config::ElasticsearchConfig {
     c.request_timeout = std::time::Duration::from_secs(5);
     c
 }
+
+/// The Python interpreter for helper scripts: `RUNNEL_PYTHON`, else the README's `.venv`,
+/// else `python3`.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("RUNNEL_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("python3")
+}
+
+/// The test TLS material (`tests/tls/README.md`).
+pub fn tls_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tls")
+        .join(name)
+}
+
+/// A TLS-terminating forwarder (`support/tls_forward.py`) in front of an HTTP server,
+/// presenting `tests/tls/server.pem`; killed on drop.
+pub struct TlsForward {
+    child: Child,
+    /// `https://127.0.0.1:port`
+    pub url: String,
+    /// Handshakes the forwarder refused, with the reason.
+    pub handshake_errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TlsForward {
+    /// Forward to `upstream` (`http://host:port`); require a client certificate signed by
+    /// `tests/tls/ca.pem` when `client_auth`.
+    pub fn start(upstream: &str, client_auth: bool) -> TlsForward {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls_forward.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(&script)
+            .arg(tls_file("server.pem"))
+            .arg(tls_file("server.key"))
+            .arg(upstream.trim_start_matches("http://"));
+        if client_auth {
+            cmd.arg(tls_file("ca.pem"));
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("tls_forward.py printed {line:?}: {e}"));
+        let url = format!("https://127.0.0.1:{}", v["port"]);
+        let handshake_errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let errs = handshake_errors.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(e) = v["handshake_error"].as_str() {
+                        errs.lock().unwrap().push(e.to_string());
+                    }
+                }
+            }
+        });
+        TlsForward {
+            child,
+            url,
+            handshake_errors,
+        }
+    }
+}
+
+impl Drop for TlsForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,14 +2,17 @@
 //!
 //! For every `/_bulk` request it gunzips the NDJSON, then applies, in order:
 //! * the next scripted whole-request fault, if any (429, 500, 413 for big bodies, connection
-//!   reset, delay, 200 with a truncated or empty body — the last two after forwarding, so
-//!   the documents did land and the retry must meet 409s);
+//!   reset, delay, 200 with an HTML page, 200 with a truncated or empty body or one item
+//!   short — the last three after forwarding, so the documents did land and the retry must
+//!   meet 409s);
 //! * item faults: documents whose message contains `POISON` are never forwarded and answered
 //!   `400 mapper_parsing_exception`; every `item_fault_every`-th document of a request is
 //!   answered 429 or 500 without being forwarded.
 //!
 //! It also checks the request (Content-Type must be `application/x-ndjson`, the body must
-//! end with a newline), strips an optional path prefix, and records what it saw.
+//! end with a newline, action lines must be JSON), strips an optional path prefix, and
+//! records what it saw (paths in order, gzip, largest body, most documents, actions). While
+//! `down` is set every request, bulk or template, is answered 503.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -37,6 +40,10 @@ pub enum Fault {
     Empty,
     /// 413 if the request has more than one document, else forward.
     TooLargeIfMany,
+    /// Answer 200 with an HTML page (a misconfigured load balancer), forward nothing.
+    NotJson,
+    /// Forward, then answer 200 with the last item missing from `items`.
+    MissingItem,
 }
 
 /// What the proxy saw and does.
@@ -60,8 +67,31 @@ pub struct State {
     pub no_template_api: bool,
     /// Template requests seen.
     pub template_requests: u64,
-    /// While true every bulk request is answered 503 (an outage).
+    /// While true every request is answered 503 (an outage).
     pub down: bool,
+    /// `METHOD path` of every request, in order.
+    pub log: Vec<String>,
+    /// Bulk requests that came gzipped.
+    pub gzipped: u64,
+    /// Largest uncompressed bulk body seen.
+    pub max_body_bytes: usize,
+    /// Most documents in one bulk request.
+    pub max_docs: usize,
+    /// Every action line seen (op type and `_index`), e.g. `create logs-x`.
+    pub actions: std::collections::BTreeSet<String>,
+    /// Bulk requests received and not yet answered.
+    pub in_flight: u64,
+}
+
+/// Counts a bulk request in flight until it is answered or its connection dies.
+struct InFlight(Arc<Mutex<State>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.in_flight -= 1;
+        }
+    }
 }
 
 /// A running proxy.
@@ -205,6 +235,16 @@ async fn handle(
     } else {
         raw.to_vec()
     };
+    {
+        let mut s = st.lock().unwrap();
+        s.log.push(format!("{method} {path}"));
+        if s.down {
+            return Ok(json_response(
+                503,
+                b"{\"error\":\"outage\",\"status\":503}".to_vec(),
+            ));
+        }
+    }
     if path.starts_with("/_index_template") {
         let no_api = {
             let mut s = st.lock().unwrap();
@@ -225,8 +265,10 @@ async fn handle(
         return Ok(json_response(s, b));
     }
     // A bulk request.
+    let _in_flight = InFlight(st.clone());
     let (fault, every) = {
         let mut s = st.lock().unwrap();
+        s.in_flight += 1;
         s.requests += 1;
         if ct != "application/x-ndjson" {
             s.violations.push(format!("content-type {ct:?}"));
@@ -234,12 +276,10 @@ async fn handle(
         if !body.ends_with(b"\n") {
             s.violations.push("body does not end with a newline".into());
         }
-        if s.down {
-            return Ok(json_response(
-                503,
-                b"{\"error\":\"outage\",\"status\":503}".to_vec(),
-            ));
+        if gz {
+            s.gzipped += 1;
         }
+        s.max_body_bytes = s.max_body_bytes.max(body.len());
         (s.script.pop_front(), s.item_fault_every)
     };
     let lines: Vec<&[u8]> = body
@@ -252,7 +292,25 @@ async fn handle(
             .violations
             .push("odd number of NDJSON lines".into());
     }
-    let docs: Vec<(&[u8], &[u8])> = lines.chunks(2).map(|c| (c[0], c[1])).collect();
+    let docs: Vec<(&[u8], &[u8])> = lines
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0], c[1]))
+        .collect();
+    {
+        let mut s = st.lock().unwrap();
+        s.max_docs = s.max_docs.max(docs.len());
+        for (action, _) in &docs {
+            let v: serde_json::Value = serde_json::from_slice(action).unwrap_or_default();
+            match v.as_object().and_then(|o| o.iter().next()) {
+                Some((op, target)) => {
+                    let index = target["_index"].as_str().unwrap_or("?").to_string();
+                    s.actions.insert(format!("{op} {index}"));
+                }
+                None => s.violations.push("action line is not a JSON object".into()),
+            }
+        }
+    }
     match fault {
         Some(Fault::Status(s)) => {
             return Ok(json_response(
@@ -264,6 +322,13 @@ async fn handle(
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::TooLargeIfMany) if docs.len() > 1 => {
             return Ok(json_response(413, b"{\"error\":\"too large\"}".to_vec()))
+        }
+        Some(Fault::NotJson) => {
+            return Ok(Response::builder()
+                .status(200)
+                .header("content-type", "text/html")
+                .body(Full::new(Bytes::from_static(b"<html>gateway ok</html>")))
+                .unwrap())
         }
         _ => {}
     }
@@ -326,6 +391,9 @@ async fn handle(
                 "error": {"type": kind, "reason": format!("injected {kind}")}
             }})),
         }
+    }
+    if fault == Some(Fault::MissingItem) {
+        items.pop();
     }
     let out = serde_json::to_vec(&serde_json::json!({"errors": true, "items": items})).unwrap();
     let _ = real;
