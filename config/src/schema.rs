@@ -224,6 +224,9 @@ pub struct MetricsConfig {
     /// Window over which growth (leaks of threads, fds, sockets) is measured.
     #[serde(with = "duration")]
     pub growth_window: Duration,
+    /// Container runtimes' state directories, holding `<id>/config.json` (containerd) or
+    /// `<id>/userdata/config.json` (CRI-O), whose annotations name a container's pod and image.
+    pub runtime_state_dirs: Vec<PathBuf>,
 }
 
 impl Default for MetricsConfig {
@@ -237,6 +240,10 @@ impl Default for MetricsConfig {
             socket_budget: Duration::from_millis(50),
             tcp_states: false,
             growth_window: Duration::from_secs(3600),
+            runtime_state_dirs: vec![
+                PathBuf::from("/run/containerd/io.containerd.runtime.v2.task/k8s.io"),
+                PathBuf::from("/run/containers/storage/overlay-containers"),
+            ],
         }
     }
 }
