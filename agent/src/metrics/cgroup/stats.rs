@@ -102,14 +102,8 @@ impl StatReader {
                     s.pids_max = self.pids_max(&dir.join("pids.max"));
                 }
                 if let Some(dir) = blkio {
-                    let dir = join_rel(dir, rel);
-                    for name in BLKIO_FILES {
-                        if let Some((r, w)) = self.blkio(&dir.join(name)) {
-                            s.io_read_bytes = Some(r);
-                            s.io_write_bytes = Some(w);
-                            break;
-                        }
-                    }
+                    let (r, w) = self.blkio(&join_rel(dir, rel)).unzip();
+                    (s.io_read_bytes, s.io_write_bytes) = (r, w);
                 }
                 s
             }
@@ -203,11 +197,19 @@ impl StatReader {
         (first(inactive, &self.buf), first(rss, &self.buf))
     }
 
-    fn blkio(&mut self, path: &Path) -> Option<(u64, u64)> {
-        if !self.load(path) {
-            return None;
+    /// Read and written bytes from the first blkio file with device lines; zero when the files
+    /// exist but no device saw IO (they then hold only `Total 0`).
+    fn blkio(&mut self, dir: &Path) -> Option<(u64, u64)> {
+        let mut seen = false;
+        for name in BLKIO_FILES {
+            if self.load(&dir.join(name)) {
+                seen = true;
+                if let Some(rw) = parse_blkio(&self.buf) {
+                    return Some(rw);
+                }
+            }
         }
-        parse_blkio(&self.buf)
+        seen.then_some((0, 0))
     }
 }
 
