@@ -97,10 +97,16 @@ fn a_real_docker_container_is_found_named_and_counted_exactly() {
             assert_eq!(c.threads, Some(3));
             break;
         }
-        assert!(Instant::now() < deadline, "docker exec'd process never seen: {c:?}");
+        assert!(
+            Instant::now() < deadline,
+            "docker exec'd process never seen: {c:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(guard);
     let snap = collector.pass();
-    assert!(find(&snap, &id).is_none(), "a removed container is gone from the snapshot");
+    assert!(
+        find(&snap, &id).is_none(),
+        "a removed container is gone from the snapshot"
+    );
 }

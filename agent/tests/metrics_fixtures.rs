@@ -111,9 +111,16 @@ fn every_layout_reports_its_expected_figures() {
         assert_eq!(snap.pass.layout, expected["layout"], "{layout}: layout");
         assert_eq!(snap.pass.error, None, "{layout}");
         let want = expected["containers"].as_array().unwrap();
-        let got_paths: Vec<&str> = snap.containers.iter().map(|c| c.cgroup.path.as_str()).collect();
+        let got_paths: Vec<&str> = snap
+            .containers
+            .iter()
+            .map(|c| c.cgroup.path.as_str())
+            .collect();
         let want_paths: Vec<&str> = want.iter().map(|c| c["cgroup"].as_str().unwrap()).collect();
-        assert_eq!(got_paths, want_paths, "{layout}: containers found (conmon and system cgroups skipped)");
+        assert_eq!(
+            got_paths, want_paths,
+            "{layout}: containers found (conmon and system cgroups skipped)"
+        );
         for (got, want) in snap.containers.iter().zip(want) {
             check(layout, got, want);
         }
@@ -142,13 +149,20 @@ fn a_tiny_socket_budget_rotates_through_containers_and_keeps_stale_counts() {
     let second = c.pass();
     let fresh: Vec<bool> = second.containers.iter().map(|c| c.sockets_fresh).collect();
     assert_eq!(fresh, [false, true, false]);
-    assert_eq!(second.containers[0].sockets, first.containers[0].sockets, "stale but kept");
+    assert_eq!(
+        second.containers[0].sockets, first.containers[0].sockets,
+        "stale but kept"
+    );
     assert_eq!(second.pass.sockets_stale, 1);
     let third = c.pass();
     assert!(third.containers[2].sockets_fresh);
     assert_eq!(third.totals.socket_cut_short, 3);
-    assert!(third.text.contains("runnel_metrics_socket_pass_cut_short_total 3\n"));
-    assert!(third.text.contains("runnel_metrics_sockets_stale_containers 2\n"));
+    assert!(third
+        .text
+        .contains("runnel_metrics_socket_pass_cut_short_total 3\n"));
+    assert!(third
+        .text
+        .contains("runnel_metrics_sockets_stale_containers 2\n"));
 }
 
 #[test]
@@ -171,5 +185,7 @@ fn a_missing_cgroup_root_is_reported_not_fatal() {
     assert!(snap.containers.is_empty());
     let err = snap.pass.error.unwrap();
     assert!(err.contains("no cgroup hierarchy found"), "{err}");
-    assert!(snap.text.contains("runnel_metrics_cgroup_hierarchy_found 0\n"));
+    assert!(snap
+        .text
+        .contains("runnel_metrics_cgroup_hierarchy_found 0\n"));
 }

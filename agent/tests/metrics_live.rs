@@ -253,7 +253,11 @@ fn metrics_endpoint_aggregates_live_pids_of_a_fixture_cgroup() {
     b.cmd("socks 1");
     let (dir, cgroup_root) = live_node(&[a.pid(), b.pid()]);
     let agent = support::Agent::start(&agent_config(dir.path(), &cgroup_root));
-    let who = [("namespace", "shop"), ("pod", "cart-1"), ("container", "cart")];
+    let who = [
+        ("namespace", "shop"),
+        ("pod", "cart-1"),
+        ("container", "cart"),
+    ];
     let scrape = || parse_with_prometheus_client(&agent.get("/metrics").1);
     let want = |samples: &Samples, name: &str| sample(samples, name, &who);
 
@@ -262,26 +266,49 @@ fn metrics_endpoint_aggregates_live_pids_of_a_fixture_cgroup() {
         samples = scrape();
         want(&samples, "container_sockets") == Some(4.0)
     });
-    assert!(seen, "no container_sockets 4 for shop/cart-1/cart in {samples:?}");
+    assert!(
+        seen,
+        "no container_sockets 4 for shop/cart-1/cart in {samples:?}"
+    );
     assert_eq!(want(&samples, "container_processes"), Some(2.0));
     assert_eq!(want(&samples, "container_threads"), Some(3.0 + 1.0));
-    assert_eq!(want(&samples, "container_file_descriptors"), Some(8.0 + 5.0));
-    assert_eq!(want(&samples, "container_cpu_usage_seconds_total"), Some(2.5));
+    assert_eq!(
+        want(&samples, "container_file_descriptors"),
+        Some(8.0 + 5.0)
+    );
+    assert_eq!(
+        want(&samples, "container_cpu_usage_seconds_total"),
+        Some(2.5)
+    );
     assert_eq!(
         want(&samples, "container_memory_working_set_bytes"),
         Some((73400320 - 10485760) as f64)
     );
     assert_eq!(want(&samples, "container_memory_rss"), Some(41943040.0));
-    assert_eq!(want(&samples, "container_fs_reads_bytes_total"), Some(1048576.0));
-    assert_eq!(want(&samples, "container_fs_writes_bytes_total"), Some(2097152.0));
+    assert_eq!(
+        want(&samples, "container_fs_reads_bytes_total"),
+        Some(1048576.0)
+    );
+    assert_eq!(
+        want(&samples, "container_fs_writes_bytes_total"),
+        Some(2097152.0)
+    );
     let id = sample(&samples, "container_threads", &[("id", &format!(
         "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{CID}.scope",
         UID.replace('-', "_")
     ))]);
     assert_eq!(id, Some(4.0), "the id label is the cgroup path");
     // Both processes share the test's network namespace: its TCP table is read once.
-    assert!(sample(&samples, "container_network_tcp_usage_total", &[("tcp_state", "listen")]).is_some());
-    assert_eq!(sample(&samples, "runnel_metrics_read_errors_total", &[]), Some(0.0));
+    assert!(sample(
+        &samples,
+        "container_network_tcp_usage_total",
+        &[("tcp_state", "listen")]
+    )
+    .is_some());
+    assert_eq!(
+        sample(&samples, "runnel_metrics_read_errors_total", &[]),
+        Some(0.0)
+    );
 
     a.cmd("close_socks 2");
     a.cmd("close_files 1");
@@ -291,7 +318,10 @@ fn metrics_endpoint_aggregates_live_pids_of_a_fixture_cgroup() {
         want(&samples, "container_sockets") == Some(2.0)
     });
     assert!(seen, "sockets did not drop to 2: {samples:?}");
-    assert_eq!(want(&samples, "container_file_descriptors"), Some(5.0 + 5.0));
+    assert_eq!(
+        want(&samples, "container_file_descriptors"),
+        Some(5.0 + 5.0)
+    );
     assert_eq!(want(&samples, "container_threads"), Some(2.0 + 1.0));
 
     // Leaks: fds grow steadily; within the 2 s window the growth gauge and /v1/top show it.
@@ -299,14 +329,23 @@ fn metrics_endpoint_aggregates_live_pids_of_a_fixture_cgroup() {
         a.cmd("files 5");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let growth = want(&scrape(), "runnel_container_file_descriptors_growth_per_hour");
-    assert!(growth.is_some_and(|g| g > 3600.0), "fd growth per hour {growth:?}");
+    let growth = want(
+        &scrape(),
+        "runnel_container_file_descriptors_growth_per_hour",
+    );
+    assert!(
+        growth.is_some_and(|g| g > 3600.0),
+        "fd growth per hour {growth:?}"
+    );
     let (code, body) = agent.get("/v1/top?by=growth&limit=5");
     assert_eq!(code, 200, "{body}");
     let top: serde_json::Value = serde_json::from_str(&body).unwrap();
     let first = &top["containers"][0];
     assert_eq!(first["pod"], "cart-1", "{top}");
-    assert!(first["growth_per_hour"]["fds"].as_f64().unwrap() > 3600.0, "{top}");
+    assert!(
+        first["growth_per_hour"]["fds"].as_f64().unwrap() > 3600.0,
+        "{top}"
+    );
     let (code, body) = agent.get("/v1/top?by=sockets");
     assert_eq!(code, 200);
     assert!(body.contains("\"container_id\": \"e3b0c442"), "{body}");
@@ -349,7 +388,10 @@ fn missing_rights_degrade_what_is_collected_and_say_so_once() {
     let addr = stdout
         .lines()
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("runnel: listening on http://").map(str::to_owned))
+        .find_map(|l| {
+            l.strip_prefix("runnel: listening on http://")
+                .map(str::to_owned)
+        })
         .expect("agent printed no listening address");
     let get = |path: &str| -> String {
         ureq::get(&format!("http://{addr}{path}"))
@@ -366,7 +408,12 @@ fn missing_rights_degrade_what_is_collected_and_say_so_once() {
     let _ = child.wait();
     assert!(degraded, "fewer than 4 passes: {samples:?}");
     let denied = |what: &str| {
-        sample(&samples, "runnel_metrics_access_denied_total", &[("what", what)]).unwrap_or(0.0)
+        sample(
+            &samples,
+            "runnel_metrics_access_denied_total",
+            &[("what", what)],
+        )
+        .unwrap_or(0.0)
     };
     let flagged = |what: &str| sample(&samples, "runnel_metrics_degraded", &[("what", what)]);
     assert!(

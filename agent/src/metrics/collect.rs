@@ -218,7 +218,8 @@ impl Collector {
                         sample.processes = None;
                     }
                 } else {
-                    let figures = self.read_processes(&procs.pids, sample.threads.is_none(), denied);
+                    let figures =
+                        self.read_processes(&procs.pids, sample.threads.is_none(), denied);
                     sample.fds = figures.fds;
                     if sample.threads.is_none() {
                         sample.threads = figures.threads;

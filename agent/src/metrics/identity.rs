@@ -140,7 +140,10 @@ impl Resolver {
                         pod: labels.pod.clone(),
                         ..Labels::default()
                     };
-                    self.by_pod_uid.entry(uid.clone()).or_default().fill(&pod_only);
+                    self.by_pod_uid
+                        .entry(uid.clone())
+                        .or_default()
+                        .fill(&pod_only);
                 }
             }
         }
@@ -272,7 +275,10 @@ pub fn oci_annotation_labels(config_json: &[u8]) -> Option<Labels> {
             "io.kubernetes.cri.container-name",
             "io.kubernetes.container.name",
         ]),
-        image: get(&["io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"]),
+        image: get(&[
+            "io.kubernetes.cri.image-name",
+            "io.kubernetes.cri-o.ImageName",
+        ]),
     };
     (labels != Labels::default()).then_some(labels)
 }
@@ -291,7 +297,12 @@ mod tests {
         assert_eq!(l.container, "nginx");
         let (_, l) = parse_container_link(&format!("a_b_side-car-{ID}.log")).unwrap();
         assert_eq!(l.container, "side-car");
-        for bad in ["x.log", "a_b_c.log", &format!("a_b_c-{}.log", &ID[1..]), "a_b_c-.log"] {
+        for bad in [
+            "x.log",
+            "a_b_c.log",
+            &format!("a_b_c-{}.log", &ID[1..]),
+            "a_b_c-.log",
+        ] {
             assert_eq!(parse_container_link(bad), None, "{bad}");
         }
     }

@@ -124,17 +124,16 @@ impl ProcReader {
     pub fn threads(&mut self, pid: u32) -> Result<u64, ProcError> {
         self.set_path(pid, "status");
         self.read_into_buf(Access::ProcFile)?;
-        parse_status_threads(&self.buf).ok_or_else(|| {
-            ProcError::Other(format!("{}: no Threads: line", self.path.display()))
-        })
+        parse_status_threads(&self.buf)
+            .ok_or_else(|| ProcError::Other(format!("{}: no Threads: line", self.path.display())))
     }
 
     /// Open descriptors of `pid`: `st_size` of `fd/` where procfs reports it, else a listing.
     pub fn fds(&mut self, pid: u32) -> Result<u64, ProcError> {
         self.set_path(pid, "fd");
         if self.procfs {
-            let meta =
-                std::fs::metadata(&self.path).map_err(|e| classify(e, Access::FdList, &self.path))?;
+            let meta = std::fs::metadata(&self.path)
+                .map_err(|e| classify(e, Access::FdList, &self.path))?;
             if meta.len() > 0 {
                 return Ok(meta.len());
             }
@@ -155,7 +154,8 @@ impl ProcReader {
     /// Descriptors of `pid` and how many of them are sockets (one `readlinkat` each).
     pub fn sockets(&mut self, pid: u32) -> Result<FdLinks, ProcError> {
         self.set_path(pid, "fd");
-        let mut dir = FdDir::open(&self.path).map_err(|e| classify(e, Access::FdList, &self.path))?;
+        let mut dir =
+            FdDir::open(&self.path).map_err(|e| classify(e, Access::FdList, &self.path))?;
         dir.count_links(b"socket:[")
             .map_err(|e| classify(e, Access::FdLink, &self.path))
     }
@@ -181,7 +181,10 @@ impl ProcReader {
 pub fn parse_status_threads(status: &[u8]) -> Option<u64> {
     let at = memchr::memmem::find(status, b"\nThreads:")?;
     let rest = &status[at + b"\nThreads:".len()..];
-    let rest = &rest[rest.iter().take_while(|b| **b == b' ' || **b == b'\t').count()..];
+    let rest = &rest[rest
+        .iter()
+        .take_while(|b| **b == b' ' || **b == b'\t')
+        .count()..];
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }

@@ -236,7 +236,13 @@ pub fn render(snap: &Snapshot) -> String {
 
 fn render_collector(o: &mut String, snap: &Snapshot) {
     let (p, t) = (&snap.pass, &snap.totals);
-    scalar(o, "runnel_metrics_passes_total", "counter", "Collection passes run.", t.passes);
+    scalar(
+        o,
+        "runnel_metrics_passes_total",
+        "counter",
+        "Collection passes run.",
+        t.passes,
+    );
     scalar(
         o,
         "runnel_metrics_pass_cpu_seconds_total",

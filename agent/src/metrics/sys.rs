@@ -43,7 +43,10 @@ pub fn thread_cpu_time() -> Duration {
     if rc != 0 {
         return Duration::ZERO;
     }
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// What a walk over one process's fd directory found.
@@ -147,7 +150,10 @@ mod tests {
             .unwrap();
         // Other tests run in parallel threads of this process, so only a lower bound holds.
         assert!(after.matching >= 2, "{after:?}");
-        assert!(after.entries >= after.matching + 3, "stdio is open too: {after:?}");
+        assert!(
+            after.entries >= after.matching + 3,
+            "stdio is open too: {after:?}"
+        );
         drop((l, u));
     }
 

@@ -45,17 +45,17 @@ fn entry(c: &ContainerSample) -> Value {
 /// The top `limit` containers of `snap` by `by`; an error message names the accepted values.
 pub fn top(snap: &Snapshot, by: &str, limit: usize) -> Result<Value, String> {
     if !BY.contains(&by) {
-        return Err(format!(
-            "by must be one of {}, got {by:?}",
-            BY.join(", ")
-        ));
+        return Err(format!("by must be one of {}, got {by:?}", BY.join(", ")));
     }
     let mut ranked: Vec<(f64, &ContainerSample)> = snap
         .containers
         .iter()
         .filter_map(|c| key(c, by).map(|k| (k, c)))
         .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cgroup.path.cmp(&b.1.cgroup.path)));
+    ranked.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| a.1.cgroup.path.cmp(&b.1.cgroup.path))
+    });
     let containers: Vec<Value> = ranked.iter().take(limit).map(|(_, c)| entry(c)).collect();
     Ok(json!({
         "by": by,

@@ -8,6 +8,7 @@ pub mod stats;
 use naming::{Leaf, Runtime};
 use serde::Serialize;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Deepest directory level searched for containers (kubepods.slice/qos/pod/container is 4).
@@ -109,7 +110,13 @@ pub fn discover(layout: &Layout) -> (Vec<ContainerCgroup>, Vec<String>) {
         return (found, errors);
     };
     // (directory, path below the root, its own name, pod uid inherited from ancestors, depth)
-    let mut stack = vec![(tree.to_path_buf(), String::new(), String::new(), None, 0usize)];
+    let mut stack = vec![(
+        tree.to_path_buf(),
+        String::new(),
+        String::new(),
+        None,
+        0usize,
+    )];
     while let Some((dir, rel, dir_name, pod, depth)) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -172,6 +179,12 @@ pub fn procs(layout: &Layout, rel: &str, buf: &mut Vec<u8>) -> io::Result<Procs>
             Err(e) => return Err(e),
         }
         first = false;
+        // A directory's link count is 2 plus its subdirectories (kernfs and disk filesystems
+        // alike): list it only when it has sub-cgroups, which container cgroups rarely do.
+        let has_children = std::fs::metadata(&dir).map_or(true, |m| m.nlink() > 2);
+        if !has_children {
+            continue;
+        }
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -214,6 +227,27 @@ mod tests {
         parse_procs(b"12\n0\n345\n\ngarbage\n0\n", &mut p);
         assert_eq!(p.pids, vec![12, 345]);
         assert_eq!(p.invisible, 2);
+    }
+
+    #[test]
+    fn processes_of_sub_cgroups_are_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("cgroup.controllers"), "memory\n").unwrap();
+        let c = root.join("docker/abc");
+        std::fs::create_dir_all(c.join("init.scope/inner")).unwrap();
+        std::fs::write(c.join("cgroup.procs"), "10\n").unwrap();
+        std::fs::write(c.join("init.scope/cgroup.procs"), "11\n").unwrap();
+        std::fs::write(c.join("init.scope/inner/cgroup.procs"), "12\n0\n").unwrap();
+        let layout = Layout::detect(root).unwrap();
+        let mut buf = Vec::new();
+        let mut p = procs(&layout, "/docker/abc", &mut buf).unwrap();
+        p.pids.sort();
+        assert_eq!((p.pids, p.invisible), (vec![10, 11, 12], 1));
+        let p = procs(&layout, "/docker/abc/init.scope/inner", &mut buf).unwrap();
+        assert_eq!(p.pids, vec![12]);
+        let gone = procs(&layout, "/docker/gone", &mut buf).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub enum Leaf {
 }
 
 fn is_container_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Classify the directory `name` whose parent directory is called `parent`.
@@ -107,11 +109,23 @@ mod tests {
     #[test]
     fn every_runtime_and_driver_naming_is_recognised() {
         let cases = [
-            (format!("cri-containerd-{ID}.scope"), "x", Runtime::Containerd),
-            (format!("docker-{ID}.scope"), "system.slice", Runtime::Docker),
+            (
+                format!("cri-containerd-{ID}.scope"),
+                "x",
+                Runtime::Containerd,
+            ),
+            (
+                format!("docker-{ID}.scope"),
+                "system.slice",
+                Runtime::Docker,
+            ),
             (format!("crio-{ID}.scope"), "x", Runtime::Crio),
             (format!("crio-{ID}"), "pod1", Runtime::Crio),
-            (format!("libpod-{ID}.scope"), "machine.slice", Runtime::Podman),
+            (
+                format!("libpod-{ID}.scope"),
+                "machine.slice",
+                Runtime::Podman,
+            ),
             (ID.to_string(), "docker", Runtime::Docker),
             (ID.to_string(), "pod0a", Runtime::Unknown),
         ];
@@ -160,7 +174,13 @@ mod tests {
             pod_uid("pod6b8e0d3a1f2b5c6d7e8f90a1b2c3d4e5").as_deref(),
             Some("6b8e0d3a1f2b5c6d7e8f90a1b2c3d4e5")
         );
-        for name in ["kubepods", "burstable", "kubepods-burstable.slice", "podx", "pods"] {
+        for name in [
+            "kubepods",
+            "burstable",
+            "kubepods-burstable.slice",
+            "podx",
+            "pods",
+        ] {
             assert_eq!(pod_uid(name), None, "{name}");
         }
     }

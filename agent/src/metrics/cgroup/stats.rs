@@ -143,8 +143,7 @@ impl StatReader {
     }
 
     fn bad(&mut self, path: &Path, what: &str) {
-        self.errors
-            .push(format!("{}: {what}", path.display()));
+        self.errors.push(format!("{}: {what}", path.display()));
     }
 
     fn number(&mut self, path: &Path) -> Option<u64> {
@@ -279,7 +278,8 @@ mod tests {
 
     #[test]
     fn blkio_sums_devices_and_skips_totals() {
-        let text = b"8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 1\n8:16 Read 1\n8:16 Write 2\nTotal 12291\n";
+        let text =
+            b"8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 1\n8:16 Read 1\n8:16 Write 2\nTotal 12291\n";
         assert_eq!(parse_blkio(text), Some((4097, 8194)));
         assert_eq!(parse_blkio(b"Total 0\n"), None);
         assert_eq!(parse_blkio(b""), None);
