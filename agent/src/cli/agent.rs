@@ -2,8 +2,8 @@
 //! HTTP, and shut everything down in order on SIGTERM (final sync before exit).
 
 use super::AgentArgs;
-use crate::http::{self, AppState, MetricsFn, StatusFn};
-use crate::{demo, tail};
+use crate::http::{self, AppState, MetricsFn, StatusFn, TopFn};
+use crate::{demo, metrics, tail};
 use runnel_config::Config;
 use runnel_index::{Limits, Store};
 use std::path::Path;
@@ -131,9 +131,18 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
         return Ok(());
     }
 
-    if cfg.metrics.enabled {
-        tracing::warn!("metrics.enabled: per-container metrics are not implemented yet; /metrics serves the agent's own counters");
-    }
+    let container_metrics = if cfg.metrics.enabled {
+        Some(Arc::new(
+            metrics::MetricsService::start(
+                metrics::Settings::from_config(cfg),
+                Some(store.clone()),
+                cfg.metrics.interval,
+            )
+            .map_err(|e| format!("starting the metrics collector: {e}"))?,
+        ))
+    } else {
+        None
+    };
     let ingest = Arc::new(ingest);
     let sink = sink.map(Arc::new);
     let ready = Arc::new(AtomicBool::new(false));
@@ -153,6 +162,13 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
         state
             .metrics
             .push(Arc::new(move |out: &mut String| ingest.render_metrics(out)) as MetricsFn);
+    }
+    if let Some(m) = &container_metrics {
+        let (render, top) = (m.clone(), m.clone());
+        state
+            .metrics
+            .push(Arc::new(move |out: &mut String| render.render_metrics(out)) as MetricsFn);
+        state.top = Some(Arc::new(move |by: &str, limit: usize| top.top(by, limit)) as TopFn);
     }
     if let Some(s) = &sink {
         let (render, status) = (s.clone(), s.clone());
@@ -180,6 +196,9 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
     tracing::info!("shutting down: stopping inputs and syncing the index");
     if let Ok(ingest) = Arc::try_unwrap(ingest) {
         ingest.shutdown();
+    }
+    if let Some(m) = container_metrics.and_then(|m| Arc::try_unwrap(m).ok()) {
+        m.shutdown();
     }
     if let Some(sink) = sink.and_then(|s| Arc::try_unwrap(s).ok()) {
         sink.shutdown();
