@@ -249,7 +249,9 @@ impl SinkHandle {
         let Some(rt) = self.runtime.lock().ok().and_then(|mut r| r.take()) else {
             return;
         };
-        if graceful {
+        // Blocking inside another runtime's worker would panic: stop without waiting there.
+        let in_async = tokio::runtime::Handle::try_current().is_ok();
+        if graceful && !in_async {
             let (tx, rx) = std::sync::mpsc::channel();
             if self.cmds.send(Command::Shutdown(tx)).is_ok() {
                 let _ = rx.recv_timeout(Duration::from_secs(10));

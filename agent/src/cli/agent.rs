@@ -187,11 +187,12 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
         .enable_all()
         .build()
         .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
-    runtime.block_on(serve_until_signal(
-        cfg,
-        Arc::new(state),
-        demo_root.is_some(),
-    ))?;
+    let state = Arc::new(state);
+    runtime.block_on(serve_until_signal(cfg, state.clone(), demo_root.is_some()))?;
+    // Drop what the server's tasks still hold on their threads first, so that the last
+    // references to the components are dropped here, outside any async context.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    drop(state);
 
     tracing::info!("shutting down: stopping inputs and syncing the index");
     if let Ok(ingest) = Arc::try_unwrap(ingest) {
