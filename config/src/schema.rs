@@ -325,7 +325,8 @@ impl Default for ElasticsearchConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EsMode {
-    /// `index` actions into a (date-patterned) index.
+    /// `create` actions (deterministic `_id`s make a re-send a 409, not a second document) into
+    /// a (date-patterned) index.
     Index,
     /// `create` actions into a data stream.
     DataStream,
@@ -420,7 +421,8 @@ impl Default for Tls {
 pub struct DeadLetter {
     /// NDJSON file; unset = `<data_dir>/sinks/elasticsearch/dead_letter.ndjson` is the sink's choice.
     pub path: Option<PathBuf>,
-    /// The file is not grown past this; further rejects are counted only.
+    /// When the file reaches this size it is rotated to `<path>.1` (replacing the previous
+    /// `.1`), so dead letters use at most twice this on disk.
     #[serde(with = "size")]
     pub max_bytes: u64,
 }
