@@ -51,6 +51,11 @@ pub struct ActiveSegment {
     pub opened: Instant,
     chunk_target: u64,
     dirty: bool,
+    /// Set by a failed fsync: the segment takes no more writes (see [`Error::SyncFailed`]).
+    sync_failed: Option<String>,
+    /// Test hook: the next fsync fails as a failing disk would make it.
+    #[cfg(test)]
+    fail_next_sync: bool,
 }
 
 /// File name of the active segment whose first sequence is `first_seq`.
@@ -95,6 +100,9 @@ impl ActiveSegment {
             opened: Instant::now(),
             chunk_target: chunk_target.max(1),
             dirty: false,
+            sync_failed: None,
+            #[cfg(test)]
+            fail_next_sync: false,
         })
     }
 
@@ -131,6 +139,9 @@ impl ActiveSegment {
             opened: Instant::now(),
             chunk_target: chunk_target.max(1),
             dirty: false,
+            sync_failed: None,
+            #[cfg(test)]
+            fail_next_sync: false,
         };
         let header_ok = data.len() >= ACTIVE_MAGIC.len() && &data[..8] == ACTIVE_MAGIC;
         let mut good_end = ACTIVE_MAGIC.len();
@@ -229,6 +240,7 @@ impl ActiveSegment {
     /// encoded, so a caller that retries never stores the record twice, and the buffer never
     /// holds more than [`FLUSH_BYTES`] plus one frame.
     pub fn append(&mut self, rec: &crate::NewRecord<'_>) -> Result<u64, Error> {
+        self.check_sync_failed()?;
         if rec.message.len() > frame::MAX_MESSAGE {
             return Err(Error::TooLarge {
                 len: rec.message.len(),
@@ -265,13 +277,40 @@ impl ActiveSegment {
     }
 
     /// Flush and fdatasync if anything was appended since the last sync.
+    ///
+    /// A failed fdatasync is final for this segment: the kernel may already have dropped the
+    /// dirty pages it could not write and reports the error once, so a retry could "succeed"
+    /// over lost records. Every later append, sync and seal returns [`Error::SyncFailed`]; the
+    /// records synced before stay durable, and reopening the store recovers from the file.
     pub fn sync(&mut self) -> Result<(), Error> {
+        self.check_sync_failed()?;
         self.flush()?;
         if self.dirty {
-            self.file.sync_data().map_err(io(&self.path))?;
+            if let Err(e) = self.sync_data() {
+                self.sync_failed = Some(e.to_string());
+                return self.check_sync_failed();
+            }
             self.dirty = false;
         }
         Ok(())
+    }
+
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_sync) {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        self.file.sync_data()
+    }
+
+    fn check_sync_failed(&self) -> Result<(), Error> {
+        match &self.sync_failed {
+            None => Ok(()),
+            Some(what) => Err(Error::SyncFailed {
+                path: self.path.clone(),
+                what: what.clone(),
+            }),
+        }
     }
 
     /// Read `len` logical bytes at `offset` (from the file and the buffer).
@@ -297,5 +336,49 @@ impl ActiveSegment {
     pub fn frames_bytes(&self) -> Result<Vec<u8>, Error> {
         let h = ACTIVE_MAGIC.len() as u64;
         self.read(h, self.len() - h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewRecord, Position, RecordFlags, Stream, TimeStyle};
+
+    fn rec(message: &[u8]) -> NewRecord<'_> {
+        NewRecord {
+            time_ns: 1,
+            time_style: TimeStyle::default(),
+            stream: Stream::Stdout,
+            flags: RecordFlags::default(),
+            message,
+            position: Position::None,
+        }
+    }
+
+    #[test]
+    fn a_failed_fsync_is_final_and_the_synced_records_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = ActiveSegment::create(dir.path(), 0, 1 << 20).unwrap();
+        seg.append(&rec(b"durable")).unwrap();
+        seg.sync().unwrap();
+        seg.append(&rec(b"maybe lost")).unwrap();
+        seg.fail_next_sync = true;
+        let err = seg.sync().unwrap_err();
+        assert!(err.is_fatal(), "{err}");
+        assert!(err.to_string().contains("fsync failed"), "{err}");
+        // The kernel reports a writeback error once; a second fsync would pass. It must not.
+        assert!(seg.sync().unwrap_err().is_fatal());
+        assert!(seg.append(&rec(b"later")).unwrap_err().is_fatal());
+        assert_eq!(seg.records(), 2, "nothing appended after the failure");
+        // Reopening recovers from the file: the synced record is there.
+        let path = seg.path.clone();
+        drop(seg);
+        let mut messages = Vec::new();
+        let (seg, _) = ActiveSegment::recover(&path, 0, true, 1 << 20, |f| {
+            messages.push(f.message.to_vec())
+        })
+        .unwrap();
+        assert_eq!(messages[0], b"durable");
+        assert_eq!(seg.records(), messages.len() as u64);
     }
 }

@@ -45,4 +45,24 @@ pub enum Error {
     /// A write was attempted on a store opened read-only.
     #[error("store was opened read-only")]
     ReadOnly,
+    /// An fsync of this segment failed earlier; it takes no more writes (retrying could report
+    /// lost records durable).
+    #[error(
+        "{path}: fsync failed ({what}); records since the last successful sync may be lost, so \
+         this segment takes no more writes: restart to recover from what is on disk"
+    )]
+    SyncFailed {
+        /// The segment file.
+        path: PathBuf,
+        /// The error of the failed fsync.
+        what: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying cannot help and the writer should stop (the process restarts and
+    /// recovers from the files).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Error::SyncFailed { .. })
+    }
 }
