@@ -89,6 +89,8 @@ struct Known {
     id: FileId,
     offset: u64,
     done: bool,
+    /// Held back by the open-rotated-files cap (counted once when it first happened).
+    deferred: bool,
 }
 
 /// One container log being followed.
@@ -110,6 +112,8 @@ pub struct Source {
     /// Set when the live path has gone and everything is drained.
     pub finished: bool,
     retry_scan: bool,
+    /// The index knew this source when it was first looked at (it was read before).
+    known_to_index: bool,
 }
 
 fn file_name(p: &Path) -> &str {
@@ -150,6 +154,7 @@ impl Source {
             initialised: false,
             finished: false,
             retry_scan: false,
+            known_to_index: false,
         }
     }
 
@@ -173,7 +178,32 @@ impl Source {
             id,
             offset,
             done,
+            deferred: false,
         });
+    }
+
+    /// Leave a rotated file on disk because `max_open_rotated_per_source` rotated files are
+    /// open already; a later scan opens it once earlier files are released. Counted once per
+    /// file, however many scans find it still waiting.
+    fn defer(&mut self, hash: u64, id: FileId, start: u64, stats: &Stats) {
+        self.remember(hash, id, start, false);
+        self.retry_scan = true;
+        if let Some(k) = self.known.iter_mut().find(|k| k.hash == hash) {
+            if !k.deferred {
+                k.deferred = true;
+                stats
+                    .input(self.input)
+                    .forced_closes
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn opened(&mut self, hash: u64, id: FileId, start: u64) {
+        self.remember(hash, id, start, false);
+        if let Some(k) = self.known.iter_mut().find(|k| k.hash == hash) {
+            k.deferred = false;
+        }
     }
 
     fn rotated_on_disk(&self) -> Vec<PathBuf> {
@@ -222,14 +252,15 @@ impl Source {
         self.initialised = true;
         let live_ino = std::fs::metadata(&self.live).map(|m| m.ino()).ok();
         // An unknown source (first start) answers with an error: nothing was read before.
-        let last = store
-            .query(
-                &self.key,
-                &Query {
-                    tail_lines: Some(1),
-                    ..Query::default()
-                },
-            )
+        let answer = store.query(
+            &self.key,
+            &Query {
+                tail_lines: Some(1),
+                ..Query::default()
+            },
+        );
+        self.known_to_index = answer.is_ok();
+        let last = answer
             .ok()
             .and_then(|r| r.records.last().map(|r| r.position));
         let last = match last {
@@ -264,7 +295,11 @@ impl Source {
             if let Some(li) = live_ino {
                 ids.push(FileId { ino: li, ..id });
             }
-            for cand in &ids {
+            // A source the index does not know has read nothing: positions the index holds for
+            // the same (device, inode, first line) belong to another container whose file was
+            // deleted and whose inode was reused, and must not skip this file's lines. (A known
+            // source keeps its positions even after retention deleted all its records.)
+            for cand in ids.iter().filter(|_| self.known_to_index) {
                 if let Some(p) = store.durable_position(cand) {
                     if resume.is_none_or(|r| p > r) {
                         resume = Some(p);
@@ -332,18 +367,13 @@ impl Source {
             if !is_live {
                 if opened_rotated >= st.max_open_rotated {
                     // Left on disk: picked up by a later scan once earlier files are released.
-                    stats
-                        .input(self.input)
-                        .forced_closes
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.remember(c.print.hash, c.id, start, false);
-                    self.retry_scan = true;
+                    self.defer(c.print.hash, c.id, start, stats);
                     continue;
                 }
                 opened_rotated += 1;
             }
             if let Some(f) = self.open_file(&c.path, c.id, c.print, start, st, stats) {
-                self.remember(c.print.hash, c.id, start, false);
+                self.opened(c.print.hash, c.id, start);
                 self.files.push_back(f);
             }
         }
@@ -357,8 +387,11 @@ impl Source {
             return;
         }
         self.retry_scan = false;
+        let mut seen = Vec::new();
+        let mut all_seen = true;
         for path in self.rotated_on_disk() {
             let Ok(m) = std::fs::metadata(&path) else {
+                all_seen = false;
                 continue;
             };
             let gz = is_gz(&path);
@@ -367,8 +400,13 @@ impl Source {
             }
             let print = match fingerprint_path(&path, st.fingerprint_bytes) {
                 Ok(Some(p)) => p,
-                _ => continue,
+                Ok(None) => continue,
+                Err(_) => {
+                    all_seen = false;
+                    continue;
+                }
             };
+            seen.push(print.hash);
             if self.files.iter().any(|f| f.id.fingerprint == print.hash) {
                 // A copy of a file still open (gzip or copytruncate in progress).
                 continue;
@@ -391,22 +429,39 @@ impl Source {
             }
             let rotated_open = self.files.iter().filter(|f| !self.is_live_file(f)).count();
             if rotated_open >= st.max_open_rotated {
-                stats
-                    .input(self.input)
-                    .forced_closes
-                    .fetch_add(1, Ordering::Relaxed);
-                self.remember(print.hash, id, start, false);
-                self.retry_scan = true;
+                self.defer(print.hash, id, start, stats);
                 continue;
             }
             if let Some(f) = self.open_file(&path, id, print, start, st, stats) {
-                self.remember(print.hash, id, start, false);
+                self.opened(print.hash, id, start);
                 // Rotated content is older than the live file: read it before.
                 let live_at = self.files.iter().position(|f| self.is_live_file(f));
                 match live_at {
                     Some(i) => self.files.insert(i, f),
                     None => self.files.push_back(f),
                 }
+            } else {
+                self.retry_scan = true;
+            }
+        }
+        if all_seen {
+            self.count_lost(&seen, stats);
+        }
+    }
+
+    /// Rotated files held back by the cap that are no longer on disk (under any name, gzipped
+    /// or not) were deleted before they could be read: count them and stop waiting for them.
+    fn count_lost(&mut self, seen: &[u64], stats: &Stats) {
+        let open: Vec<u64> = self.files.iter().map(|f| f.id.fingerprint).collect();
+        for k in self.known.iter_mut() {
+            if k.deferred && !k.done && !seen.contains(&k.hash) && !open.contains(&k.hash) {
+                k.deferred = false;
+                k.done = true;
+                stats
+                    .input(self.input)
+                    .rotated_lost
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = %self.key, offset = k.offset, "a rotated file held back by inputs.max_open_rotated_per_source was deleted before it was read; its remaining lines are lost");
             }
         }
     }
@@ -438,8 +493,9 @@ impl Source {
             ino: m.ino(),
             fingerprint: print.hash,
         };
-        let start = store
-            .durable_position(&id)
+        let start = Some(id)
+            .filter(|_| self.known_to_index)
+            .and_then(|id| store.durable_position(&id))
             .or_else(|| {
                 self.known
                     .iter()
@@ -448,8 +504,9 @@ impl Source {
             })
             .unwrap_or(0);
         if let Some(f) = self.open_file(&self.live.clone(), id, print, start, st, stats) {
-            self.remember(print.hash, id, start, false);
+            self.opened(print.hash, id, start);
             self.files.push_back(f);
+            self.finished = false;
             return true;
         }
         false
@@ -517,7 +574,9 @@ impl Source {
                 break;
             }
             // At the end. Release a rotated file once something newer exists (or it is deleted).
-            let newer_exists = more || (!live && live_exists);
+            // Files held back by the open-file cap are newer rotations waiting for this one.
+            let waiting = self.known.iter().any(|k| k.deferred && !k.done);
+            let newer_exists = more || (!live && live_exists) || (!live && waiting);
             let deleted = f.stat().map(|s| s.3 == 0).unwrap_or(true);
             let release = if f.gz {
                 f.gz_done()
@@ -527,6 +586,9 @@ impl Source {
             if !release {
                 break;
             }
+            // The last file of a container whose logs were removed (the live path is gone and
+            // nothing newer waits): not a rotation; the source is finished once it is drained.
+            let container_gone = deleted && !live_exists && !more && !waiting;
             let Some(mut f) = self.files.pop_front() else {
                 break;
             };
@@ -538,9 +600,9 @@ impl Source {
             stats
                 .input(self.input)
                 .rotations
-                .fetch_add(u64::from(!live), Ordering::Relaxed);
+                .fetch_add(u64::from(!live && !container_gone), Ordering::Relaxed);
             released = true;
-            if live {
+            if live || container_gone {
                 self.finished = true;
             }
             if self.retry_scan {

@@ -7,12 +7,12 @@ use super::source::{Outbox, Scratch, Source, TailSettings};
 use super::stats::{Input, Stats};
 use super::writer::Msg;
 use super::{Cmd, Ready, TailError};
-use crossbeam_channel::{select, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use notify::{RecursiveMode, Watcher};
 use runnel_index::Store;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 const POLL_ALL_EVERY: Duration = Duration::from_secs(1);
 /// Bytes read from one source before moving to the next (fairness).
 const SOURCE_BUDGET: usize = 4 << 20;
+/// inotify events buffered between the watcher thread and the tailer. When the tailer is held
+/// back (backpressure from the index) and the buffer is full, further events are dropped and
+/// the tailer rescans and polls everything instead: memory stays bounded, nothing is missed.
+const EVENT_QUEUE: usize = 4096;
 
 /// Settings derived from the config.
 pub struct Settings {
@@ -102,6 +106,8 @@ pub(crate) struct Tailer {
     watcher: Option<notify::RecommendedWatcher>,
     events: Receiver<notify::Result<notify::Event>>,
     events_tx: Sender<notify::Result<notify::Event>>,
+    /// Set by the watcher thread when it had to drop events (queue full): rescan everything.
+    events_lost: Arc<AtomicBool>,
     watched: HashSet<PathBuf>,
     sources: HashMap<String, Source>,
     canonical: HashMap<PathBuf, String>,
@@ -121,7 +127,7 @@ impl Tailer {
         stats: Arc<Stats>,
         ready: Arc<Ready>,
     ) -> Result<Tailer, TailError> {
-        let (events_tx, events) = unbounded();
+        let (events_tx, events) = bounded(EVENT_QUEUE);
         let block = settings.tail.block;
         let limit = settings.tail.batch_bytes;
         Ok(Tailer {
@@ -142,6 +148,7 @@ impl Tailer {
             watcher: None,
             events,
             events_tx,
+            events_lost: Arc::new(AtomicBool::new(false)),
             watched: HashSet::new(),
             sources: HashMap::new(),
             canonical: HashMap::new(),
@@ -155,8 +162,11 @@ impl Tailer {
     fn ensure_watches(&mut self) {
         if self.watcher.is_none() {
             let tx = self.events_tx.clone();
+            let lost = self.events_lost.clone();
             match notify::recommended_watcher(move |ev| {
-                let _ = tx.send(ev);
+                if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
+                    lost.store(true, Ordering::Release);
+                }
             }) {
                 Ok(w) => self.watcher = Some(w),
                 Err(e) => {
@@ -240,6 +250,11 @@ impl Tailer {
     }
 
     fn on_event(&mut self, ev: notify::Event) {
+        if ev.need_rescan() {
+            // The kernel's inotify queue overflowed: events were lost.
+            self.events_lost.store(true, Ordering::Release);
+            return;
+        }
         if matches!(ev.kind, notify::EventKind::Access(_)) {
             // Our own opens and reads: ignoring them avoids a feedback loop.
             return;
@@ -349,7 +364,7 @@ impl Tailer {
                     self.dirty.insert(dir);
                 }
             }
-            if s.finished && !s.live.exists() {
+            if s.finished && s.open_files() == 0 && !s.live.exists() {
                 finished.push(key.clone());
             }
         }
@@ -437,11 +452,16 @@ impl Tailer {
                     .roots
                     .iter()
                     .any(|(_, r)| !self.watched.contains(r) && r.is_dir());
-            if root_appeared || last_rescan.elapsed() >= self.settings.rescan {
+            let lost = self.events_lost.swap(false, Ordering::AcqRel);
+            if lost {
+                self.stats.events_lost.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("file events were dropped (queue full); rescanning everything");
+            }
+            if lost || root_appeared || last_rescan.elapsed() >= self.settings.rescan {
                 self.scan_all();
                 last_rescan = Instant::now();
             }
-            all = last_all.elapsed() >= POLL_ALL_EVERY;
+            all = lost || last_all.elapsed() >= POLL_ALL_EVERY;
             let open: usize = self.sources.values().map(Source::open_files).sum();
             self.stats.open_files.store(open as i64, Ordering::Relaxed);
         }
