@@ -252,7 +252,8 @@ fn expected_flags(split_at: Option<u64>) -> Vec<(bool, bool)> {
 
 fn check_flags(node: &Node) {
     assert_eq!(
-        flags_of(node, |id| id.container_name.as_deref() == Some("rotating-docker")),
+        flags_of(node, |id| id.container_name.as_deref()
+            == Some("rotating-docker")),
         expected_flags(Some(50)),
         "docker: json-file fragments merged, long lines flagged truncated"
     );

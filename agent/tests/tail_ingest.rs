@@ -639,8 +639,10 @@ fn queue_to_the_index_stays_bounded_on_a_big_file() {
     }
     ing.run_until_eof().unwrap();
     assert_eq!(store.sources().iter().map(|s| s.records).sum::<u64>(), n);
+    // The gauge counts the memory of the batches handed to the writer and not yet appended.
     assert!(
-        max_q <= 2 << 20,
-        "queued {max_q} bytes with queue_max_bytes = 1 MiB"
+        max_q <= 1 << 20,
+        "queued batches held {max_q} bytes with queue_max_bytes = 1 MiB"
     );
+    assert!(max_q > 0, "the queue was never sampled non-empty");
 }

@@ -4,11 +4,11 @@
 //! fingerprint), gzip of rotated files (recognised by the fingerprint of the decompressed head)
 //! and deletion (handle kept until drained).
 
-use super::file::{fingerprint_path, is_gz, Print, ReadOutcome, TailFile};
+use super::file::{is_gz, look, Looked, ReadOutcome, TailFile};
 use super::lines::Event;
 use super::stats::{Input, Stats};
 use super::writer::{Batch, Msg, QueuedRecord};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use runnel_index::{FileId, Position, Query, SourceIdentity, Store};
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
@@ -45,6 +45,8 @@ pub struct Outbox {
     pub tx: Sender<Msg>,
     /// Batch being filled.
     pub batch: Batch,
+    /// Emptied batches coming back from the writer, to be filled again.
+    pub recycled: Receiver<Batch>,
     /// Flush at this many bytes.
     pub limit: usize,
     /// Counters.
@@ -57,22 +59,26 @@ impl Outbox {
         if self.batch.records.is_empty() {
             return;
         }
-        let b = std::mem::take(&mut self.batch);
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_budget(self.limit));
+        let b = std::mem::replace(&mut self.batch, next);
         self.stats
             .queued_records
             .fetch_add(b.records.len() as i64, Ordering::Relaxed);
         self.stats
             .queued_bytes
-            .fetch_add(b.data.len() as i64, Ordering::Relaxed);
+            .fetch_add(b.held_bytes() as i64, Ordering::Relaxed);
         if self.tx.send(Msg::Records(b)).is_err() {
             tracing::error!(
                 "index writer stopped; records not queued will be re-read after restart"
             );
         }
     }
-    /// True when the batch should be sent.
-    pub fn full(&self) -> bool {
-        self.batch.data.len() >= self.limit || self.batch.records.len() >= 16 * 1024
+    /// True when the batch should be sent before a message of `len` bytes is added.
+    pub fn full(&self, len: usize) -> bool {
+        !self.batch.records.is_empty() && !self.batch.fits(len)
     }
 }
 
@@ -225,22 +231,26 @@ impl Source {
         v.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// Start reading a file that was looked at. When that fails (a gzip whose content ends
+    /// before the resume offset: it holds nothing unread) it is remembered as done.
     fn open_file(
         &mut self,
         path: &Path,
+        looked: Looked,
         id: FileId,
-        print: Print,
         offset: u64,
         st: &TailSettings,
         stats: &Stats,
     ) -> Option<TailFile> {
-        match TailFile::open(path, id, print, offset, st.max_line) {
+        let hash = looked.print.hash;
+        match TailFile::open(path, looked, id, offset, st.max_line) {
             Ok(f) => {
                 stats.open_files.fetch_add(1, Ordering::Relaxed);
                 Some(f)
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), offset, error = %e, "cannot open log file");
+                tracing::warn!(path = %path.display(), offset, error = %e, "cannot read log file from its resume offset; skipping it");
+                self.remember(hash, id, offset, true);
                 None
             }
         }
@@ -271,19 +281,19 @@ impl Source {
         paths.push(self.live.clone());
         struct Cand {
             path: PathBuf,
+            looked: Looked,
             id: FileId,
-            print: Print,
             len: Option<u64>,
             resume: Option<u64>,
         }
         let mut cands = Vec::new();
         for path in paths {
-            let Ok(m) = std::fs::metadata(&path) else {
+            // Opened once: the identity, the fingerprint and the handle read later are all of
+            // the same file even if a rotation renames it meanwhile.
+            let Ok(Some(looked)) = look(&path, st.fingerprint_bytes) else {
                 continue;
             };
-            let Ok(Some(print)) = fingerprint_path(&path, st.fingerprint_bytes) else {
-                continue;
-            };
+            let (m, print) = (&looked.meta, looked.print);
             let gz = is_gz(&path);
             let mut id = FileId {
                 dev: m.dev(),
@@ -315,11 +325,12 @@ impl Source {
                     id = lf;
                 }
             }
+            let len = (!gz).then_some(m.len());
             cands.push(Cand {
                 path,
+                looked,
                 id,
-                print,
-                len: (!gz).then_some(m.len()),
+                len,
                 resume,
             });
         }
@@ -339,7 +350,9 @@ impl Source {
                         continue;
                     };
                     for c in cands.iter_mut() {
-                        if c.print.hash == file.fingerprint && c.resume.is_none_or(|x| offset > x) {
+                        if c.looked.print.hash == file.fingerprint
+                            && c.resume.is_none_or(|x| offset > x)
+                        {
                             c.resume = Some(offset);
                             c.id = file;
                         }
@@ -355,25 +368,26 @@ impl Source {
             let is_live = i + 1 == n && c.path == self.live;
             let start = match (anchor, c.resume) {
                 (Some(a), None) if i < a => {
-                    self.remember(c.print.hash, c.id, 0, true);
+                    self.remember(c.looked.print.hash, c.id, 0, true);
                     continue;
                 }
                 (_, r) => r.unwrap_or(0),
             };
             if !is_live && c.len.is_some_and(|l| start >= l) {
-                self.remember(c.print.hash, c.id, start, true);
+                self.remember(c.looked.print.hash, c.id, start, true);
                 continue;
             }
             if !is_live {
                 if opened_rotated >= st.max_open_rotated {
                     // Left on disk: picked up by a later scan once earlier files are released.
-                    self.defer(c.print.hash, c.id, start, stats);
+                    self.defer(c.looked.print.hash, c.id, start, stats);
                     continue;
                 }
                 opened_rotated += 1;
             }
-            if let Some(f) = self.open_file(&c.path, c.id, c.print, start, st, stats) {
-                self.opened(c.print.hash, c.id, start);
+            let hash = c.looked.print.hash;
+            if let Some(f) = self.open_file(&c.path, c.looked, c.id, start, st, stats) {
+                self.opened(hash, c.id, start);
                 self.files.push_back(f);
             }
         }
@@ -398,14 +412,18 @@ impl Source {
             if !gz && self.files.iter().any(|f| f.dev_ino == (m.dev(), m.ino())) {
                 continue;
             }
-            let print = match fingerprint_path(&path, st.fingerprint_bytes) {
-                Ok(Some(p)) => p,
+            let looked = match look(&path, st.fingerprint_bytes) {
+                Ok(Some(l)) => l,
                 Ok(None) => continue,
                 Err(_) => {
                     all_seen = false;
                     continue;
                 }
             };
+            let (m, print) = (looked.meta.clone(), looked.print);
+            if !gz && self.files.iter().any(|f| f.dev_ino == (m.dev(), m.ino())) {
+                continue;
+            }
             seen.push(print.hash);
             if self.files.iter().any(|f| f.id.fingerprint == print.hash) {
                 // A copy of a file still open (gzip or copytruncate in progress).
@@ -432,7 +450,7 @@ impl Source {
                 self.defer(print.hash, id, start, stats);
                 continue;
             }
-            if let Some(f) = self.open_file(&path, id, print, start, st, stats) {
+            if let Some(f) = self.open_file(&path, looked, id, start, st, stats) {
                 self.opened(print.hash, id, start);
                 // Rotated content is older than the live file: read it before.
                 let live_at = self.files.iter().position(|f| self.is_live_file(f));
@@ -440,8 +458,6 @@ impl Source {
                     Some(i) => self.files.insert(i, f),
                     None => self.files.push_back(f),
                 }
-            } else {
-                self.retry_scan = true;
             }
         }
         if all_seen {
@@ -485,9 +501,18 @@ impl Source {
         {
             return false;
         }
-        let Ok(Some(print)) = fingerprint_path(&self.live, st.fingerprint_bytes) else {
+        let Ok(Some(looked)) = look(&self.live, st.fingerprint_bytes) else {
             return false;
         };
+        let (m, print) = (looked.meta.clone(), looked.print);
+        if self
+            .files
+            .iter()
+            .any(|f| !f.gz && f.dev_ino == (m.dev(), m.ino()))
+        {
+            // Replaced by a file already open between the two looks.
+            return false;
+        }
         let id = FileId {
             dev: m.dev(),
             ino: m.ino(),
@@ -503,7 +528,7 @@ impl Source {
                     .map(|k| k.offset)
             })
             .unwrap_or(0);
-        if let Some(f) = self.open_file(&self.live.clone(), id, print, start, st, stats) {
+        if let Some(f) = self.open_file(&self.live.clone(), looked, id, start, st, stats) {
             self.opened(print.hash, id, start);
             self.files.push_back(f);
             self.finished = false;
@@ -677,19 +702,24 @@ fn queue(
     if r.flags.truncated() {
         p.truncations.fetch_add(1, Ordering::Relaxed);
     }
-    let start = out.batch.data.len();
-    out.batch.data.extend_from_slice(r.message);
-    out.batch.records.push(QueuedRecord {
-        key: key.clone(),
-        time_ns: r.time_ns,
-        style: r.style,
-        stream: r.stream,
-        flags: r.flags,
-        start,
-        len: r.message.len(),
-        file: *file,
-        offset: r.offset,
-    });
+    if out.full(r.message.len()) {
+        // Mid-block if need be: a batch never holds more than its budget.
+        out.flush();
+    }
+    out.batch.push(
+        QueuedRecord {
+            key: key.clone(),
+            time_ns: r.time_ns,
+            style: r.style,
+            stream: r.stream,
+            flags: r.flags,
+            start: 0,
+            len: 0,
+            file: *file,
+            offset: r.offset,
+        },
+        r.message,
+    );
 }
 
 /// Read `f` until EOF or the budget is spent. Returns (bytes, at_eof).
@@ -733,9 +763,6 @@ fn read_file(
                 f.unreported_bad = 0;
                 f.last_warn = Some(Instant::now());
             }
-        }
-        if out.full() {
-            out.flush();
         }
         match r {
             Ok(ReadOutcome::Data(n)) => {

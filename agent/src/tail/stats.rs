@@ -70,7 +70,7 @@ pub struct Stats {
     pub open_files: AtomicI64,
     /// Records queued for the writer.
     pub queued_records: AtomicI64,
-    /// Message bytes queued for the writer.
+    /// Memory held by the batches queued for the writer (messages and record descriptors).
     pub queued_bytes: AtomicI64,
     /// Syncs (group commits) done by the writer.
     pub syncs: AtomicU64,
@@ -181,7 +181,7 @@ impl Stats {
             ),
             (
                 "runnel_ingest_queue_bytes",
-                "Message bytes queued between the tailer and the index writer.",
+                "Memory held by batches queued between the tailer and the index writer.",
                 self.queued_bytes.load(Ordering::Relaxed),
             ),
         ];

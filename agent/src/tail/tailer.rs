@@ -73,8 +73,10 @@ impl Settings {
         })?;
         let max_line = usize_of(i.max_line_bytes, "max_line_bytes")?.max(16);
         let block = usize_of(i.read_buffer_bytes, "read_buffer_bytes")?.max(64 * 1024);
+        // The queue's memory is `queue_max_bytes` in all: the batches waiting in the channel,
+        // the one being filled and the one being appended.
         let queue = usize_of(i.queue_max_bytes, "queue_max_bytes")?.max(1 << 20);
-        let batch_bytes = (queue / 8).clamp(64 * 1024, 4 << 20);
+        let batch_bytes = (queue / 16).clamp(64 * 1024, 1 << 20);
         Ok(Settings {
             roots,
             filter: Filter::new(inc, exc),
@@ -91,7 +93,7 @@ impl Settings {
             } else {
                 i.rescan_interval
             },
-            queue_batches: (queue / batch_bytes).max(2),
+            queue_batches: (queue / batch_bytes).saturating_sub(2).max(2),
         })
     }
 }
@@ -123,7 +125,7 @@ impl Tailer {
     pub(crate) fn new(
         settings: Settings,
         store: Arc<Store>,
-        tx: Sender<Msg>,
+        (tx, recycled): (Sender<Msg>, Receiver<super::writer::Batch>),
         stats: Arc<Stats>,
         ready: Arc<Ready>,
     ) -> Result<Tailer, TailError> {
@@ -135,7 +137,8 @@ impl Tailer {
             store,
             out: Outbox {
                 tx,
-                batch: Default::default(),
+                batch: super::writer::Batch::with_budget(limit),
+                recycled,
                 limit,
                 stats: stats.clone(),
             },
