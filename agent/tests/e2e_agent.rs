@@ -170,6 +170,14 @@ fn unparsable_lines_are_skipped_with_a_rate_limited_warning_naming_file_and_offs
         }
     }
     append(&log, &text);
+    // Twenty more files of nothing but garbage: the limit holds across files too.
+    for p in 0..20 {
+        let garbage: String = (0..100).map(|i| format!("garbage {p} {i}\n")).collect();
+        append(
+            &node.cri_log("ns", &format!("junk-{p}"), "app", 0),
+            &garbage,
+        );
+    }
     let config = node.config("log: { level: warn, format: text }\n");
     let out = Command::new(runnel_bin())
         .args(["agent", "--oneshot", "--config"])
@@ -185,15 +193,20 @@ fn unparsable_lines_are_skipped_with_a_rate_limited_warning_naming_file_and_offs
         .collect();
     assert!(
         !warnings.is_empty() && warnings.len() <= 3,
-        "2500 bad lines must give a few warnings, not {}:\n{stderr}",
+        "4500 bad lines in 21 files must give a few warnings, not {}:\n{stderr}",
         warnings.len()
     );
-    let first = warnings[0];
-    assert!(first.contains(&log.display().to_string()), "{first}");
-    assert!(
-        first.contains(&format!("offset={}", first_bad.unwrap())),
-        "{first}"
-    );
+    // Each warning names the file and the offset of the first line it skipped there.
+    for w in &warnings {
+        let want = if w.contains(&log.display().to_string()) {
+            format!("offset={}", first_bad.unwrap())
+        } else {
+            assert!(w.contains("/app/0.log"), "{w}");
+            "offset=0 ".to_string()
+        };
+        assert!(w.contains(&want), "{w}");
+        assert!(w.contains("skipped="), "{w}");
+    }
     assert_eq!(logs_from_dir(&node, &["-n", "ns", "noisy"]), good);
 }
 

@@ -269,7 +269,7 @@ fn new_container_file_is_picked_up_within_a_second() {
         &store, &key
     ) == ["hello"]));
     assert!(
-        t0.elapsed() < Duration::from_millis(1500),
+        t0.elapsed() < Duration::from_secs(1),
         "took {:?}",
         t0.elapsed()
     );
@@ -281,7 +281,7 @@ fn new_container_file_is_picked_up_within_a_second() {
         &format!("docker:{id}")
     ) == ["hi"]));
     assert!(
-        t1.elapsed() < Duration::from_millis(1500),
+        t1.elapsed() < Duration::from_secs(1),
         "took {:?}",
         t1.elapsed()
     );

@@ -13,7 +13,7 @@ use runnel_index::{FileId, Position, Query, SourceIdentity, Store};
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -722,6 +722,23 @@ fn queue(
     );
 }
 
+/// Milliseconds (on a process-wide monotonic clock) of the last unparsable-line warning.
+static LAST_BAD_LINE_WARNING_MS: AtomicU64 = AtomicU64::new(0);
+/// Least time between two unparsable-line warnings across all files.
+const BAD_LINE_WARNING_GAP_MS: u64 = 200;
+
+/// True when an unparsable-line warning may be logged now (and takes the slot).
+fn warn_slot() -> bool {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let now =
+        EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + BAD_LINE_WARNING_GAP_MS;
+    let last = LAST_BAD_LINE_WARNING_MS.load(Ordering::Relaxed);
+    now >= last + BAD_LINE_WARNING_GAP_MS
+        && LAST_BAD_LINE_WARNING_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 /// Read `f` until EOF or the budget is spent. Returns (bytes, at_eof).
 fn read_file(
     f: &mut TailFile,
@@ -753,10 +770,13 @@ fn read_file(
                 .parse_errors
                 .fetch_add(bad.len() as u64, Ordering::Relaxed);
             f.unreported_bad += bad.len() as u64;
+            // At most one warning a second per file, and a few a second over all files (a node
+            // full of garbage logs must not flood the agent's own log); the count of lines
+            // skipped since the file's last warning goes with the next one.
             let due = f
                 .last_warn
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-            if due {
+            if due && warn_slot() {
                 if let Some((offset, error)) = bad.first() {
                     tracing::warn!(path = %path.display(), offset, error = %error, skipped = f.unreported_bad, "unparsable log line skipped");
                 }
