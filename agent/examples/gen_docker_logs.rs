@@ -116,7 +116,15 @@ fn write_container(
     let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&rotated)?);
     let (mut written, mut in_rotated) = (0u64, true);
     let (mut msg, mut buf) = (Vec::with_capacity(64 << 10), Vec::with_capacity(64 << 10));
-    let mut time_ns: i64 = 1_767_225_600_000_000_000 + i64::from(n) * 1_000; // 2026-01-01
+    // An hour ago: recent enough that the index's age retention (default 7 days) keeps it.
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(3600))
+        .unwrap_or(0);
+    let mut time_ns = i64::try_from(hour_ago)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        + i64::from(n) * 1_000;
     let mut seq = 0u64;
     while written < share {
         if in_rotated && written >= share / 2 {

@@ -302,3 +302,76 @@ fn since_is_relative_to_now() {
         "ninety seconds ago\nfive seconds ago\n"
     );
 }
+
+/// `runnel logs -f` keeps streaming lines written after it started, from a running agent
+/// (`--server`) and from the store the agent writes (`--data-dir`), across a rotation.
+#[test]
+fn follow_keeps_streaming_from_server_and_data_dir() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let node = Node::new();
+    let log = node.cri_log("shop", "follow-me", "app", 0);
+    let write = |r: std::ops::Range<u64>| {
+        let text: String = r
+            .map(|i| cri_line(&time_at(i * 1000), "stdout", "F", &format!("f{i}")))
+            .collect();
+        append(&log, &text);
+    };
+    write(0..10);
+    let agent = Agent::start(&node.config(""));
+    assert!(eventually(Duration::from_secs(10), || {
+        agent
+            .get("/v1/logs?namespace=shop&pod=follow-me")
+            .1
+            .lines()
+            .count()
+            == 10
+    }));
+    let server = format!("http://{}", agent.addr);
+    let index = node.index_dir();
+    let mut followers = Vec::new();
+    for source in [
+        vec!["--server", server.as_str()],
+        vec!["--data-dir", index.to_str().unwrap()],
+    ] {
+        let mut args = vec!["logs", "-f", "--tail", "2", "-n", "shop", "follow-me"];
+        args.extend(source);
+        let mut child = Command::new(runnel_bin())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        followers.push((args.join(" "), child, rx));
+    }
+    let next = |rx: &std::sync::mpsc::Receiver<String>, what: &str| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what}: no line within 10 s"))
+    };
+    for (what, _, rx) in &followers {
+        assert_eq!([next(rx, what), next(rx, what)], ["f8", "f9"], "{what}");
+    }
+    write(10..15);
+    std::fs::rename(&log, format!("{}.20240501-120000", log.display())).unwrap();
+    write(15..20);
+    for (what, child, rx) in &mut followers {
+        let got: Vec<String> = (10..20).map(|_| next(rx, what)).collect();
+        let want: Vec<String> = (10..20).map(|i| format!("f{i}")).collect();
+        assert_eq!(got, want, "{what}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what}: -f must keep running"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    agent.stop();
+}

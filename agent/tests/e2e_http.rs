@@ -151,6 +151,36 @@ def total(name, **labels):
 print(int(total("runnel_http_requests", path="/v1/logs", code="400")))
 print(int(total("runnel_index_records_appended")))
 print(len(fams))
+# Every counter the issue names, with the labels it needs.
+required = {
+    "runnel_input_lines": ["docker", "cri"],
+    "runnel_input_bytes": ["docker", "cri"],
+    "runnel_input_parse_errors": ["docker", "cri"],
+    "runnel_input_partial_merges": ["docker", "cri"],
+    "runnel_input_truncated_lines": ["docker", "cri"],
+    "runnel_input_rotations": ["docker", "cri"],
+    "runnel_input_open_files": None,
+    "runnel_ingest_queue_records": None,
+    "runnel_ingest_queue_bytes": None,
+    "runnel_index_disk_bytes": None,
+    "runnel_index_sealed_segments": None,
+    "runnel_index_active_segments": None,
+    "runnel_index_retention_records": ["age", "disk"],
+    "runnel_index_retention_bytes": ["age", "disk"],
+}
+missing = []
+for name, labels in required.items():
+    f = fams.get(name)
+    if f is None or not f.samples:
+        missing.append(name)
+        continue
+    got = sorted(set(s.labels.get("input", s.labels.get("reason")) for s in f.samples))
+    if labels is not None and got != sorted(labels):
+        missing.append(f"{name}{got}")
+print(",".join(missing) or "none")
+print(int(total("runnel_input_lines", input="cri")))
+print(int(total("runnel_input_bytes", input="cri")))
+print(int(total("runnel_index_disk_bytes")))
 "#;
     let mut child = Command::new(python())
         .args(["-c", script])
@@ -166,18 +196,24 @@ print(len(fams))
         "prometheus_client rejected /metrics: {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let parsed: Vec<u64> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(parsed[0], 6, "400s counted by path and code");
-    assert_eq!(parsed[1], 100, "index appends");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let parsed: Vec<&str> = stdout.lines().collect();
+    let num = |i: usize| parsed[i].parse::<u64>().unwrap();
+    assert_eq!(num(0), 6, "400s counted by path and code");
+    assert_eq!(num(1), 100, "index appends");
     assert!(
-        parsed[2] >= 10,
+        num(2) >= 20,
         "expected the agent's metric families, got {}",
-        parsed[2]
+        num(2)
     );
+    assert_eq!(parsed[3], "none", "metric families missing or unlabelled");
+    assert_eq!(num(4), 100, "lines read from the CRI input");
+    assert_eq!(
+        num(5),
+        std::fs::metadata(&log).unwrap().len(),
+        "bytes read from the CRI input"
+    );
+    assert!(num(6) > 0, "index bytes on disk");
     agent.stop();
 }
 
@@ -211,10 +247,20 @@ fn follow_delivers_new_lines_within_milliseconds_and_survives_rotation() {
     assert_eq!(recv(), "line 4\n");
 
     let mut latencies = Vec::new();
-    for i in 5..25u64 {
+    for i in 5..35u64 {
         if i == 15 {
             // kubelet rotation mid-follow: the stream continues with the new file's lines.
             std::fs::rename(&log, format!("{}.20240501-120000", log.display())).unwrap();
+        }
+        if i == 25 {
+            // copytruncate mid-follow: the same file starts over from byte 0.
+            std::fs::copy(&log, format!("{}.20240501-120100", log.display())).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&log)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
         }
         let sent = Instant::now();
         write_lines(&log, i..i + 1);
@@ -225,15 +271,26 @@ fn follow_delivers_new_lines_within_milliseconds_and_survives_rotation() {
         latencies.push(at.duration_since(sent));
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Nothing more arrives: no line was delivered twice across the rotations.
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
     latencies.sort();
-    let median = latencies[latencies.len() / 2];
+    let slow = latencies
+        .iter()
+        .filter(|l| **l >= Duration::from_millis(50))
+        .count();
     eprintln!(
-        "follow latency: median {median:?}, max {:?}",
+        "follow latency over {} lines: median {:?}, p90 {:?}, max {:?}",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 9 / 10],
         latencies.last().unwrap()
     );
+    // Every line within 50 ms, but one: the machines that run this are shared, and one
+    // scheduling hiccup must not fail the build.
     assert!(
-        median < Duration::from_millis(50),
-        "median follow latency {median:?} is over 50 ms"
+        slow <= 1,
+        "{slow} of {} lines took 50 ms or more: {latencies:?}",
+        latencies.len()
     );
     agent.stop();
 }

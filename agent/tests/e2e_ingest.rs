@@ -220,4 +220,51 @@ fn sigkill_and_rotation_lose_and_duplicate_nothing() {
         expected("copy"),
         "copytruncate"
     );
+    check_flags(&node);
+}
+
+/// The stored flags of every record of the source whose identity matches `pick`, in order.
+fn flags_of(
+    node: &Node,
+    pick: impl Fn(&runnel_index::SourceIdentity) -> bool,
+) -> Vec<(bool, bool)> {
+    let store = runnel_index::Store::open_read_only(&node.index_dir()).unwrap();
+    let src = store
+        .sources()
+        .into_iter()
+        .find(|s| pick(&s.identity))
+        .expect("source in the index");
+    store
+        .read_from(&src.key, 0, usize::MAX, usize::MAX)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| (r.flags.partial_merged(), r.flags.truncated()))
+        .collect()
+}
+
+/// Which lines the writer split into fragments or made over-long, as (merged, truncated).
+fn expected_flags(split_at: Option<u64>) -> Vec<(bool, bool)> {
+    (0..LINES)
+        .map(|i| (Some(i % 100) == split_at, i % 500 == 250))
+        .collect()
+}
+
+fn check_flags(node: &Node) {
+    assert_eq!(
+        flags_of(node, |id| id.container_name.as_deref()
+            == Some("rotating-docker")),
+        expected_flags(Some(50)),
+        "docker: json-file fragments merged, long lines flagged truncated"
+    );
+    assert_eq!(
+        flags_of(node, |id| id.pod.as_deref() == Some("kubelet-rot")),
+        expected_flags(Some(60)),
+        "kubelet: CRI P fragments merged, long lines flagged truncated"
+    );
+    assert_eq!(
+        flags_of(node, |id| id.pod.as_deref() == Some("copytrunc")),
+        expected_flags(None),
+        "copytruncate: long lines flagged truncated"
+    );
 }

@@ -269,7 +269,7 @@ fn new_container_file_is_picked_up_within_a_second() {
         &store, &key
     ) == ["hello"]));
     assert!(
-        t0.elapsed() < Duration::from_millis(1500),
+        t0.elapsed() < Duration::from_secs(1),
         "took {:?}",
         t0.elapsed()
     );
@@ -281,7 +281,7 @@ fn new_container_file_is_picked_up_within_a_second() {
         &format!("docker:{id}")
     ) == ["hi"]));
     assert!(
-        t1.elapsed() < Duration::from_millis(1500),
+        t1.elapsed() < Duration::from_secs(1),
         "took {:?}",
         t1.elapsed()
     );
@@ -639,8 +639,10 @@ fn queue_to_the_index_stays_bounded_on_a_big_file() {
     }
     ing.run_until_eof().unwrap();
     assert_eq!(store.sources().iter().map(|s| s.records).sum::<u64>(), n);
+    // The gauge counts the memory of the batches handed to the writer and not yet appended.
     assert!(
-        max_q <= 2 << 20,
-        "queued {max_q} bytes with queue_max_bytes = 1 MiB"
+        max_q <= 1 << 20,
+        "queued batches held {max_q} bytes with queue_max_bytes = 1 MiB"
     );
+    assert!(max_q > 0, "the queue was never sampled non-empty");
 }

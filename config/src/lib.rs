@@ -67,7 +67,17 @@ impl Config {
             Err(ConfigError {
                 problems: problems
                     .into_iter()
-                    .map(|p| format!("{origin}: {p}"))
+                    .map(|p| {
+                        let key = if p.key.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}: ", p.key)
+                        };
+                        match validate::line_of(&text, &p.key) {
+                            Some(line) => format!("{origin}:{line}: {key}{}", p.message),
+                            None => format!("{origin}: {key}{}", p.message),
+                        }
+                    })
                     .collect(),
             })
         }

@@ -133,7 +133,7 @@ fn render_index_metrics(store: &Store, out: &mut String) {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
         );
     }
-    let counters: [(&str, &str, u64); 4] = [
+    let counters: [(&str, &str, u64); 5] = [
         (
             "runnel_index_records_appended_total",
             "Records appended since start.",
@@ -153,6 +153,11 @@ fn render_index_metrics(store: &Store, out: &mut String) {
             "runnel_index_recovered_truncated_bytes_total",
             "Bytes cut from torn active-segment tails at open.",
             s.recovered_truncated_bytes,
+        ),
+        (
+            "runnel_index_seal_errors_total",
+            "Seals that failed inside append (retried by the next maintenance pass).",
+            s.seal_errors,
         ),
     ];
     for (name, help, v) in counters {
@@ -175,11 +180,19 @@ fn render_index_metrics(store: &Store, out: &mut String) {
             "Bytes deleted by retention, by reason.",
         ),
     ];
+    // Both reasons are always present (zero until retention first deletes something), so a
+    // rate() or an alert on them works from the start.
+    let mut retention: Vec<(&str, [u64; 3])> = vec![("age", [0; 3]), ("disk", [0; 3])];
+    for (reason, segs, recs, bytes) in &s.retention {
+        match retention.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, v)) => *v = [*segs, *recs, *bytes],
+            None => retention.push((reason.as_str(), [*segs, *recs, *bytes])),
+        }
+    }
     for (i, (name, help)) in families.iter().enumerate() {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
-        for (reason, segs, recs, bytes) in &s.retention {
-            let v = [segs, recs, bytes][i];
-            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
+        for (reason, v) in &retention {
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", v[i]);
         }
     }
 }

@@ -7,7 +7,7 @@ use super::parse::Format;
 use flate2::read::MultiGzDecoder;
 use runnel_index::FileId;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -50,15 +50,39 @@ fn read_head(r: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
-/// Fingerprint a file on disk (decompressing gzip). `Ok(None)` = not enough content yet.
-pub fn fingerprint_path(path: &Path, n: usize) -> io::Result<Option<Print>> {
-    let f = File::open(path)?;
+/// A file opened to be looked at: its handle, metadata and fingerprint all belong to the same
+/// file, whatever renames happen at its path meanwhile (no check-then-open race).
+pub struct Looked {
+    /// The open handle (positioned at the start).
+    pub file: File,
+    /// Its metadata (device, inode, size, links).
+    pub meta: std::fs::Metadata,
+    /// Its fingerprint (of the decompressed content for gzip).
+    pub print: Print,
+}
+
+/// Open `path` and fingerprint what was opened. `Ok(None)` = not enough content yet.
+pub fn look(path: &Path, n: usize) -> io::Result<Option<Looked>> {
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
     let head = if is_gz(path) {
-        read_head(&mut MultiGzDecoder::new(f), n)?
+        let head = read_head(&mut MultiGzDecoder::new(&file), n)?;
+        (&file).seek(SeekFrom::Start(0))?;
+        head
     } else {
-        read_head(&mut (&f), n)?
+        let mut head = vec![0u8; n.max(1)];
+        let mut got = 0;
+        while got < head.len() {
+            let k = file.read_at(&mut head[got..], got as u64)?;
+            if k == 0 {
+                break;
+            }
+            got += k;
+        }
+        head.truncate(got);
+        head
     };
-    Ok(fingerprint(&head, n))
+    Ok(fingerprint(&head, n).map(|print| Looked { file, meta, print }))
 }
 
 enum Handle {
@@ -99,17 +123,20 @@ pub struct TailFile {
 }
 
 impl TailFile {
-    /// Open `path` whose content was fingerprinted as `print`; records carry `id`; reading starts
-    /// at `offset` (for gzip the first `offset` decompressed bytes are skipped).
+    /// Start reading a file that was [`look`]ed at (under `path`); records carry `id`; reading
+    /// starts at `offset` (for gzip the first `offset` decompressed bytes are skipped).
     pub fn open(
         path: &Path,
+        looked: Looked,
         id: FileId,
-        print: Print,
         offset: u64,
         max_line: usize,
     ) -> io::Result<TailFile> {
-        let f = File::open(path)?;
-        let m = f.metadata()?;
+        let Looked {
+            file: f,
+            meta: m,
+            print,
+        } = looked;
         let dev_ino = (m.dev(), m.ino());
         let gz = is_gz(path);
         let handle = if gz {

@@ -109,18 +109,27 @@ impl Ingest {
         let stats = Arc::new(Stats::default());
         let ready = Arc::new(Ready::default());
         let (wtx, wrx) = bounded(settings.queue_batches);
+        // Emptied batches go back to the tailer and are refilled: the queue's buffers are
+        // allocated once, so the allocator never fragments under a steady stream.
+        let (recycle_tx, recycle_rx) = bounded(settings.queue_batches + 2);
         let (ctx, crx) = bounded(4);
         let writer = {
             let (store, stats) = (store.clone(), stats.clone());
             std::thread::Builder::new()
                 .name("runnel-ingest-writer".into())
-                .spawn(move || writer::run(store, wrx, stats))
+                .spawn(move || writer::run(store, wrx, recycle_tx, stats))
                 .map_err(|source| TailError::Thread {
                     name: "index writer",
                     source,
                 })?
         };
-        let t = tailer::Tailer::new(settings, store, wtx, stats.clone(), ready.clone())?;
+        let t = tailer::Tailer::new(
+            settings,
+            store,
+            (wtx, recycle_rx),
+            stats.clone(),
+            ready.clone(),
+        )?;
         let tailer = std::thread::Builder::new()
             .name("runnel-tailer".into())
             .spawn(move || t.run(crx))

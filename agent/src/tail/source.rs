@@ -4,16 +4,16 @@
 //! fingerprint), gzip of rotated files (recognised by the fingerprint of the decompressed head)
 //! and deletion (handle kept until drained).
 
-use super::file::{fingerprint_path, is_gz, Print, ReadOutcome, TailFile};
+use super::file::{is_gz, look, Looked, ReadOutcome, TailFile};
 use super::lines::Event;
 use super::stats::{Input, Stats};
 use super::writer::{Batch, Msg, QueuedRecord};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use runnel_index::{FileId, Position, Query, SourceIdentity, Store};
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,8 @@ pub struct Outbox {
     pub tx: Sender<Msg>,
     /// Batch being filled.
     pub batch: Batch,
+    /// Emptied batches coming back from the writer, to be filled again.
+    pub recycled: Receiver<Batch>,
     /// Flush at this many bytes.
     pub limit: usize,
     /// Counters.
@@ -57,22 +59,26 @@ impl Outbox {
         if self.batch.records.is_empty() {
             return;
         }
-        let b = std::mem::take(&mut self.batch);
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_budget(self.limit));
+        let b = std::mem::replace(&mut self.batch, next);
         self.stats
             .queued_records
             .fetch_add(b.records.len() as i64, Ordering::Relaxed);
         self.stats
             .queued_bytes
-            .fetch_add(b.data.len() as i64, Ordering::Relaxed);
+            .fetch_add(b.held_bytes() as i64, Ordering::Relaxed);
         if self.tx.send(Msg::Records(b)).is_err() {
             tracing::error!(
                 "index writer stopped; records not queued will be re-read after restart"
             );
         }
     }
-    /// True when the batch should be sent.
-    pub fn full(&self) -> bool {
-        self.batch.data.len() >= self.limit || self.batch.records.len() >= 16 * 1024
+    /// True when the batch should be sent before a message of `len` bytes is added.
+    pub fn full(&self, len: usize) -> bool {
+        !self.batch.records.is_empty() && !self.batch.fits(len)
     }
 }
 
@@ -89,6 +95,8 @@ struct Known {
     id: FileId,
     offset: u64,
     done: bool,
+    /// Held back by the open-rotated-files cap (counted once when it first happened).
+    deferred: bool,
 }
 
 /// One container log being followed.
@@ -110,6 +118,8 @@ pub struct Source {
     /// Set when the live path has gone and everything is drained.
     pub finished: bool,
     retry_scan: bool,
+    /// The index knew this source when it was first looked at (it was read before).
+    known_to_index: bool,
 }
 
 fn file_name(p: &Path) -> &str {
@@ -150,6 +160,7 @@ impl Source {
             initialised: false,
             finished: false,
             retry_scan: false,
+            known_to_index: false,
         }
     }
 
@@ -173,7 +184,32 @@ impl Source {
             id,
             offset,
             done,
+            deferred: false,
         });
+    }
+
+    /// Leave a rotated file on disk because `max_open_rotated_per_source` rotated files are
+    /// open already; a later scan opens it once earlier files are released. Counted once per
+    /// file, however many scans find it still waiting.
+    fn defer(&mut self, hash: u64, id: FileId, start: u64, stats: &Stats) {
+        self.remember(hash, id, start, false);
+        self.retry_scan = true;
+        if let Some(k) = self.known.iter_mut().find(|k| k.hash == hash) {
+            if !k.deferred {
+                k.deferred = true;
+                stats
+                    .input(self.input)
+                    .forced_closes
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn opened(&mut self, hash: u64, id: FileId, start: u64) {
+        self.remember(hash, id, start, false);
+        if let Some(k) = self.known.iter_mut().find(|k| k.hash == hash) {
+            k.deferred = false;
+        }
     }
 
     fn rotated_on_disk(&self) -> Vec<PathBuf> {
@@ -195,22 +231,26 @@ impl Source {
         v.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// Start reading a file that was looked at. When that fails (a gzip whose content ends
+    /// before the resume offset: it holds nothing unread) it is remembered as done.
     fn open_file(
         &mut self,
         path: &Path,
+        looked: Looked,
         id: FileId,
-        print: Print,
         offset: u64,
         st: &TailSettings,
         stats: &Stats,
     ) -> Option<TailFile> {
-        match TailFile::open(path, id, print, offset, st.max_line) {
+        let hash = looked.print.hash;
+        match TailFile::open(path, looked, id, offset, st.max_line) {
             Ok(f) => {
                 stats.open_files.fetch_add(1, Ordering::Relaxed);
                 Some(f)
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), offset, error = %e, "cannot open log file");
+                tracing::warn!(path = %path.display(), offset, error = %e, "cannot read log file from its resume offset; skipping it");
+                self.remember(hash, id, offset, true);
                 None
             }
         }
@@ -222,14 +262,15 @@ impl Source {
         self.initialised = true;
         let live_ino = std::fs::metadata(&self.live).map(|m| m.ino()).ok();
         // An unknown source (first start) answers with an error: nothing was read before.
-        let last = store
-            .query(
-                &self.key,
-                &Query {
-                    tail_lines: Some(1),
-                    ..Query::default()
-                },
-            )
+        let answer = store.query(
+            &self.key,
+            &Query {
+                tail_lines: Some(1),
+                ..Query::default()
+            },
+        );
+        self.known_to_index = answer.is_ok();
+        let last = answer
             .ok()
             .and_then(|r| r.records.last().map(|r| r.position));
         let last = match last {
@@ -240,19 +281,19 @@ impl Source {
         paths.push(self.live.clone());
         struct Cand {
             path: PathBuf,
+            looked: Looked,
             id: FileId,
-            print: Print,
             len: Option<u64>,
             resume: Option<u64>,
         }
         let mut cands = Vec::new();
         for path in paths {
-            let Ok(m) = std::fs::metadata(&path) else {
+            // Opened once: the identity, the fingerprint and the handle read later are all of
+            // the same file even if a rotation renames it meanwhile.
+            let Ok(Some(looked)) = look(&path, st.fingerprint_bytes) else {
                 continue;
             };
-            let Ok(Some(print)) = fingerprint_path(&path, st.fingerprint_bytes) else {
-                continue;
-            };
+            let (m, print) = (&looked.meta, looked.print);
             let gz = is_gz(&path);
             let mut id = FileId {
                 dev: m.dev(),
@@ -264,7 +305,11 @@ impl Source {
             if let Some(li) = live_ino {
                 ids.push(FileId { ino: li, ..id });
             }
-            for cand in &ids {
+            // A source the index does not know has read nothing: positions the index holds for
+            // the same (device, inode, first line) belong to another container whose file was
+            // deleted and whose inode was reused, and must not skip this file's lines. (A known
+            // source keeps its positions even after retention deleted all its records.)
+            for cand in ids.iter().filter(|_| self.known_to_index) {
                 if let Some(p) = store.durable_position(cand) {
                     if resume.is_none_or(|r| p > r) {
                         resume = Some(p);
@@ -280,11 +325,12 @@ impl Source {
                     id = lf;
                 }
             }
+            let len = (!gz).then_some(m.len());
             cands.push(Cand {
                 path,
+                looked,
                 id,
-                print,
-                len: (!gz).then_some(m.len()),
+                len,
                 resume,
             });
         }
@@ -304,7 +350,9 @@ impl Source {
                         continue;
                     };
                     for c in cands.iter_mut() {
-                        if c.print.hash == file.fingerprint && c.resume.is_none_or(|x| offset > x) {
+                        if c.looked.print.hash == file.fingerprint
+                            && c.resume.is_none_or(|x| offset > x)
+                        {
                             c.resume = Some(offset);
                             c.id = file;
                         }
@@ -320,30 +368,26 @@ impl Source {
             let is_live = i + 1 == n && c.path == self.live;
             let start = match (anchor, c.resume) {
                 (Some(a), None) if i < a => {
-                    self.remember(c.print.hash, c.id, 0, true);
+                    self.remember(c.looked.print.hash, c.id, 0, true);
                     continue;
                 }
                 (_, r) => r.unwrap_or(0),
             };
             if !is_live && c.len.is_some_and(|l| start >= l) {
-                self.remember(c.print.hash, c.id, start, true);
+                self.remember(c.looked.print.hash, c.id, start, true);
                 continue;
             }
             if !is_live {
                 if opened_rotated >= st.max_open_rotated {
                     // Left on disk: picked up by a later scan once earlier files are released.
-                    stats
-                        .input(self.input)
-                        .forced_closes
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.remember(c.print.hash, c.id, start, false);
-                    self.retry_scan = true;
+                    self.defer(c.looked.print.hash, c.id, start, stats);
                     continue;
                 }
                 opened_rotated += 1;
             }
-            if let Some(f) = self.open_file(&c.path, c.id, c.print, start, st, stats) {
-                self.remember(c.print.hash, c.id, start, false);
+            let hash = c.looked.print.hash;
+            if let Some(f) = self.open_file(&c.path, c.looked, c.id, start, st, stats) {
+                self.opened(hash, c.id, start);
                 self.files.push_back(f);
             }
         }
@@ -357,18 +401,30 @@ impl Source {
             return;
         }
         self.retry_scan = false;
+        let mut seen = Vec::new();
+        let mut all_seen = true;
         for path in self.rotated_on_disk() {
             let Ok(m) = std::fs::metadata(&path) else {
+                all_seen = false;
                 continue;
             };
             let gz = is_gz(&path);
             if !gz && self.files.iter().any(|f| f.dev_ino == (m.dev(), m.ino())) {
                 continue;
             }
-            let print = match fingerprint_path(&path, st.fingerprint_bytes) {
-                Ok(Some(p)) => p,
-                _ => continue,
+            let looked = match look(&path, st.fingerprint_bytes) {
+                Ok(Some(l)) => l,
+                Ok(None) => continue,
+                Err(_) => {
+                    all_seen = false;
+                    continue;
+                }
             };
+            let (m, print) = (looked.meta.clone(), looked.print);
+            if !gz && self.files.iter().any(|f| f.dev_ino == (m.dev(), m.ino())) {
+                continue;
+            }
+            seen.push(print.hash);
             if self.files.iter().any(|f| f.id.fingerprint == print.hash) {
                 // A copy of a file still open (gzip or copytruncate in progress).
                 continue;
@@ -391,22 +447,37 @@ impl Source {
             }
             let rotated_open = self.files.iter().filter(|f| !self.is_live_file(f)).count();
             if rotated_open >= st.max_open_rotated {
-                stats
-                    .input(self.input)
-                    .forced_closes
-                    .fetch_add(1, Ordering::Relaxed);
-                self.remember(print.hash, id, start, false);
-                self.retry_scan = true;
+                self.defer(print.hash, id, start, stats);
                 continue;
             }
-            if let Some(f) = self.open_file(&path, id, print, start, st, stats) {
-                self.remember(print.hash, id, start, false);
+            if let Some(f) = self.open_file(&path, looked, id, start, st, stats) {
+                self.opened(print.hash, id, start);
                 // Rotated content is older than the live file: read it before.
                 let live_at = self.files.iter().position(|f| self.is_live_file(f));
                 match live_at {
                     Some(i) => self.files.insert(i, f),
                     None => self.files.push_back(f),
                 }
+            }
+        }
+        if all_seen {
+            self.count_lost(&seen, stats);
+        }
+    }
+
+    /// Rotated files held back by the cap that are no longer on disk (under any name, gzipped
+    /// or not) were deleted before they could be read: count them and stop waiting for them.
+    fn count_lost(&mut self, seen: &[u64], stats: &Stats) {
+        let open: Vec<u64> = self.files.iter().map(|f| f.id.fingerprint).collect();
+        for k in self.known.iter_mut() {
+            if k.deferred && !k.done && !seen.contains(&k.hash) && !open.contains(&k.hash) {
+                k.deferred = false;
+                k.done = true;
+                stats
+                    .input(self.input)
+                    .rotated_lost
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = %self.key, offset = k.offset, "a rotated file held back by inputs.max_open_rotated_per_source was deleted before it was read; its remaining lines are lost");
             }
         }
     }
@@ -430,16 +501,26 @@ impl Source {
         {
             return false;
         }
-        let Ok(Some(print)) = fingerprint_path(&self.live, st.fingerprint_bytes) else {
+        let Ok(Some(looked)) = look(&self.live, st.fingerprint_bytes) else {
             return false;
         };
+        let (m, print) = (looked.meta.clone(), looked.print);
+        if self
+            .files
+            .iter()
+            .any(|f| !f.gz && f.dev_ino == (m.dev(), m.ino()))
+        {
+            // Replaced by a file already open between the two looks.
+            return false;
+        }
         let id = FileId {
             dev: m.dev(),
             ino: m.ino(),
             fingerprint: print.hash,
         };
-        let start = store
-            .durable_position(&id)
+        let start = Some(id)
+            .filter(|_| self.known_to_index)
+            .and_then(|id| store.durable_position(&id))
             .or_else(|| {
                 self.known
                     .iter()
@@ -447,9 +528,10 @@ impl Source {
                     .map(|k| k.offset)
             })
             .unwrap_or(0);
-        if let Some(f) = self.open_file(&self.live.clone(), id, print, start, st, stats) {
-            self.remember(print.hash, id, start, false);
+        if let Some(f) = self.open_file(&self.live.clone(), looked, id, start, st, stats) {
+            self.opened(print.hash, id, start);
             self.files.push_back(f);
+            self.finished = false;
             return true;
         }
         false
@@ -517,7 +599,9 @@ impl Source {
                 break;
             }
             // At the end. Release a rotated file once something newer exists (or it is deleted).
-            let newer_exists = more || (!live && live_exists);
+            // Files held back by the open-file cap are newer rotations waiting for this one.
+            let waiting = self.known.iter().any(|k| k.deferred && !k.done);
+            let newer_exists = more || (!live && live_exists) || (!live && waiting);
             let deleted = f.stat().map(|s| s.3 == 0).unwrap_or(true);
             let release = if f.gz {
                 f.gz_done()
@@ -527,6 +611,9 @@ impl Source {
             if !release {
                 break;
             }
+            // The last file of a container whose logs were removed (the live path is gone and
+            // nothing newer waits): not a rotation; the source is finished once it is drained.
+            let container_gone = deleted && !live_exists && !more && !waiting;
             let Some(mut f) = self.files.pop_front() else {
                 break;
             };
@@ -538,9 +625,9 @@ impl Source {
             stats
                 .input(self.input)
                 .rotations
-                .fetch_add(u64::from(!live), Ordering::Relaxed);
+                .fetch_add(u64::from(!live && !container_gone), Ordering::Relaxed);
             released = true;
-            if live {
+            if live || container_gone {
                 self.finished = true;
             }
             if self.retry_scan {
@@ -615,19 +702,41 @@ fn queue(
     if r.flags.truncated() {
         p.truncations.fetch_add(1, Ordering::Relaxed);
     }
-    let start = out.batch.data.len();
-    out.batch.data.extend_from_slice(r.message);
-    out.batch.records.push(QueuedRecord {
-        key: key.clone(),
-        time_ns: r.time_ns,
-        style: r.style,
-        stream: r.stream,
-        flags: r.flags,
-        start,
-        len: r.message.len(),
-        file: *file,
-        offset: r.offset,
-    });
+    if out.full(r.message.len()) {
+        // Mid-block if need be: a batch never holds more than its budget.
+        out.flush();
+    }
+    out.batch.push(
+        QueuedRecord {
+            key: key.clone(),
+            time_ns: r.time_ns,
+            style: r.style,
+            stream: r.stream,
+            flags: r.flags,
+            start: 0,
+            len: 0,
+            file: *file,
+            offset: r.offset,
+        },
+        r.message,
+    );
+}
+
+/// Milliseconds (on a process-wide monotonic clock) of the last unparsable-line warning.
+static LAST_BAD_LINE_WARNING_MS: AtomicU64 = AtomicU64::new(0);
+/// Least time between two unparsable-line warnings across all files.
+const BAD_LINE_WARNING_GAP_MS: u64 = 200;
+
+/// True when an unparsable-line warning may be logged now (and takes the slot).
+fn warn_slot() -> bool {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let now =
+        EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + BAD_LINE_WARNING_GAP_MS;
+    let last = LAST_BAD_LINE_WARNING_MS.load(Ordering::Relaxed);
+    now >= last + BAD_LINE_WARNING_GAP_MS
+        && LAST_BAD_LINE_WARNING_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Read `f` until EOF or the budget is spent. Returns (bytes, at_eof).
@@ -661,19 +770,19 @@ fn read_file(
                 .parse_errors
                 .fetch_add(bad.len() as u64, Ordering::Relaxed);
             f.unreported_bad += bad.len() as u64;
+            // At most one warning a second per file, and a few a second over all files (a node
+            // full of garbage logs must not flood the agent's own log); the count of lines
+            // skipped since the file's last warning goes with the next one.
             let due = f
                 .last_warn
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-            if due {
+            if due && warn_slot() {
                 if let Some((offset, error)) = bad.first() {
                     tracing::warn!(path = %path.display(), offset, error = %error, skipped = f.unreported_bad, "unparsable log line skipped");
                 }
                 f.unreported_bad = 0;
                 f.last_warn = Some(Instant::now());
             }
-        }
-        if out.full() {
-            out.flush();
         }
         match r {
             Ok(ReadOutcome::Data(n)) => {

@@ -48,8 +48,12 @@ pub struct PerInput {
     pub rotations: AtomicU64,
     /// Files found truncated in place (copytruncate).
     pub file_truncations: AtomicU64,
-    /// Rotated files closed before they were drained because of the per-source cap.
+    /// Rotated files not opened when found (read later, oldest first) because the source
+    /// already had `max_open_rotated_per_source` rotated files open; counted once per file.
     pub forced_closes: AtomicU64,
+    /// Rotated files held back by that cap that disappeared from disk before they could be
+    /// read (their lines are lost; raise the cap or slow the rotation).
+    pub rotated_lost: AtomicU64,
     /// Sources skipped by include/exclude.
     pub skipped_by_filter: AtomicU64,
     /// Docker containers whose config.v2.json was missing or bad.
@@ -66,7 +70,7 @@ pub struct Stats {
     pub open_files: AtomicI64,
     /// Records queued for the writer.
     pub queued_records: AtomicI64,
-    /// Message bytes queued for the writer.
+    /// Memory held by the batches queued for the writer (messages and record descriptors).
     pub queued_bytes: AtomicI64,
     /// Syncs (group commits) done by the writer.
     pub syncs: AtomicU64,
@@ -74,6 +78,8 @@ pub struct Stats {
     pub write_errors: AtomicU64,
     /// Sources being read.
     pub sources: AtomicI64,
+    /// Times file events were dropped (queue or kernel overflow) and a full rescan replaced them.
+    pub events_lost: AtomicU64,
 }
 
 impl Stats {
@@ -84,7 +90,7 @@ impl Stats {
 
     /// Append the Prometheus text.
     pub fn render(&self, out: &mut String) {
-        let per: [(&str, &str, Getter); 11] = [
+        let per: [(&str, &str, Getter); 12] = [
             (
                 "runnel_input_lines_total",
                 "Records read from log files and queued for the index.",
@@ -122,8 +128,13 @@ impl Stats {
             ),
             (
                 "runnel_input_forced_closes_total",
-                "Rotated files closed undrained by max_open_rotated_per_source.",
+                "Rotated files left closed (read later) by max_open_rotated_per_source.",
                 |p| &p.forced_closes,
+            ),
+            (
+                "runnel_input_rotated_lost_total",
+                "Rotated files left closed by the cap that were deleted before being read.",
+                |p| &p.rotated_lost,
             ),
             (
                 "runnel_input_skipped_by_filter_total",
@@ -170,7 +181,7 @@ impl Stats {
             ),
             (
                 "runnel_ingest_queue_bytes",
-                "Message bytes queued between the tailer and the index writer.",
+                "Memory held by batches queued between the tailer and the index writer.",
                 self.queued_bytes.load(Ordering::Relaxed),
             ),
         ];
@@ -187,6 +198,11 @@ impl Stats {
                 "runnel_ingest_write_errors_total",
                 "Index append/sync errors (the batch is retried).",
                 &self.write_errors,
+            ),
+            (
+                "runnel_input_events_lost_total",
+                "File event overflows replaced by a full rescan.",
+                &self.events_lost,
             ),
         ] {
             let _ = writeln!(

@@ -7,12 +7,12 @@ use super::source::{Outbox, Scratch, Source, TailSettings};
 use super::stats::{Input, Stats};
 use super::writer::Msg;
 use super::{Cmd, Ready, TailError};
-use crossbeam_channel::{select, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use notify::{RecursiveMode, Watcher};
 use runnel_index::Store;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 const POLL_ALL_EVERY: Duration = Duration::from_secs(1);
 /// Bytes read from one source before moving to the next (fairness).
 const SOURCE_BUDGET: usize = 4 << 20;
+/// inotify events buffered between the watcher thread and the tailer. When the tailer is held
+/// back (backpressure from the index) and the buffer is full, further events are dropped and
+/// the tailer rescans and polls everything instead: memory stays bounded, nothing is missed.
+const EVENT_QUEUE: usize = 4096;
 
 /// Settings derived from the config.
 pub struct Settings {
@@ -69,8 +73,10 @@ impl Settings {
         })?;
         let max_line = usize_of(i.max_line_bytes, "max_line_bytes")?.max(16);
         let block = usize_of(i.read_buffer_bytes, "read_buffer_bytes")?.max(64 * 1024);
+        // The queue's memory is `queue_max_bytes` in all: the batches waiting in the channel,
+        // the one being filled and the one being appended.
         let queue = usize_of(i.queue_max_bytes, "queue_max_bytes")?.max(1 << 20);
-        let batch_bytes = (queue / 8).clamp(64 * 1024, 4 << 20);
+        let batch_bytes = (queue / 16).clamp(64 * 1024, 1 << 20);
         Ok(Settings {
             roots,
             filter: Filter::new(inc, exc),
@@ -87,7 +93,7 @@ impl Settings {
             } else {
                 i.rescan_interval
             },
-            queue_batches: (queue / batch_bytes).max(2),
+            queue_batches: (queue / batch_bytes).saturating_sub(2).max(2),
         })
     }
 }
@@ -102,6 +108,8 @@ pub(crate) struct Tailer {
     watcher: Option<notify::RecommendedWatcher>,
     events: Receiver<notify::Result<notify::Event>>,
     events_tx: Sender<notify::Result<notify::Event>>,
+    /// Set by the watcher thread when it had to drop events (queue full): rescan everything.
+    events_lost: Arc<AtomicBool>,
     watched: HashSet<PathBuf>,
     sources: HashMap<String, Source>,
     canonical: HashMap<PathBuf, String>,
@@ -117,11 +125,11 @@ impl Tailer {
     pub(crate) fn new(
         settings: Settings,
         store: Arc<Store>,
-        tx: Sender<Msg>,
+        (tx, recycled): (Sender<Msg>, Receiver<super::writer::Batch>),
         stats: Arc<Stats>,
         ready: Arc<Ready>,
     ) -> Result<Tailer, TailError> {
-        let (events_tx, events) = unbounded();
+        let (events_tx, events) = bounded(EVENT_QUEUE);
         let block = settings.tail.block;
         let limit = settings.tail.batch_bytes;
         Ok(Tailer {
@@ -129,7 +137,8 @@ impl Tailer {
             store,
             out: Outbox {
                 tx,
-                batch: Default::default(),
+                batch: super::writer::Batch::with_budget(limit),
+                recycled,
                 limit,
                 stats: stats.clone(),
             },
@@ -142,6 +151,7 @@ impl Tailer {
             watcher: None,
             events,
             events_tx,
+            events_lost: Arc::new(AtomicBool::new(false)),
             watched: HashSet::new(),
             sources: HashMap::new(),
             canonical: HashMap::new(),
@@ -155,8 +165,11 @@ impl Tailer {
     fn ensure_watches(&mut self) {
         if self.watcher.is_none() {
             let tx = self.events_tx.clone();
+            let lost = self.events_lost.clone();
             match notify::recommended_watcher(move |ev| {
-                let _ = tx.send(ev);
+                if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
+                    lost.store(true, Ordering::Release);
+                }
             }) {
                 Ok(w) => self.watcher = Some(w),
                 Err(e) => {
@@ -240,6 +253,11 @@ impl Tailer {
     }
 
     fn on_event(&mut self, ev: notify::Event) {
+        if ev.need_rescan() {
+            // The kernel's inotify queue overflowed: events were lost.
+            self.events_lost.store(true, Ordering::Release);
+            return;
+        }
         if matches!(ev.kind, notify::EventKind::Access(_)) {
             // Our own opens and reads: ignoring them avoids a feedback loop.
             return;
@@ -349,7 +367,7 @@ impl Tailer {
                     self.dirty.insert(dir);
                 }
             }
-            if s.finished && !s.live.exists() {
+            if s.finished && s.open_files() == 0 && !s.live.exists() {
                 finished.push(key.clone());
             }
         }
@@ -437,11 +455,16 @@ impl Tailer {
                     .roots
                     .iter()
                     .any(|(_, r)| !self.watched.contains(r) && r.is_dir());
-            if root_appeared || last_rescan.elapsed() >= self.settings.rescan {
+            let lost = self.events_lost.swap(false, Ordering::AcqRel);
+            if lost {
+                self.stats.events_lost.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("file events were dropped (queue full); rescanning everything");
+            }
+            if lost || root_appeared || last_rescan.elapsed() >= self.settings.rescan {
                 self.scan_all();
                 last_rescan = Instant::now();
             }
-            all = last_all.elapsed() >= POLL_ALL_EVERY;
+            all = lost || last_all.elapsed() >= POLL_ALL_EVERY;
             let open: usize = self.sources.values().map(Source::open_files).sum();
             self.stats.open_files.store(open as i64, Ordering::Relaxed);
         }
