@@ -128,6 +128,13 @@ fn retry<T>(stats: &Stats, what: &str, mut f: impl FnMut() -> Result<T, runnel_i
     loop {
         match f() {
             Ok(v) => return v,
+            Err(e) if e.is_fatal() => {
+                // Retrying a failed fsync could report lost records durable. Stop the way a
+                // crash would: on restart the index recovers from its files and every tailer
+                // resumes from what is really durable.
+                tracing::error!(error = %e, "index {what} failed and cannot be retried; exiting");
+                std::process::exit(70);
+            }
             Err(e) => {
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "index {what} failed; retrying (data waits on disk)");
