@@ -138,7 +138,7 @@ pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, 
             at += n;
         }
         let raw = &frames[start..at];
-        let comp = zstd::bulk::compress(raw, level).map_err(|e| e.to_string())?;
+        let comp = compress_block(raw, level)?;
         meta.raw_len = raw.len() as u32;
         meta.offset = out.len() as u64;
         meta.len = comp.len() as u32;
@@ -211,6 +211,28 @@ pub fn build_stub(seq: u64, positions: &[(FileId, u64)]) -> Vec<u8> {
     out.extend_from_slice(SEALED_MAGIC);
     finish(&mut out, &[], positions, seq, 0, (i64::MAX, i64::MIN));
     out
+}
+
+thread_local! {
+    /// One zstd context per sealing thread and level: creating a context per block costs about
+    /// as much as compressing a small block.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compress one block with this thread's reusable context.
+fn compress_block(raw: &[u8], level: i32) -> Result<Vec<u8>, String> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            let c = zstd::bulk::Compressor::new(level).map_err(|e| e.to_string())?;
+            *slot = Some((level, c));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => c.compress(raw).map_err(|e| e.to_string()),
+            None => Err("no zstd context".to_string()),
+        }
+    })
 }
 
 /// Write `bytes` as `dir/name`: temp file, fsync, rename, directory fsync.
