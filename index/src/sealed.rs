@@ -214,7 +214,7 @@ pub fn build_stub(seq: u64, positions: &[(FileId, u64)]) -> Vec<u8> {
 }
 
 /// Write `bytes` as `dir/name`: temp file, fsync, rename, directory fsync.
-fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp).map_err(io(&tmp))?;
