@@ -277,7 +277,9 @@ mod tests {
         assert!(!sources.join("6b").exists());
         std::fs::write(removing_dir(root.path()).join("stray"), b"x").unwrap();
         assert!(purge_all(root.path()).is_empty());
-        let left = std::fs::read_dir(removing_dir(root.path())).unwrap().count();
+        let left = std::fs::read_dir(removing_dir(root.path()))
+            .unwrap()
+            .count();
         assert_eq!(left, 0);
     }
 }

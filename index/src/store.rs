@@ -150,7 +150,8 @@ impl Store {
                     match crate::retire::detach(&self.dir, &src.dir) {
                         Ok(moved) => {
                             removed += 1;
-                            remove_errors.extend(moved.and_then(|p| crate::retire::purge(&p).err()));
+                            remove_errors
+                                .extend(moved.and_then(|p| crate::retire::purge(&p).err()));
                             continue;
                         }
                         // Kept, marked; the next retention pass tries again.
@@ -632,8 +633,7 @@ impl Store {
         all.iter()
             .filter_map(|s| {
                 let src = lock(s);
-                (src.changed_gen > gen && !src.removed)
-                    .then(|| (src.key.clone(), src.durable_next))
+                (src.changed_gen > gen && !src.removed).then(|| (src.key.clone(), src.durable_next))
             })
             .collect()
     }

@@ -80,8 +80,15 @@ fn retiring_an_empty_source_removes_it_at_once_and_it_stays_gone_after_reopen() 
     drop(s);
     let s = Store::open(d.path(), small_limits()).unwrap();
     assert_removed(&s, d.path(), "empty");
-    assert_eq!(s.stats().sources_removed, 0, "nothing left to remove at open");
-    assert_eq!(s.read_from("other", 0, 10, 1 << 20).unwrap().records.len(), 3);
+    assert_eq!(
+        s.stats().sources_removed,
+        0,
+        "nothing left to remove at open"
+    );
+    assert_eq!(
+        s.read_from("other", 0, 10, 1 << 20).unwrap().records.len(),
+        3
+    );
 }
 
 #[test]
@@ -330,7 +337,10 @@ fn crash_in_the_middle_of_deleting_a_removed_directory_is_cleaned_at_open() {
     std::fs::write(d.path().join("removing").join("stray-file"), b"x").unwrap();
     let s = Store::open(d.path(), small_limits()).unwrap();
     assert_removed(&s, d.path(), "k");
-    assert_eq!(s.read_from("other", 0, 10, 1 << 20).unwrap().records.len(), 2);
+    assert_eq!(
+        s.read_from("other", 0, 10, 1 << 20).unwrap().records.len(),
+        2
+    );
     // A read-only store never looks in removing/ either.
     assert!(!listed(&Store::open_read_only(d.path()).unwrap(), "k"));
 }
@@ -373,7 +383,10 @@ fn read_only_store_survives_a_source_the_writer_removed() {
     w.sync().unwrap();
     let ro = Store::open_read_only(d.path()).unwrap();
     assert_eq!(ro.sources().len(), 2);
-    assert_eq!(ro.read_from("gone", 0, 10, 1 << 20).unwrap().records.len(), 4);
+    assert_eq!(
+        ro.read_from("gone", 0, 10, 1 << 20).unwrap().records.len(),
+        4
+    );
     let gen = ro.generation();
     w.retire_source("gone").unwrap();
     w.enforce_retention().unwrap();
@@ -383,7 +396,10 @@ fn read_only_store_survives_a_source_the_writer_removed() {
     assert!(!listed(&ro, "gone"));
     assert_unknown(ro.read_from("gone", 0, 10, 1 << 20), "read-only read_from");
     assert!(ro.changed_since(gen).iter().all(|c| c.0 != "gone"));
-    assert_eq!(ro.wait_for("gone", 0, Duration::from_millis(20)).unwrap(), 0);
+    assert_eq!(
+        ro.wait_for("gone", 0, Duration::from_millis(20)).unwrap(),
+        0
+    );
     // A full refresh, and a fresh read-only open, agree.
     ro.refresh().unwrap();
     assert_eq!(ro.sources().len(), 1);
@@ -391,10 +407,7 @@ fn read_only_store_survives_a_source_the_writer_removed() {
         ro.read_from("stays", 0, 10, 1 << 20).unwrap().records.len(),
         4
     );
-    assert_eq!(
-        Store::open_read_only(d.path()).unwrap().sources().len(),
-        1
-    );
+    assert_eq!(Store::open_read_only(d.path()).unwrap().sources().len(), 1);
     assert!(ro.verify().is_ok(), "{:?}", ro.verify().problems);
 }
 
@@ -433,7 +446,10 @@ fn read_only_store_hides_a_drained_retired_source_the_writer_has_not_removed_yet
     let ro = Store::open_read_only(d.path()).unwrap();
     assert!(!listed(&ro, "k"));
     assert!(listed(&ro, "other"));
-    assert!(source_dir(d.path(), "k").exists(), "a reader removes nothing");
+    assert!(
+        source_dir(d.path(), "k").exists(),
+        "a reader removes nothing"
+    );
 }
 
 #[test]
