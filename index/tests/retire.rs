@@ -515,7 +515,7 @@ fn appends_racing_with_retire_are_never_lost_and_readers_racing_with_removals_ne
             s.upsert_source(&key, &Default::default()).unwrap();
             let m = msg(n);
             assert_eq!(s.append(&key, &rec(now_ns(), &m, n + 1)).unwrap(), 0);
-            if n % 7 == 0 {
+            if n.is_multiple_of(7) {
                 s.sync().unwrap();
             }
             n += 1;
