@@ -93,6 +93,10 @@ pub struct SourceInfo {
     pub disk_bytes: u64,
     /// Number of segments holding records (sealed, plus the active one).
     pub segments: u64,
+    /// The agent retired the source ([`crate::Store::retire_source`]): its container's log
+    /// files are gone. It stays listed and readable until retention has deleted its last
+    /// record, then it is removed.
+    pub retired: bool,
 }
 
 /// Store-wide counters for `/metrics`.
@@ -117,6 +121,11 @@ pub struct StoreStats {
     /// Seals that failed inside `append` (the records stay in the active segment; the next
     /// `seal_due` retries). The last message is in `Store::last_error`.
     pub seal_errors: u64,
+    /// Retired sources still holding records (they are removed once retention deletes the last).
+    pub retired_sources: u64,
+    /// Retired sources removed since open (directory, position stub and memory freed), at
+    /// `retire_source`, after retention or at open.
+    pub sources_removed: u64,
 }
 
 /// Called after each sync for every source that received records: `(source key, next_seq)`.

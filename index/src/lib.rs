@@ -23,7 +23,11 @@
 //! `seg-<first seq>.active` and sealed segments `seg-<first seq>-<end seq>.sealed`; after
 //! retention deleted records, a *position stub* `seg-<N>-<N>.sealed` (a sealed segment without
 //! blocks, N = first sequence still stored) keeps the file positions of the deleted records.
-//! `LOCK` in the data dir is `flock`ed by the one writer.
+//! `retired.json` (`{"version":"1"}`) marks a source the agent retired
+//! ([`Store::retire_source`]: its container is gone); once it holds no records the whole
+//! directory is renamed into `<data_dir>/removing/` and deleted there (open deletes what a crash
+//! left in `removing/` and never reads it). `LOCK` in the data dir is `flock`ed by the one
+//! writer.
 //!
 //! ```text
 //! frame (all integers little-endian):
@@ -62,6 +66,9 @@
 //! the position stub, and the scanned active segments), never from a separate checkpoint that
 //! could disagree.
 //! Sealed segment lists come from file names and footers: the directory is the manifest.
+//! Retiring marks durably before anything goes, and a source leaves `sources/` in one rename
+//! only when marked and empty, so a crash at any point leaves it either whole (and open removes
+//! it) or out of `sources/` (the `retire` module spells out each step).
 
 #![deny(missing_docs)]
 
@@ -72,6 +79,7 @@ mod frame;
 mod query;
 mod record;
 mod retention;
+mod retire;
 mod sealed;
 mod source;
 mod store;

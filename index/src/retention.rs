@@ -10,7 +10,8 @@
 //! is still exceeded when no sealed segment is left, the largest active segment is sealed so
 //! that a second pass can delete it. Every deletion is counted in `StoreStats::retention` as
 //! `(reason, segments, records, bytes)`; readers whose cursor pointed into a deleted segment get
-//! an explicit `ReadBatch::gap`.
+//! an explicit `ReadBatch::gap`. A retired source left without records is then removed
+//! (directory, position stub and memory; see the `retire` module).
 //!
 //! Positions outlive the records. The log file a deleted record came from may still be on disk
 //! (a quiet container's live file holds lines older than `max_age`); if the store forgot how far
@@ -172,5 +173,6 @@ pub fn enforce(store: &Store) -> Result<(), Error> {
             None => break,
         }
     }
-    Ok(())
+    // Retired sources whose last segment just went are removed (see the `retire` module).
+    store.remove_drained()
 }

@@ -236,7 +236,7 @@ fn compress_block(raw: &[u8], level: i32) -> Result<Vec<u8>, String> {
 }
 
 /// Write `bytes` as `dir/name`: temp file, fsync, rename, directory fsync.
-fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp).map_err(io(&tmp))?;

@@ -58,6 +58,11 @@ pub struct Source {
     /// The segment files seen at load, so a read-only follower can tell whether only the
     /// active segment grew.
     pub listing: Listing,
+    /// The source carries the retirement mark (see the `retire` module).
+    pub retired: bool,
+    /// The source was removed: its directory is gone and the store no longer lists it; whoever
+    /// still holds it treats it as unknown.
+    pub removed: bool,
 }
 
 /// Names and sizes of a source's sealed segments and the first sequence of its active segment.
@@ -65,6 +70,7 @@ pub struct Source {
 pub struct Listing {
     sealed: Vec<(String, u64)>,
     active: Option<u64>,
+    retired: bool,
 }
 
 impl Listing {
@@ -79,6 +85,8 @@ impl Listing {
                 l.sealed.push((name, len));
             } else if let Some(a) = active_seq(&name) {
                 l.active = l.active.max(Some(a));
+            } else if name == crate::retire::MARK {
+                l.retired = true;
             }
         }
         l.sealed.sort();
@@ -129,6 +137,11 @@ fn key_from_dir(name: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
+/// Whether `e` says a file or directory does not exist.
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
@@ -177,14 +190,38 @@ impl Source {
             positions: HashMap::new(),
             problems: Vec::new(),
             listing: Listing::default(),
+            retired: false,
+            removed: false,
         }
+    }
+
+    /// Drop everything held (maps, descriptors, positions) once the source is removed.
+    pub fn forget(&mut self) {
+        self.sealed.clear();
+        self.active = None;
+        self.pending_positions.clear();
+        self.active_positions.clear();
+        self.positions.clear();
+        self.problems.clear();
     }
 
     /// Load a source directory. Writable loads remove temp files, drop active segments that a
     /// finished seal left behind, and cut torn active tails. The durable positions are rebuilt
     /// from the sealed position tables and the active frames. Returns the source and the bytes
-    /// cut from torn tails.
+    /// cut from torn tails, or `None` when the directory is not a source or vanished while it
+    /// was read (a writer beside a read-only store removed it).
     pub fn load(
+        dir: &Path,
+        writable: bool,
+        chunk_target: u64,
+    ) -> Result<Option<(Source, u64)>, Error> {
+        match Source::load_dir(dir, writable, chunk_target) {
+            Err(e) if is_not_found(&e) && !dir.is_dir() => Ok(None),
+            other => other,
+        }
+    }
+
+    fn load_dir(
         dir: &Path,
         writable: bool,
         chunk_target: u64,
@@ -205,6 +242,7 @@ impl Source {
             },
         };
         let mut src = Source::empty(&key, identity, dir.to_path_buf());
+        src.retired = crate::retire::is_marked(dir)?;
         let mut sealed_names = Vec::new();
         let mut actives = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(io(dir))?;
@@ -325,8 +363,11 @@ impl Source {
     /// Read-only follower: when only the active segment changed since the load, read the frames
     /// appended to it and return true; false means the source must be loaded again.
     pub fn catch_up(&mut self) -> Result<bool, Error> {
-        if Listing::read(&self.dir)? != self.listing {
-            return Ok(false);
+        match Listing::read(&self.dir) {
+            Ok(l) if l == self.listing => {}
+            Ok(_) => return Ok(false),
+            Err(e) if is_not_found(&e) => return Ok(false),
+            Err(e) => return Err(e),
         }
         let Some(act) = self.active.as_mut() else {
             // Empty at load: cheap to load again once it has records.

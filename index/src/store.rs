@@ -67,6 +67,10 @@ impl Store {
             return Err(Error::Locked { path: lock_path });
         }
         let store = Store::new(dir, limits, false, Some(f));
+        // Removals a crash interrupted: nothing under `removing/` is ever read, only deleted.
+        if let Some(e) = crate::retire::purge_all(dir).pop() {
+            lock(&store.counters).last_error = Some(e.to_string());
+        }
         store.load(true)?;
         Ok(store)
     }
@@ -128,12 +132,32 @@ impl Store {
             }
             Err(e) => return Err(io(&sdir)(e)),
         };
+        let mut removed = 0;
+        let mut remove_errors = Vec::new();
         for e in entries {
             let e = e.map_err(io(&sdir))?;
             if !e.path().is_dir() {
                 continue;
             }
             if let Some((mut src, c)) = Source::load(&e.path(), writable, self.chunk_target())? {
+                // A retired source without records is gone: removed now by a writer (a crash
+                // came between the mark, or retention, and the removal), skipped by a reader
+                // (the writer removes it).
+                if crate::retire::drained(&src) {
+                    if !writable {
+                        continue;
+                    }
+                    match crate::retire::detach(&self.dir, &src.dir) {
+                        Ok(moved) => {
+                            removed += 1;
+                            remove_errors
+                                .extend(moved.and_then(|p| crate::retire::purge(&p).err()));
+                            continue;
+                        }
+                        // Kept, marked; the next retention pass tries again.
+                        Err(e) => remove_errors.push(e),
+                    }
+                }
                 src.changed_gen = match old.get(&src.key) {
                     Some(&(next, g)) if next == src.durable_next => g,
                     _ => gen,
@@ -152,6 +176,10 @@ impl Store {
         let mut c = lock(&self.counters);
         if writable {
             c.stats.recovered_truncated_bytes += cut;
+            c.stats.sources_removed += removed;
+        }
+        if let Some(e) = remove_errors.pop() {
+            c.last_error = Some(e.to_string());
         }
         for p in problems {
             if c.seen_problems.insert(p.clone()) {
@@ -180,6 +208,7 @@ impl Store {
         }
         let dir = source::sources_dir(&self.dir).join(source::dir_name(key));
         if !dir.is_dir() {
+            self.forget_vanished(key);
             return Ok(());
         }
         // Usually only the writer's active segment grew: read just the new frames.
@@ -200,7 +229,10 @@ impl Store {
                 return Ok(());
             }
         }
-        let Some((mut src, _)) = Source::load(&dir, false, self.chunk_target())? else {
+        let loaded = Source::load(&dir, false, self.chunk_target())?;
+        let Some((mut src, _)) = loaded.filter(|(s, _)| !crate::retire::drained(s)) else {
+            // Vanished while it was read, or retired and drained (the writer removes it).
+            self.forget_vanished(key);
             return Ok(());
         };
         let mut g = lock(&self.generation);
@@ -223,6 +255,22 @@ impl Store {
         Ok(())
     }
 
+    /// A read-only store's source whose directory the writer removed: drop it from the listing
+    /// and wake waiters.
+    fn forget_vanished(&self, key: &str) {
+        let mut g = lock(&self.generation);
+        let gone = self
+            .sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        if let Some(s) = gone {
+            lock(&s).removed = true;
+            *g += 1;
+            self.wake.notify_all();
+        }
+    }
+
     /// True when opened with [`Store::open_read_only`].
     pub fn is_read_only(&self) -> bool {
         self.read_only
@@ -239,6 +287,40 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
             .cloned()
+    }
+
+    /// Run `f` on the source `key` under its lock; [`Error::UnknownSource`] when the store does
+    /// not hold it, or removed it after the lookup.
+    pub(crate) fn with_source<R>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut Source) -> R,
+    ) -> Result<R, Error> {
+        let s = self
+            .source(key)
+            .ok_or_else(|| Error::UnknownSource(key.into()))?;
+        let mut src = lock(&s);
+        if src.removed {
+            return Err(Error::UnknownSource(key.into()));
+        }
+        Ok(f(&mut src))
+    }
+
+    /// Run `f` on the source `key`, created if needed, under its lock. A source removed between
+    /// the lookup and the lock is no longer in the map, so the next lookup creates it afresh.
+    fn with_live_source<R>(
+        &self,
+        key: &str,
+        identity: Option<&SourceIdentity>,
+        f: impl FnOnce(&mut Source) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        loop {
+            let s = self.source_or_create(key, identity)?;
+            let mut src = lock(&s);
+            if !src.removed {
+                return f(&mut src);
+            }
+        }
     }
 
     fn source_or_create(
@@ -263,29 +345,51 @@ impl Store {
         Ok(s)
     }
 
-    /// Create the source or update its identity.
+    /// Create the source or update its identity. A retired source stays retired (only an
+    /// append says the container is back).
     pub fn upsert_source(&self, key: &str, identity: &SourceIdentity) -> Result<(), Error> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        let s = self.source_or_create(key, Some(identity))?;
-        let mut src = lock(&s);
-        if &src.identity != identity {
-            source::write_source_file(&src.dir, key, identity)?;
-            src.identity = identity.clone();
-        }
-        Ok(())
+        self.with_live_source(key, Some(identity), |src| {
+            if &src.identity != identity {
+                source::write_source_file(&src.dir, key, identity)?;
+                src.identity = identity.clone();
+            }
+            Ok(())
+        })
     }
 
     /// Append one record; returns its sequence number. Not durable until [`Store::sync`].
-    /// A source that was never upserted is created with an empty identity. When the active
-    /// segment reaches `segment_max_bytes` it is sealed here (which also makes it durable).
+    /// A source that was never upserted (or was removed) is created with an empty identity.
+    /// An append to a retired source clears its mark first (the container came back). When the
+    /// active segment reaches `segment_max_bytes` it is sealed here (which also makes it
+    /// durable).
     pub fn append(&self, key: &str, record: &NewRecord<'_>) -> Result<u64, Error> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        let s = self.source_or_create(key, None)?;
-        let mut src = lock(&s);
+        let (seq, seal_error) =
+            self.with_live_source(key, None, |src| self.append_locked(src, record))?;
+        let mut c = lock(&self.counters);
+        c.stats.records_appended += 1;
+        if let Some(e) = seal_error {
+            c.stats.seal_errors += 1;
+            c.last_error = Some(e);
+        }
+        Ok(seq)
+    }
+
+    /// [`Store::append`] under the source's lock: the sequence, and the error of a failed seal.
+    fn append_locked(
+        &self,
+        src: &mut Source,
+        record: &NewRecord<'_>,
+    ) -> Result<(u64, Option<String>), Error> {
+        if src.retired {
+            crate::retire::clear_mark(&src.dir)?;
+            src.retired = false;
+        }
         let ct = self.chunk_target();
         let act = src.ensure_active(ct)?;
         let seq = act.append(record)?;
@@ -308,14 +412,7 @@ impl Store {
                 Err(e) => seal_error = Some(e.to_string()),
             }
         }
-        drop(src);
-        let mut c = lock(&self.counters);
-        c.stats.records_appended += 1;
-        if let Some(e) = seal_error {
-            c.stats.seal_errors += 1;
-            c.last_error = Some(e);
-        }
-        Ok(seq)
+        Ok((seq, seal_error))
     }
 
     /// Make every record appended so far durable (group commit: one fdatasync per source that
@@ -385,16 +482,14 @@ impl Store {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        let s = self
-            .source(key)
-            .ok_or_else(|| Error::UnknownSource(key.into()))?;
-        let mut src = lock(&s);
-        src.seal(
-            self.limits.block_raw_bytes,
-            self.limits.zstd_level,
-            self.chunk_target(),
-            merge,
-        )
+        self.with_source(key, |src| {
+            src.seal(
+                self.limits.block_raw_bytes,
+                self.limits.zstd_level,
+                self.chunk_target(),
+                merge,
+            )
+        })?
     }
 
     /// How age-due seals merge small segments: the previous segment is rewritten while it holds
@@ -450,16 +545,15 @@ impl Store {
 
     /// kubelet-style range read (see the `query` module for the exact order of filters).
     pub fn query(&self, key: &str, q: &Query) -> Result<QueryResult, Error> {
-        let s = self
-            .source(key)
-            .ok_or_else(|| Error::UnknownSource(key.into()))?;
         let mut bad = Vec::new();
-        let res = query::query(&lock(&s), q, &mut bad);
+        let res = self.with_source(key, |src| query::query(src, q, &mut bad))?;
         self.note_bad(bad);
         Ok(res)
     }
 
     /// Read by sequence cursor (for the sink). Only durable records are returned.
+    /// [`Error::UnknownSource`] once the source was removed (retired and drained): the sink
+    /// drops its cursor.
     pub fn read_from(
         &self,
         key: &str,
@@ -467,21 +561,17 @@ impl Store {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<ReadBatch, Error> {
-        let s = self
-            .source(key)
-            .ok_or_else(|| Error::UnknownSource(key.into()))?;
         let mut bad = Vec::new();
-        let batch = {
-            let src = lock(&s);
+        let batch = self.with_source(key, |src| {
             query::read_from(
-                &src,
+                src,
                 from_seq,
                 src.durable_next,
                 max_records,
                 max_bytes,
                 &mut bad,
             )
-        };
+        })?;
         self.note_bad(bad);
         Ok(batch)
     }
@@ -543,7 +633,7 @@ impl Store {
         all.iter()
             .filter_map(|s| {
                 let src = lock(s);
-                (src.changed_gen > gen).then(|| (src.key.clone(), src.durable_next))
+                (src.changed_gen > gen && !src.removed).then(|| (src.key.clone(), src.durable_next))
             })
             .collect()
     }
@@ -558,7 +648,8 @@ impl Store {
         crate::retention::enforce(self)
     }
 
-    /// Every source with its summary.
+    /// Every source with its summary (removed sources are not listed; retired ones are, with
+    /// [`SourceInfo::retired`]).
     pub fn sources(&self) -> Vec<SourceInfo> {
         let all: Vec<_> = self
             .sources
@@ -568,10 +659,13 @@ impl Store {
             .cloned()
             .collect();
         all.iter()
-            .map(|s| {
+            .filter_map(|s| {
                 let src = lock(s);
+                if src.removed {
+                    return None;
+                }
                 let (min_time_ns, max_time_ns) = src.time_range();
-                SourceInfo {
+                Some(SourceInfo {
                     key: src.key.clone(),
                     identity: src.identity.clone(),
                     min_time_ns,
@@ -582,7 +676,8 @@ impl Store {
                     disk_bytes: src.disk_bytes(),
                     segments: src.data_segments()
                         + u64::from(src.active.as_ref().is_some_and(|a| a.records() > 0)),
-                }
+                    retired: src.retired,
+                })
             })
             .collect()
     }
@@ -593,6 +688,7 @@ impl Store {
         st.disk_bytes = 0;
         st.sealed_segments = 0;
         st.active_segments = 0;
+        st.retired_sources = 0;
         for s in self
             .sources
             .read()
@@ -603,6 +699,7 @@ impl Store {
             st.disk_bytes += src.disk_bytes();
             st.sealed_segments += src.data_segments();
             st.active_segments += u64::from(src.active.as_ref().is_some_and(|a| a.records() > 0));
+            st.retired_sources += u64::from(src.retired);
         }
         st
     }

@@ -1,5 +1,6 @@
 //! Golden test pinning the on-disk format (frames, active segment header, sealed blocks, block
-//! index, position table, footer and its version, position stub, `source.json`): a tiny store
+//! index, position table, footer and its version, position stub, `source.json`, the retirement
+//! mark `retired.json`): a tiny store
 //! written from fixed inputs must match `tests/golden/store_v1.txt` byte for byte.
 //!
 //! A change here means old stores may no longer read: bump the format version (magic/footer
@@ -122,6 +123,15 @@ fn on_disk_format_matches_the_golden_file() {
         s.append("old:gone", &rec).unwrap();
     }
     s.seal("old:gone").unwrap();
+    // A retired source that still holds a record keeps its directory, with the mark pinned
+    // here; an empty one leaves nothing behind.
+    let mut job = rec_at(1_700_000_000_000_000_000, b"cron job done", style);
+    job.position = Position::None;
+    s.append("cron:job-1", &job).unwrap();
+    s.retire_source("cron:job-1").unwrap();
+    s.upsert_source("cron:job-0", &SourceIdentity::default())
+        .unwrap();
+    s.retire_source("cron:job-0").unwrap();
     s.sync().unwrap();
     s.enforce_retention().unwrap();
     assert_eq!(s.durable_position(&gone), Some(24));
@@ -147,5 +157,22 @@ fn on_disk_format_matches_the_golden_file() {
     let b = s.read_from(key, 0, 100, 1 << 20).unwrap();
     assert_eq!(b.records.len(), 7);
     assert_eq!(s.durable_position(&gone), Some(24));
+    let retired: Vec<_> = s.sources().into_iter().filter(|i| i.retired).collect();
+    assert_eq!(retired.len(), 1);
+    assert_eq!(
+        (retired[0].key.as_str(), retired[0].records),
+        ("cron:job-1", 1)
+    );
     assert!(s.verify().is_ok());
+}
+
+fn rec_at(time_ns: i64, message: &[u8], time_style: TimeStyle) -> NewRecord<'_> {
+    NewRecord {
+        time_ns,
+        time_style,
+        stream: Stream::Stdout,
+        flags: RecordFlags(0),
+        message,
+        position: Position::None,
+    }
 }

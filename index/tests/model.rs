@@ -13,7 +13,13 @@
 //! - `read_from` returns a contiguous run from the cursor, reporting retention gaps;
 //! - retention deletes only from the front of a source and counts what it deleted;
 //! - the tailer's resume offset (`durable_position`) is the last stored record's offset, and
-//!   stays the last durable offset when retention deleted the records.
+//!   stays the last durable offset when retention deleted the records;
+//! - `retire_source` syncs the store and marks the source; a retired source stays listed
+//!   (`retired: true`) and reads exactly as the model says while it holds records, and is gone
+//!   (not listed, directory removed, reads `UnknownSource`, its file positions forgotten,
+//!   counted in `sources_removed`) from the moment it holds none — at once, after retention, or
+//!   at open; an append clears the mark, and an append to a removed key starts a new source at
+//!   sequence 0.
 //!
 //! Cases default to 256 (override with `PROPTEST_CASES`); each case is small and the store uses
 //! tiny segments (4 KiB) and blocks (1 KiB) so sealing and block boundaries are exercised; half
@@ -22,8 +28,8 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use runnel_index::{
-    FileId, Limits, NewRecord, Position, Query, RecordFlags, SourceIdentity, Store, StoredRecord,
-    Stream, TimeStyle,
+    Error, FileId, Limits, NewRecord, Position, Query, RecordFlags, SourceIdentity, SourceInfo,
+    Store, StoredRecord, Stream, TimeStyle,
 };
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -44,8 +50,10 @@ thread_local! {
     /// What the random runs exercised, so the test fails if a generator change stops covering
     /// the interesting paths: (unsynced records lost in crashes, records deleted by retention,
     /// queries with a non-empty answer, read_from calls that reported a gap, sealed segments
-    /// merged into a larger one by an age-due seal).
-    static COVERAGE: Cell<[u64; 5]> = const { Cell::new([0; 5]) };
+    /// merged into a larger one by an age-due seal, sources removed when retired empty,
+    /// retired sources removed after retention deleted their last record, retired sources
+    /// that an append brought back, appends that recreated a removed source).
+    static COVERAGE: Cell<[u64; 9]> = const { Cell::new([0; 9]) };
 }
 
 fn covered(what: usize, n: u64) {
@@ -108,6 +116,13 @@ enum Op {
     Retention {
         budget: u32,
     },
+    /// The agent saw the container's log files gone and fully read; with `then_retention`,
+    /// nothing is appended to it before retention runs with that budget (the common case:
+    /// a gone container stays gone).
+    Retire {
+        src: usize,
+        then_retention: Option<u32>,
+    },
 }
 
 fn message() -> impl Strategy<Value = Vec<u8>> {
@@ -123,6 +138,11 @@ fn message() -> impl Strategy<Value = Vec<u8>> {
 
 fn time_sel() -> impl Strategy<Value = Option<(u16, i8)>> {
     prop::option::of((any::<u16>(), -1i8..=1))
+}
+
+/// A disk budget: mostly one that keeps part of the data, sometimes one that keeps nothing.
+fn retention_budget() -> impl Strategy<Value = u32> {
+    prop_oneof![3 => 1u32..40_000, 1 => 1u32..200]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -149,7 +169,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (src, any::<u16>(), 1u8..20, 1u16..4000).prop_map(
             |(src, from_sel, max_records, max_bytes)| Op::ReadFrom { src, from_sel, max_records, max_bytes }
         ),
-        1 => (1u32..40_000).prop_map(|budget| Op::Retention { budget }),
+        1 => retention_budget().prop_map(|budget| Op::Retention { budget }),
+        3 => (0..KEYS.len(), prop::option::weighted(0.3, retention_budget()))
+            .prop_map(|(src, then_retention)| Op::Retire { src, then_retention }),
     ]
 }
 
@@ -177,6 +199,12 @@ struct Source {
     last_offset: u64,
     /// Clock of the generator (advances; records may go back a little from it).
     clock_ns: i64,
+    /// Retired (and still holding records).
+    retired: bool,
+    /// Removed: the store no longer holds the source; an append creates it anew.
+    gone: bool,
+    /// How many times the source was created (the initial one is 0).
+    incarnation: u64,
 }
 
 impl Source {
@@ -186,20 +214,35 @@ impl Source {
     fn next_offset(&self, len: usize) -> u64 {
         self.last_offset + len as u64 + 1
     }
-    fn drop_front_to(&mut self, first_seq: u64) {
+    /// Retention deleted the records before `first_seq`; returns how many went.
+    fn drop_front_to(&mut self, first_seq: u64) -> u64 {
         let n = (first_seq - self.first_seq) as usize;
-        self.recs.drain(..n.min(self.recs.len()));
+        let n = n.min(self.recs.len());
+        self.recs.drain(..n);
         self.first_seq = first_seq;
         self.synced = self.synced.max(first_seq);
+        n as u64
+    }
+    /// The file the current incarnation's records come from.
+    fn file(&self, src: usize) -> FileId {
+        file_id(src, self.incarnation)
     }
 }
 
-fn file_id(src: usize) -> FileId {
+/// Each incarnation of a source reads its own file (a container that came back after its
+/// source was removed writes new files).
+fn file_id(src: usize, incarnation: u64) -> FileId {
     FileId {
         dev: 7,
-        ino: 100 + src as u64,
-        fingerprint: 0xabc0 + src as u64,
+        ino: 100 + src as u64 + 1000 * incarnation,
+        fingerprint: 0xabc0 + src as u64 + 0x10000 * incarnation,
     }
+}
+
+/// A source's directory under the store (hex of the key).
+fn source_dir(root: &Path, key: &str) -> PathBuf {
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    root.join("sources").join(hex)
 }
 
 fn limits_with_segments(segment_max_bytes: u64, segment_max_age: Duration) -> Limits {
@@ -221,8 +264,12 @@ struct Harness {
     synced_sizes: HashMap<PathBuf, u64>,
     /// The store was opened with a small disk budget: records may go from the front any time.
     retention_mode: bool,
-    /// Sum over sources of first_seq at the moment the store was opened (before recovery).
-    first_seqs_at_open: u64,
+    /// Records the model saw retention delete since the store was opened.
+    deleted_since_open: u64,
+    /// Sources the model saw removed since the store was opened.
+    removed_since_open: u64,
+    /// Files of removed sources: the store must have forgotten their positions.
+    forgotten_files: Vec<FileId>,
     /// Limits of every open but the small-budget retention one.
     limits: Limits,
 }
@@ -314,7 +361,9 @@ impl Harness {
             model: (0..KEYS.len()).map(|_| Source::default()).collect(),
             synced_sizes: HashMap::new(),
             retention_mode: false,
-            first_seqs_at_open: 0,
+            deleted_since_open: 0,
+            removed_since_open: 0,
+            forgotten_files: Vec::new(),
             limits,
         };
         h.open(h.limits.clone())?;
@@ -356,7 +405,8 @@ impl Harness {
 
     fn open(&mut self, limits: Limits) -> Result<(), TestCaseError> {
         self.retention_mode = limits.max_disk_bytes < (1 << 40);
-        self.first_seqs_at_open = self.model.iter().map(|s| s.first_seq).sum();
+        self.deleted_since_open = 0;
+        self.removed_since_open = 0;
         let store = Store::open(self.dir.path(), limits)
             .map_err(|e| TestCaseError::fail(format!("open: {e}")))?;
         self.store = Some(store);
@@ -369,11 +419,29 @@ impl Harness {
     fn check_recovered(&mut self) -> Result<(), TestCaseError> {
         let infos = self.store()?.sources();
         for (i, key) in KEYS.iter().enumerate() {
-            let info = infos
-                .iter()
-                .find(|s| s.key == *key)
-                .ok_or_else(|| TestCaseError::fail(format!("{key}: source lost after reopen")))?;
+            if self.model[i].gone {
+                continue;
+            }
+            let Some(info) = infos.iter().find(|s| s.key == *key) else {
+                // Only a retired source that a crash left without records goes at open.
+                let m = &self.model[i];
+                ensure(m.retired && m.synced == m.first_seq, || {
+                    format!(
+                        "{key}: source lost after reopen (retired {}, durable records {}..{})",
+                        m.retired, m.first_seq, m.synced
+                    )
+                })?;
+                covered(0, m.recs.len() as u64);
+                self.note_removed(i);
+                continue;
+            };
             let m = &self.model[i];
+            ensure(info.retired == m.retired, || {
+                format!(
+                    "{key}: retired {} after reopen, model {}",
+                    info.retired, m.retired
+                )
+            })?;
             ensure(
                 info.next_seq >= m.synced && info.next_seq <= m.next_seq(),
                 || {
@@ -397,7 +465,7 @@ impl Harness {
             )?;
             let keep = (info.next_seq.max(m.first_seq) - m.first_seq) as usize;
             covered(0, m.recs.len().saturating_sub(keep) as u64);
-            let resume = self.store()?.durable_position(&file_id(i));
+            let resume = self.store()?.durable_position(&m.file(i));
             let m = &mut self.model[i];
             if keep < m.recs.len() {
                 // Lost records: the tailer re-reads from where the index says it is durable.
@@ -406,7 +474,8 @@ impl Harness {
             }
             m.synced = m.next_seq();
             if info.first_seq > m.first_seq {
-                m.drop_front_to(info.first_seq.min(m.next_seq()));
+                let n = m.drop_front_to(info.first_seq.min(m.next_seq()));
+                self.deleted_since_open += n;
             }
             // Every stored record exactly once, in order, equal to what was appended.
             let all = self.read_all(i)?;
@@ -420,7 +489,7 @@ impl Harness {
             })?;
             // The tailer resumes after the last stored record.
             if let Some(last) = m.recs.last() {
-                let pos = self.store()?.durable_position(&file_id(i));
+                let pos = self.store()?.durable_position(&m.file(i));
                 ensure(pos == Some(last.offset), || {
                     format!(
                         "{key}: durable_position {pos:?} after reopen, last stored offset {}",
@@ -453,12 +522,30 @@ impl Harness {
         Ok(out)
     }
 
-    /// Retention may have dropped records from the front since the last look.
-    fn follow_retention(&mut self) -> Result<(), TestCaseError> {
+    /// Retention may have dropped records from the front since the last look; when it just ran
+    /// (`retention_ran`), it may also have removed a retired source whose last record it
+    /// deleted.
+    fn follow_retention(&mut self, retention_ran: bool) -> Result<(), TestCaseError> {
         let infos = self.store()?.sources();
         for (i, key) in KEYS.iter().enumerate() {
+            if self.model[i].gone {
+                continue;
+            }
             let Some(info) = infos.iter().find(|s| s.key == *key) else {
-                return Err(TestCaseError::fail(format!("{key}: source missing")));
+                let m = &self.model[i];
+                ensure(retention_ran && m.retired, || {
+                    format!(
+                        "{key}: source missing (retired {}, retention ran {retention_ran})",
+                        m.retired
+                    )
+                })?;
+                // Every record it held was deleted by retention, then it was removed.
+                let n = m.recs.len() as u64;
+                covered(1, n);
+                covered(6, 1);
+                self.deleted_since_open += n;
+                self.note_removed(i);
+                continue;
             };
             let m = &mut self.model[i];
             ensure(info.first_seq >= m.first_seq, || {
@@ -478,21 +565,65 @@ impl Harness {
                     format!("{key}: first_seq {} beyond next_seq", info.first_seq)
                 })?;
                 covered(1, info.first_seq - m.first_seq);
-                m.drop_front_to(info.first_seq);
+                let n = m.drop_front_to(info.first_seq);
+                self.deleted_since_open += n;
             }
         }
         Ok(())
     }
 
+    /// The store removed source `i`: the model forgets it (its file's position with it).
+    fn note_removed(&mut self, i: usize) {
+        let m = &mut self.model[i];
+        m.gone = true;
+        m.retired = false;
+        m.recs.clear();
+        self.forgotten_files.push(m.file(i));
+        self.removed_since_open += 1;
+    }
+
+    /// A removed source is gone everywhere: listing, directory, reads, positions.
+    fn check_gone(&self, i: usize, infos: &[SourceInfo]) -> Result<(), TestCaseError> {
+        let key = KEYS[i];
+        ensure(infos.iter().all(|s| s.key != key), || {
+            format!("{key}: removed but still listed")
+        })?;
+        let dir = source_dir(self.dir.path(), key);
+        ensure(!dir.exists(), || {
+            format!("{key}: removed but {} is still there", dir.display())
+        })?;
+        let store = self.store()?;
+        ensure(
+            matches!(
+                store.read_from(key, 0, 10, 1 << 20),
+                Err(Error::UnknownSource(_))
+            ) && matches!(
+                store.query(key, &Query::default()),
+                Err(Error::UnknownSource(_))
+            ),
+            || format!("{key}: removed but read_from or query do not say UnknownSource"),
+        )
+    }
+
     fn check_sources(&self) -> Result<(), TestCaseError> {
         let infos = self.store()?.sources();
-        let mut deleted_since_open = 0;
         for (i, key) in KEYS.iter().enumerate() {
+            if self.model[i].gone {
+                self.check_gone(i, &infos)?;
+                continue;
+            }
             let info = infos
                 .iter()
                 .find(|s| s.key == *key)
                 .ok_or_else(|| TestCaseError::fail(format!("{key}: source missing")))?;
             let m = &self.model[i];
+            ensure(info.retired == m.retired, || {
+                format!("{key}: retired {}, model {}", info.retired, m.retired)
+            })?;
+            // A retired source is removed the moment it holds no records.
+            ensure(!m.retired || !m.recs.is_empty(), || {
+                format!("{key}: retired without records but still listed")
+            })?;
             ensure(
                 info.first_seq == m.first_seq
                     && info.next_seq == m.next_seq()
@@ -517,17 +648,37 @@ impl Harness {
                     info.min_time_ns, info.max_time_ns
                 )
             })?;
-            deleted_since_open += m.first_seq;
         }
-        let deleted_since_open = deleted_since_open - self.first_seqs_at_open;
+        for f in &self.forgotten_files {
+            let pos = self.store()?.durable_position(f);
+            ensure(pos.is_none(), || {
+                format!("{f:?}: position {pos:?} of a removed source still known")
+            })?;
+        }
+        let removing = self.dir.path().join("removing");
+        ensure(
+            std::fs::read_dir(&removing).map_or(true, |mut d| d.next().is_none()),
+            || format!("{} not emptied", removing.display()),
+        )?;
         let stats = self.store()?.stats();
         let counted: u64 = stats.retention.iter().map(|r| r.2).sum();
-        ensure(counted == deleted_since_open, || {
+        let deleted = self.deleted_since_open;
+        ensure(counted == deleted, || {
             format!(
-                "retention counted {counted} deleted records since open, model saw {deleted_since_open} go ({:?})",
+                "retention counted {counted} deleted records since open, model saw {deleted} go ({:?})",
                 stats.retention
             )
-        })
+        })?;
+        let retired = self.model.iter().filter(|m| m.retired).count() as u64;
+        ensure(
+            stats.sources_removed == self.removed_since_open && stats.retired_sources == retired,
+            || {
+                format!(
+                    "stats: {} sources removed since open, {} retired; model {} and {retired}",
+                    stats.sources_removed, stats.retired_sources, self.removed_since_open
+                )
+            },
+        )
     }
 
     fn crash(&mut self, kind: &Crash) -> Result<(), TestCaseError> {
@@ -604,7 +755,10 @@ impl Harness {
     /// it never points past the last record stored.
     fn note_durable_positions(&mut self) -> Result<(), TestCaseError> {
         for (i, key) in KEYS.iter().enumerate() {
-            let Some(pos) = self.store()?.durable_position(&file_id(i)) else {
+            if self.model[i].gone {
+                continue;
+            }
+            let Some(pos) = self.store()?.durable_position(&self.model[i].file(i)) else {
                 continue;
             };
             let m = &mut self.model[i];
@@ -623,13 +777,18 @@ impl Harness {
         self.store()?
             .sync()
             .map_err(|e| TestCaseError::fail(format!("sync: {e}")))?;
+        self.note_synced()
+    }
+
+    /// The store synced: every record appended so far is durable.
+    fn note_synced(&mut self) -> Result<(), TestCaseError> {
         for s in &mut self.model {
             s.synced = s.next_seq();
         }
         self.snapshot_sizes();
         for (i, key) in KEYS.iter().enumerate() {
             if let Some(last) = self.model[i].recs.last() {
-                let pos = self.store()?.durable_position(&file_id(i));
+                let pos = self.store()?.durable_position(&self.model[i].file(i));
                 ensure(pos == Some(last.offset), || {
                     format!(
                         "{key}: durable_position {pos:?} after sync, expected {}",
@@ -659,6 +818,21 @@ impl Harness {
         msg: &[u8],
     ) -> Result<(), TestCaseError> {
         let m = &mut self.model[src];
+        if m.gone {
+            // The key comes back after its source was removed: a new source, from sequence 0,
+            // reading a new file.
+            covered(8, 1);
+            *m = Source {
+                clock_ns: m.clock_ns,
+                incarnation: m.incarnation + 1,
+                ..Source::default()
+            };
+        }
+        if m.retired {
+            // The container came back: the append clears the mark.
+            covered(7, 1);
+            m.retired = false;
+        }
         m.clock_ns += step_ms as i64 * 1_000_000;
         let time_ns = m.clock_ns - back_ms as i64 * 1_000_000;
         let offset = m.next_offset(msg.len());
@@ -678,7 +852,7 @@ impl Harness {
             flags: RecordFlags::default(),
             message: msg,
             position: Position::File {
-                file: file_id(src),
+                file: m.file(src),
                 offset,
             },
         };
@@ -724,10 +898,13 @@ impl Harness {
             }
             Op::Sync => self.sync()?,
             Op::Seal { src } => {
-                self.store()?
-                    .seal(KEYS[*src])
-                    .map_err(|e| TestCaseError::fail(format!("seal: {e}")))?;
-                self.follow_retention()?;
+                let res = self.store()?.seal(KEYS[*src]);
+                if self.model[*src].gone {
+                    expect_unknown(res, "seal")?;
+                } else {
+                    res.map_err(|e| TestCaseError::fail(format!("seal: {e}")))?;
+                }
+                self.follow_retention(false)?;
             }
             Op::SealDue => {
                 let sealed_before = self.sealed_files();
@@ -740,7 +917,7 @@ impl Harness {
                     4,
                     sealed_before.iter().filter(|p| !after.contains(p)).count() as u64,
                 );
-                self.follow_retention()?;
+                self.follow_retention(false)?;
             }
             Op::Crash(kind) => self.crash(kind)?,
             Op::Reopen => {
@@ -756,17 +933,18 @@ impl Harness {
                 tail,
                 limit,
             } => {
-                self.follow_retention()?;
+                self.follow_retention(false)?;
                 let q = Query {
                     since_ns: self.pick_time(*src, *since),
                     until_ns: self.pick_time(*src, *until),
                     tail_lines: tail.map(u64::from),
                     limit_bytes: limit.map(u64::from),
                 };
-                let res = self
-                    .store()?
-                    .query(KEYS[*src], &q)
-                    .map_err(|e| TestCaseError::fail(format!("query {q:?}: {e}")))?;
+                let res = self.store()?.query(KEYS[*src], &q);
+                if self.model[*src].gone {
+                    return expect_unknown(res, "query");
+                }
+                let res = res.map_err(|e| TestCaseError::fail(format!("query {q:?}: {e}")))?;
                 let got: Vec<M> = res.records.iter().map(to_m).collect();
                 let m = &self.model[*src];
                 let all = expected(&m.recs, &q);
@@ -788,13 +966,19 @@ impl Harness {
                 max_records,
                 max_bytes,
             } => {
-                self.follow_retention()?;
+                self.follow_retention(false)?;
                 let m = &self.model[*src];
                 let from = *from_sel as u64 % (m.next_seq() + 1);
-                let b = self
-                    .store()?
-                    .read_from(KEYS[*src], from, *max_records as usize, *max_bytes as usize)
-                    .map_err(|e| TestCaseError::fail(format!("read_from: {e}")))?;
+                let res = self.store()?.read_from(
+                    KEYS[*src],
+                    from,
+                    *max_records as usize,
+                    *max_bytes as usize,
+                );
+                if self.model[*src].gone {
+                    return expect_unknown(res, "read_from");
+                }
+                let b = res.map_err(|e| TestCaseError::fail(format!("read_from: {e}")))?;
                 let m = &self.model[*src];
                 let start = from.max(m.first_seq);
                 let got: Vec<M> = b.records.iter().map(to_m).collect();
@@ -846,12 +1030,12 @@ impl Harness {
                 self.store()?
                     .enforce_retention()
                     .map_err(|e| TestCaseError::fail(format!("enforce_retention: {e}")))?;
-                self.follow_retention()?;
+                self.follow_retention(true)?;
                 // Deleting records does not make the tailer read their lines again.
                 for (i, key) in KEYS.iter().enumerate() {
                     let m = &self.model[i];
-                    if m.last_offset > 0 {
-                        let pos = self.store()?.durable_position(&file_id(i));
+                    if m.last_offset > 0 && !m.gone {
+                        let pos = self.store()?.durable_position(&m.file(i));
                         ensure(pos == Some(m.last_offset), || {
                             format!(
                                 "{key}: durable_position {pos:?} after retention, last durable offset {} ({} records left)",
@@ -872,6 +1056,28 @@ impl Harness {
                     },
                 )?;
             }
+            Op::Retire {
+                src,
+                then_retention,
+            } => {
+                let res = self.store()?.retire_source(KEYS[*src]);
+                if self.model[*src].gone {
+                    expect_unknown(res, "retire_source")?;
+                } else {
+                    res.map_err(|e| TestCaseError::fail(format!("retire_source: {e}")))?;
+                    // It synced the store first.
+                    self.note_synced()?;
+                    self.model[*src].retired = true;
+                    if self.model[*src].recs.is_empty() {
+                        covered(5, 1);
+                        self.note_removed(*src);
+                    }
+                }
+                if let Some(budget) = then_retention {
+                    self.check_sources()?;
+                    self.apply(&Op::Retention { budget: *budget })?;
+                }
+            }
         }
         if !matches!(
             op,
@@ -881,6 +1087,19 @@ impl Harness {
             self.note_durable_positions()?;
         }
         Ok(())
+    }
+}
+
+/// `res` must be [`Error::UnknownSource`] (the source was removed).
+fn expect_unknown<T>(res: Result<T, Error>, what: &str) -> Result<(), TestCaseError> {
+    match res {
+        Err(Error::UnknownSource(_)) => Ok(()),
+        Err(e) => Err(TestCaseError::fail(format!(
+            "{what} on a removed source: {e}, expected UnknownSource"
+        ))),
+        Ok(_) => Err(TestCaseError::fail(format!(
+            "{what} on a removed source succeeded, expected UnknownSource"
+        ))),
     }
 }
 
@@ -932,11 +1151,14 @@ fn store_agrees_with_model_under_random_ops_and_crashes() {
         panic!("{e}");
     }
     let torn = TORN_CUTS.with(Cell::get);
-    let [lost, deleted, answered, gaps, merged] = COVERAGE.with(Cell::get);
+    let [lost, deleted, answered, gaps, merged, retired_empty, drained, back, recreated] =
+        COVERAGE.with(Cell::get);
     eprintln!(
         "model coverage over {cases} cases: {torn} torn writes, {lost} unsynced records lost, \
          {deleted} records deleted by retention, {answered} non-empty queries, {gaps} read_from gaps, \
-         {merged} segments merged"
+         {merged} segments merged, {retired_empty} sources removed when retired empty, \
+         {drained} retired sources removed after retention, {back} retired sources appended to, \
+         {recreated} appends that recreated a removed source"
     );
     if cases >= 64 {
         assert!(
@@ -946,6 +1168,10 @@ fn store_agrees_with_model_under_random_ops_and_crashes() {
         assert!(
             lost > 0 && deleted > 0 && answered > 0 && gaps > 0 && merged > 0,
             "the random runs no longer reach crash loss, retention, queries, gaps and merges"
+        );
+        assert!(
+            retired_empty > 0 && drained > 0 && back > 0 && recreated > 0,
+            "the random runs no longer reach every way a retired source goes or comes back"
         );
     }
 }
