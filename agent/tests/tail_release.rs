@@ -336,7 +336,78 @@ fn removed_containers_release_their_source_and_every_handle() {
             fds_under(&pods)
         );
         assert_eq!(ing.stats().open_files.load(Ordering::Relaxed), 0);
+        // The index keeps the removed containers' lines, marked retired.
+        assert!(
+            wait(|| store
+                .sources()
+                .iter()
+                .filter(|s| s.key.contains(&format!("pod{round}-")))
+                .all(|s| s.retired)),
+            "round {round}: removed containers' sources not retired"
+        );
     }
+    ing.shutdown();
+    // Once retention has deleted their lines (2024 times are past the 7-day max age), the
+    // retired sources are forgotten altogether: no directory, no memory.
+    for s in store.sources() {
+        store.seal(&s.key).unwrap();
+    }
+    store.enforce_retention().unwrap();
+    assert!(store.sources().is_empty(), "{:?}", store.sources());
+    assert_eq!(store.stats().sources_removed, 200);
+    let left = std::fs::read_dir(dir.path().join("index/sources"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "source directories left behind");
+}
+
+#[test]
+fn sources_whose_files_vanished_while_the_agent_was_down_are_retired_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    let kept = pods.join("ns_kept_uid/app");
+    std::fs::create_dir_all(&kept).unwrap();
+    append(&kept.join("0.log"), &lines(0..5));
+    let mut cfg = runnel_config::Config::default();
+    cfg.inputs.docker.root = dir.path().join("docker");
+    cfg.inputs.cri.root = pods.clone();
+    let index = dir.path().join("index");
+    {
+        // Before: a container whose pod directory is gone by the time the agent starts.
+        let store = Store::open(&index, Limits::default()).unwrap();
+        let rec = runnel_index::NewRecord {
+            time_ns: 1,
+            time_style: Default::default(),
+            stream: runnel_index::Stream::Stdout,
+            flags: Default::default(),
+            message: b"old line",
+            position: runnel_index::Position::None,
+        };
+        store.append("cri:ns_gone_uid/app/0", &rec).unwrap();
+        store.sync().unwrap();
+    }
+    let store = Arc::new(Store::open(&index, Limits::default()).unwrap());
+    let ing = Ingest::start(&cfg, store.clone()).unwrap();
+    ing.wait_ready();
+    let retired = |key: &str| store.sources().iter().any(|s| s.key == key && s.retired);
+    assert!(wait(|| retired("cri:ns_gone_uid/app/0")));
+    assert!(wait(|| store
+        .sources()
+        .iter()
+        .any(|s| s.key == "cri:ns_kept_uid/app/0" && s.records == 5)));
+    assert!(
+        !retired("cri:ns_kept_uid/app/0"),
+        "a container still on disk is not retired"
+    );
+    let gone = store
+        .sources()
+        .into_iter()
+        .find(|s| s.key == "cri:ns_gone_uid/app/0");
+    assert_eq!(
+        gone.map(|s| s.records),
+        Some(1),
+        "its lines stay until retention"
+    );
     ing.shutdown();
 }
 

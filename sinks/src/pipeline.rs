@@ -10,7 +10,7 @@ use crate::index_name::IndexPattern;
 use crate::metrics::SourceLag;
 use crate::ship::{ship, ShipContext};
 use runnel_index::{ReadBatch, SourceInfo, Store};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
@@ -65,6 +65,9 @@ struct Source {
     /// Oldest record still stored: (first_seq, min_time_ns).
     first: (u64, Option<i64>),
     acked_time_ns: Option<i64>,
+    /// The index no longer has this source (a removed container forgotten after retention):
+    /// dropped, cursor and all, once nothing refers to its position in `sources`.
+    gone: bool,
 }
 
 impl Source {
@@ -129,14 +132,45 @@ impl Pipeline {
         let Ok(infos) = tokio::task::spawn_blocking(move || store.sources()).await else {
             return;
         };
+        let present: HashSet<String> = infos.iter().map(|i| i.key.clone()).collect();
         for info in infos {
             self.upsert(info);
         }
+        for s in &mut self.sources {
+            s.gone = !present.contains(&s.key);
+        }
+        self.compact();
+    }
+
+    /// Drop sources the index forgot, when no batch, request or drain refers to them by
+    /// position. Their cursors leave the cursor file at the next save.
+    fn compact(&mut self) {
+        let quiet = self.in_flight == 0
+            && self.builder.docs.is_empty()
+            && self.tasks.is_empty()
+            && self.drains.is_empty();
+        if !quiet || !self.sources.iter().any(|s| s.gone) {
+            return;
+        }
+        self.sources.retain(|s| !s.gone);
+        self.by_key = self
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key.clone(), i))
+            .collect();
+        self.rr = 0;
     }
 
     fn upsert(&mut self, info: SourceInfo) {
         if let Some(&i) = self.by_key.get(&info.key) {
             let s = &mut self.sources[i];
+            if info.next_seq < s.read_pos {
+                // Removed and created again under the same key: a new sequence from 0.
+                tracing::info!(source = %info.key, "source was recreated; shipping it from its start");
+                s.read_pos = info.first_seq;
+                s.acked_time_ns = None;
+            }
             if s.identity != info.identity {
                 s.frag = Arc::new(SourceFragment::new(
                     &self.settings.node,
@@ -171,6 +205,7 @@ impl Pipeline {
             pending: BTreeMap::new(),
             first: (info.first_seq, info.min_time_ns),
             acked_time_ns: None,
+            gone: false,
         });
     }
 
@@ -193,7 +228,7 @@ impl Pipeline {
                 return false;
             }
             let s = &self.sources[si];
-            if s.read_pos >= s.next_seq {
+            if s.gone || s.read_pos >= s.next_seq {
                 exhausted += 1;
                 continue;
             }
@@ -219,6 +254,12 @@ impl Pipeline {
             .await;
             let rb: ReadBatch = match read {
                 Ok(Ok(rb)) => rb,
+                Ok(Err(runnel_index::Error::UnknownSource(_))) => {
+                    // Forgotten by the index since the last refresh; dropped at the next one.
+                    self.sources[si].gone = true;
+                    exhausted += 1;
+                    continue;
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(source = %self.sources[si].key, error = %e, "reading the index failed; will retry");
                     self.ctx.status.set_error(format!("reading the index: {e}"));

@@ -980,3 +980,44 @@ sinks:
     let dl = std::fs::read_to_string(dir.path().join("dl/rejects.ndjson")).unwrap();
     assert_eq!(dl.lines().count(), 40 / 7, "dead_letter.path");
 }
+
+#[test]
+fn a_source_the_index_forgets_leaves_the_cursor_file_and_a_recreated_one_ships_from_its_start() {
+    let es = Osmem::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let other = SourceIdentity {
+        container_name: Some("other".into()),
+        ..Default::default()
+    };
+    fill(&store, CRI_KEY, &cri_identity(), 0, 50, 0);
+    fill(&store, SIDECAR_KEY, &other, 0, 10, 0);
+    let sink = start(&es_config(&es.url), &store, dir.path());
+    sink.drain(Duration::from_secs(60)).unwrap();
+    assert_eq!(es.count("runnel-test-*"), 60);
+    let cursor_file = dir.path().join("sink").join("cursor.json");
+    let cursors = || std::fs::read_to_string(&cursor_file).unwrap();
+    assert!(cursors().contains(CRI_KEY), "{}", cursors());
+
+    // The container is removed, and retention deletes its (2026-01-02) lines: the index
+    // forgets the source. The sink drops its cursor without an error.
+    store.retire_source(CRI_KEY).unwrap();
+    store.seal(CRI_KEY).unwrap();
+    store.enforce_retention().unwrap();
+    assert!(store.sources().iter().all(|s| s.key != CRI_KEY));
+    fill(&store, SIDECAR_KEY, &other, 10, 5, 0);
+    sink.drain(Duration::from_secs(60)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cursors().contains(CRI_KEY) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!cursors().contains(CRI_KEY), "cursor kept: {}", cursors());
+    assert_eq!(sink.status()["state"], "ok", "{}", sink.status());
+
+    // The same key comes back (a new source from sequence 0): shipped from its start, and the
+    // already shipped documents of the first life are not duplicated (same _ids are 409s).
+    fill(&store, CRI_KEY, &cri_identity(), 1000, 3, 0);
+    sink.drain(Duration::from_secs(60)).unwrap();
+    assert_eq!(es.count("runnel-test-*"), 60 + 5 + 3);
+    sink.shutdown();
+}

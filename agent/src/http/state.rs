@@ -110,7 +110,7 @@ impl AppState {
 
 fn render_index_metrics(store: &Store, out: &mut String) {
     let s = store.stats();
-    let gauges: [(&str, &str, u64); 3] = [
+    let gauges: [(&str, &str, u64); 4] = [
         (
             "runnel_index_disk_bytes",
             "Bytes the index uses on disk.",
@@ -126,6 +126,11 @@ fn render_index_metrics(store: &Store, out: &mut String) {
             "Active (appendable) segments.",
             s.active_segments,
         ),
+        (
+            "runnel_index_retired_sources",
+            "Sources of removed containers whose records are kept until retention.",
+            s.retired_sources,
+        ),
     ];
     for (name, help, v) in gauges {
         let _ = write!(
@@ -133,7 +138,7 @@ fn render_index_metrics(store: &Store, out: &mut String) {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
         );
     }
-    let counters: [(&str, &str, u64); 5] = [
+    let counters: [(&str, &str, u64); 6] = [
         (
             "runnel_index_records_appended_total",
             "Records appended since start.",
@@ -158,6 +163,11 @@ fn render_index_metrics(store: &Store, out: &mut String) {
             "runnel_index_seal_errors_total",
             "Seals that failed inside append (retried by the next maintenance pass).",
             s.seal_errors,
+        ),
+        (
+            "runnel_index_sources_removed_total",
+            "Retired sources forgotten once retention deleted their last record.",
+            s.sources_removed,
         ),
     ];
     for (name, help, v) in counters {
@@ -209,5 +219,6 @@ pub fn source_json(s: &SourceInfo) -> serde_json::Value {
         "records": s.records,
         "disk_bytes": s.disk_bytes,
         "segments": s.segments,
+        "retired": s.retired,
     })
 }

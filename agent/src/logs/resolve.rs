@@ -239,6 +239,7 @@ mod tests {
             records: 1,
             disk_bytes: 1,
             segments: 1,
+            retired: false,
         }
     }
 

@@ -376,14 +376,30 @@ impl Tailer {
             if let Some(s) = self.sources.remove(&k) {
                 self.canonical.remove(&s.canonical);
                 self.stats.sources.fetch_sub(1, Ordering::Relaxed);
+                // After the records just flushed, in the same queue.
+                let _ = self.out.tx.send(Msg::Retire(s.key.clone()));
                 tracing::info!(source = %k, "log file removed and drained; source closed");
             }
         }
         (total, released)
     }
 
+    /// Retire the index's file sources that discovery did not find: their containers were
+    /// removed while the agent was not running. Their records stay until retention.
+    fn retire_vanished(&mut self) {
+        let store = self.store.clone();
+        for info in store.sources() {
+            let file_source = info.key.starts_with("docker:") || info.key.starts_with("cri:");
+            if file_source && !info.retired && !self.sources.contains_key(&info.key) {
+                tracing::info!(source = %info.key, "log files gone while the agent was down; source retired");
+                let _ = self.out.tx.send(Msg::Retire(info.key.into()));
+            }
+        }
+    }
+
     fn drain_to_eof(&mut self) {
         self.scan_all();
+        self.retire_vanished();
         loop {
             let (n, released) = self.poll(true, usize::MAX);
             if n == 0 && !released {
@@ -402,6 +418,7 @@ impl Tailer {
 
     pub(crate) fn run(mut self, cmds: Receiver<Cmd>) {
         self.scan_all();
+        self.retire_vanished();
         self.ready.set();
         let mut last_rescan = Instant::now();
         let mut last_all = Instant::now();

@@ -121,6 +121,9 @@ pub enum Msg {
     Records(Batch),
     /// Sync, then answer.
     Flush(Sender<()>),
+    /// The container's log files are gone and everything read from them was sent before this
+    /// message: the index keeps its records until retention, then forgets the source.
+    Retire(Arc<str>),
 }
 
 fn retry<T>(stats: &Stats, what: &str, mut f: impl FnMut() -> Result<T, runnel_index::Error>) -> T {
@@ -173,6 +176,7 @@ pub fn run(store: Arc<Store>, rx: Receiver<Msg>, recycle: Sender<Batch>, stats: 
                         let _ = recycle.try_send(batch);
                     }
                     Msg::Flush(ack) => acks.push(ack),
+                    Msg::Retire(key) => retire(&store, &key, &stats),
                 }
                 n += 1;
                 next = if n < 64 { rx.try_recv().ok() } else { None };
@@ -196,6 +200,23 @@ pub fn run(store: Arc<Store>, rx: Receiver<Msg>, recycle: Sender<Batch>, stats: 
         }
     }
     retry(&stats, "sync", || store.sync());
+}
+
+/// Retire a finished source. Not retried: a source left unretired is retired at the next
+/// start (the tailer retires sources whose files are gone).
+fn retire(store: &Store, key: &str, stats: &Stats) {
+    match store.retire_source(key) {
+        // Nothing was ever stored for it (an empty file), or it is gone already.
+        Ok(()) | Err(runnel_index::Error::UnknownSource(_)) => {}
+        Err(e) if e.is_fatal() => {
+            tracing::error!(error = %e, "index retire failed and cannot be retried; exiting");
+            std::process::exit(70);
+        }
+        Err(e) => {
+            stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(source = key, error = %e, "retiring a finished source failed");
+        }
+    }
 }
 
 fn append_batch(store: &Store, batch: &Batch, stats: &Stats) {
