@@ -331,12 +331,6 @@ impl ActiveSegment {
         }
         Ok(out)
     }
-
-    /// All frame bytes (without the header), for sealing.
-    pub fn frames_bytes(&self) -> Result<Vec<u8>, Error> {
-        let h = ACTIVE_MAGIC.len() as u64;
-        self.read(h, self.len() - h)
-    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,7 @@ mod record;
 mod retention;
 mod retire;
 mod sealed;
+mod segment_writer;
 mod source;
 mod store;
 mod verify;

@@ -6,11 +6,11 @@
 
 use crate::active::sync_dir;
 use crate::frame;
-use crate::{Error, FileId, Position};
-use memmap2::Mmap;
-use std::collections::BTreeMap;
+use crate::segment_writer::{trailer, BuildError, SegmentBuilder};
+use crate::{Error, FileId};
+use memmap2::{Mmap, UncheckedAdvice};
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Magic and version at the start of a sealed segment.
@@ -99,108 +99,16 @@ fn le32(b: &[u8], at: usize) -> u32 {
 
 /// Build the bytes of a sealed segment from frame bytes (as in an active segment, without its
 /// header). Blocks are cut at frame boundaries once they hold `block_target` raw bytes.
+#[cfg(test)]
 pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(frames.len() / 4 + 4096);
-    out.extend_from_slice(SEALED_MAGIC);
-    let mut metas: Vec<BlockMeta> = Vec::new();
-    let mut positions: BTreeMap<FileId, u64> = BTreeMap::new();
-    let (mut seg_min, mut seg_max) = (i64::MAX, i64::MIN);
-    let (mut first_seq, mut count) = (None, 0u64);
-    let mut at = 0usize;
-    while at < frames.len() {
-        let start = at;
-        let mut meta = BlockMeta {
-            min_time: i64::MAX,
-            max_time: i64::MIN,
-            first_seq: 0,
-            count: 0,
-            raw_len: 0,
-            offset: 0,
-            len: 0,
-            crc: 0,
-        };
-        while at < frames.len() && (at - start) < block_target.max(1) {
-            let (f, n) = frame::decode(&frames[at..]).map_err(|e| e.describe().to_string())?;
-            if meta.count > 0 && at - start + n > MAX_BLOCK_RAW as usize {
-                break;
-            }
-            if meta.count == 0 {
-                meta.first_seq = f.seq;
-            }
-            first_seq.get_or_insert(f.seq);
-            meta.count += 1;
-            count += 1;
-            meta.min_time = meta.min_time.min(f.time_ns);
-            meta.max_time = meta.max_time.max(f.time_ns);
-            if let Position::File { file, offset } = f.position {
-                positions.insert(file, offset);
-            }
-            at += n;
-        }
-        let raw = &frames[start..at];
-        let comp = compress_block(raw, level)?;
-        meta.raw_len = raw.len() as u32;
-        meta.offset = out.len() as u64;
-        meta.len = comp.len() as u32;
-        meta.crc = crc32c::crc32c(&comp);
-        seg_min = seg_min.min(meta.min_time);
-        seg_max = seg_max.max(meta.max_time);
-        out.extend_from_slice(&comp);
-        metas.push(meta);
-    }
-    let positions: Vec<(FileId, u64)> = positions.into_iter().collect();
-    finish(
-        &mut out,
-        &metas,
-        &positions,
-        first_seq.unwrap_or(0),
-        count,
-        (seg_min, seg_max),
-    );
-    Ok(out)
-}
-
-/// Append the block index, the position table and the footer to `out` (which holds the magic
-/// and the blocks).
-fn finish(
-    out: &mut Vec<u8>,
-    metas: &[BlockMeta],
-    positions: &[(FileId, u64)],
-    first_seq: u64,
-    count: u64,
-    (seg_min, seg_max): (i64, i64),
-) {
-    let index_offset = out.len() as u64;
-    for m in metas {
-        out.extend_from_slice(&m.min_time.to_le_bytes());
-        out.extend_from_slice(&m.max_time.to_le_bytes());
-        out.extend_from_slice(&m.first_seq.to_le_bytes());
-        out.extend_from_slice(&m.count.to_le_bytes());
-        out.extend_from_slice(&m.raw_len.to_le_bytes());
-        out.extend_from_slice(&m.offset.to_le_bytes());
-        out.extend_from_slice(&m.len.to_le_bytes());
-        out.extend_from_slice(&m.crc.to_le_bytes());
-    }
-    for (file, offset) in positions {
-        for v in [file.dev, file.ino, file.fingerprint, *offset] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    let index_crc = crc32c::crc32c(&out[index_offset as usize..]);
-    let footer_start = out.len();
-    out.extend_from_slice(&index_offset.to_le_bytes());
-    out.extend_from_slice(&(metas.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(positions.len() as u32).to_le_bytes());
-    out.extend_from_slice(&first_seq.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&seg_min.to_le_bytes());
-    out.extend_from_slice(&seg_max.to_le_bytes());
-    out.extend_from_slice(&index_crc.to_le_bytes());
-    out.extend_from_slice(&FOOTER_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    let fcrc = crc32c::crc32c(&out[footer_start..]);
-    out.extend_from_slice(&fcrc.to_le_bytes());
-    out.extend_from_slice(FOOTER_MAGIC);
+    let describe = |e: BuildError| match e {
+        BuildError::Frames(what) => what,
+        BuildError::Io(e) => e.to_string(),
+    };
+    let out = Vec::with_capacity(frames.len() / 4 + 4096);
+    let mut b = SegmentBuilder::new(out, block_target, level).map_err(describe)?;
+    b.push_frames(frames).map_err(describe)?;
+    b.finish().map_err(describe)
 }
 
 /// Bytes of a position stub: a sealed segment with no blocks, named `seg-<seq>-<seq>.sealed`,
@@ -209,30 +117,9 @@ fn finish(
 pub fn build_stub(seq: u64, positions: &[(FileId, u64)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + positions.len() * POSITION_ENTRY + FOOTER_LEN);
     out.extend_from_slice(SEALED_MAGIC);
-    finish(&mut out, &[], positions, seq, 0, (i64::MAX, i64::MIN));
+    let tail = trailer(8, &[], positions, seq, 0, (i64::MAX, i64::MIN));
+    out.extend_from_slice(&tail);
     out
-}
-
-thread_local! {
-    /// One zstd context per sealing thread and level: creating a context per block costs about
-    /// as much as compressing a small block.
-    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Compress one block with this thread's reusable context.
-fn compress_block(raw: &[u8], level: i32) -> Result<Vec<u8>, String> {
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            let c = zstd::bulk::Compressor::new(level).map_err(|e| e.to_string())?;
-            *slot = Some((level, c));
-        }
-        match slot.as_mut() {
-            Some((_, c)) => c.compress(raw).map_err(|e| e.to_string()),
-            None => Err("no zstd context".to_string()),
-        }
-    })
 }
 
 /// Write `bytes` as `dir/name`: temp file, fsync, rename, directory fsync.
@@ -253,23 +140,101 @@ pub fn write_stub(dir: &Path, seq: u64, positions: &[(FileId, u64)]) -> Result<P
     write_file(dir, &file_name(seq, seq), &build_stub(seq, positions))
 }
 
-/// Write a sealed segment for `frames` into `dir`: temp file, fsync, rename, directory fsync.
-/// Returns the final path.
-pub fn write(
-    dir: &Path,
-    first: u64,
-    end: u64,
-    frames: &[u8],
-    block_target: usize,
-    level: i32,
-) -> Result<PathBuf, Error> {
-    let name = file_name(first, end);
-    let bytes = build(frames, block_target, level).map_err(|what| Error::Corrupt {
-        path: dir.join(&name),
-        offset: 0,
-        what: format!("cannot seal: {what}"),
-    })?;
-    write_file(dir, &name, &bytes)
+/// A sealed segment being written, block by block, under a temporary name; [`commit`] makes it
+/// durable and visible, dropping it uncommitted removes the temporary file.
+///
+/// [`commit`]: PendingSegment::commit
+pub struct PendingSegment {
+    dir: PathBuf,
+    path: PathBuf,
+    tmp: PathBuf,
+    builder: Option<SegmentBuilder<BufWriter<File>>>,
+}
+
+impl PendingSegment {
+    /// Start writing the segment that will hold sequences `first..end` in `dir`.
+    pub fn create(
+        dir: &Path,
+        first: u64,
+        end: u64,
+        block_target: usize,
+        level: i32,
+    ) -> Result<PendingSegment, Error> {
+        let name = file_name(first, end);
+        let path = dir.join(&name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let builder = SegmentBuilder::new(
+            BufWriter::with_capacity(256 << 10, file),
+            block_target,
+            level,
+        )
+        .map_err(|e| build_error(&tmp, e))?;
+        Ok(PendingSegment {
+            dir: dir.to_path_buf(),
+            path,
+            tmp,
+            builder: Some(builder),
+        })
+    }
+
+    /// Add whole frames in sequence order.
+    pub fn push_frames(&mut self, frames: &[u8]) -> Result<(), Error> {
+        match self.builder.as_mut() {
+            Some(b) => b.push_frames(frames).map_err(|e| build_error(&self.tmp, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Finish the segment: trailer, fsync, rename into place, directory fsync.
+    pub fn commit(mut self) -> Result<PathBuf, Error> {
+        let Some(builder) = self.builder.take() else {
+            return Ok(self.path.clone());
+        };
+        let out = builder.finish().map_err(|e| build_error(&self.tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| io(&self.tmp)(e.into_error()))?;
+        file.sync_all().map_err(io(&self.tmp))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
+        self.tmp.clear();
+        sync_dir(&self.dir)?;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for PendingSegment {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn build_error(path: &Path, e: BuildError) -> Error {
+    match e {
+        BuildError::Frames(what) => Error::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            what: format!("cannot seal: {what}"),
+        },
+        BuildError::Io(source) => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Unmap the pages of `len` bytes at `offset` from this process (they stay in the page
+/// cache). The kernel maps whole large folios on a fault, so without this every segment
+/// touched once — at open for its footer, or by one query — would count in the agent's RSS
+/// for as long as it is open, for every segment on the node.
+fn release_pages(map: &Mmap, offset: usize, len: usize) {
+    // SAFETY: the mapping is a read-only shared mapping of a file that is never modified;
+    // MADV_DONTNEED only drops page table entries, and the next access reads the same bytes
+    // back from the page cache or the file.
+    let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, offset, len) };
 }
 
 fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
@@ -386,6 +351,7 @@ impl SealedSegment {
             })
             .collect();
         let (min_time, max_time) = (le64(footer, 32) as i64, le64(footer, 40) as i64);
+        release_pages(&map, 0, map.len());
         Ok(SealedSegment {
             path: path.to_path_buf(),
             map,
@@ -438,6 +404,7 @@ impl SealedSegment {
                 format!("block {i} raw length mismatch"),
             ));
         }
+        release_pages(&self.map, m.offset as usize, m.len as usize);
         Ok(raw)
     }
 
@@ -450,7 +417,56 @@ impl SealedSegment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewRecord, RecordFlags, Stream, TimeStyle};
+    use crate::{NewRecord, Position, RecordFlags, Stream, TimeStyle};
+
+    fn write(
+        dir: &Path,
+        first: u64,
+        end: u64,
+        frames: &[u8],
+        block_target: usize,
+        level: i32,
+    ) -> Result<PathBuf, Error> {
+        let mut p = PendingSegment::create(dir, first, end, block_target, level)?;
+        p.push_frames(frames)?;
+        p.commit()
+    }
+
+    #[test]
+    fn streaming_in_pieces_writes_the_same_bytes_as_building_at_once() {
+        let all = frames(500);
+        let whole = build(&all, 700, 1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = PendingSegment::create(dir.path(), 0, 500, 700, 1).unwrap();
+        let mut at = 0;
+        while at < all.len() {
+            // Whole frames, a few at a time, as a seal reads them chunk by chunk.
+            let mut end = at;
+            for _ in 0..7 {
+                if end < all.len() {
+                    end += crate::frame::decode(&all[end..]).unwrap().1;
+                }
+            }
+            p.push_frames(&all[at..end]).unwrap();
+            at = end;
+        }
+        let path = p.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), whole);
+        assert!(!dir
+            .path()
+            .join(format!("{}.tmp", file_name(0, 500)))
+            .exists());
+        // An abandoned segment leaves nothing behind.
+        let mut p = PendingSegment::create(dir.path(), 500, 501, 700, 1).unwrap();
+        p.push_frames(&all[..100]).unwrap_or(());
+        drop(p);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
 
     fn frames(n: u64) -> Vec<u8> {
         let mut buf = Vec::new();

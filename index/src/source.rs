@@ -3,13 +3,16 @@
 //! manifest: it is rebuilt at open from the file names (sequence ranges) and the footers (time
 //! ranges), so there is no second copy that could disagree with the data.
 
-use crate::active::{sync_dir, ActiveSegment};
-use crate::sealed::{self, SealedSegment};
+use crate::active::{sync_dir, ActiveSegment, ACTIVE_MAGIC};
+use crate::sealed::{self, PendingSegment, SealedSegment};
 use crate::{Error, FileId, Position, SourceIdentity};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Bytes before the first frame of an active segment.
+const ACTIVE_HEADER: u64 = ACTIVE_MAGIC.len() as u64;
 
 /// `source.json`, tagged by version.
 #[derive(Debug, Serialize, Deserialize)]
@@ -456,22 +459,26 @@ impl Source {
             return Ok(());
         }
         act.sync()?;
-        let mut frames = act.frames_bytes()?;
-        let (mut first, end) = (act.first_seq, act.next_seq);
+        let raw = act.len() - ACTIVE_HEADER;
+        let (first, end) = (act.first_seq, act.next_seq);
         let span = act.chunks.iter().fold((i64::MAX, i64::MIN), |(lo, hi), c| {
             (lo.min(c.min_time), hi.max(c.max_time))
         });
-        let prev = match merge.and_then(|m| self.merge_with(m, frames.len() as u64, first, span)) {
-            Some((prev, mut raw)) => {
-                first = prev.first_seq;
-                raw.extend_from_slice(&frames);
-                frames = raw;
-                Some(prev)
-            }
+        // Written block by block: memory stays at about one block, whatever the segment size.
+        let prev = merge.and_then(|m| self.merge_with(m, raw, first, span));
+        let written = match &prev {
+            Some(p) => match self.write_sealed(Some(p), block_target, level) {
+                // A damaged block of the previous segment stays where it is (reported by
+                // reads): never rewrite around it; seal the active records alone instead.
+                Err(Error::Corrupt { .. }) => None,
+                other => Some(other),
+            },
             None => None,
         };
-        let path = sealed::write(&self.dir, first, end, &frames, block_target, level)?;
-        drop(frames);
+        let (path, prev) = match written {
+            Some(r) => (r?, prev),
+            None => (self.write_sealed(None, block_target, level)?, None),
+        };
         // If anything fails before the new active segment exists, remove the sealed copy again
         // so the old active segment (which keeps receiving appends) stays the only copy.
         // The new active segment is created now, so its name carries the next sequence even if
@@ -506,15 +513,15 @@ impl Source {
         Ok(())
     }
 
-    /// The previous sealed segment and its frames, when `merge` allows rewriting it together
-    /// with `raw` bytes of active frames (sequences from `first`, times within `span`).
+    /// The previous sealed segment, when `merge` allows rewriting it together with `raw` bytes
+    /// of active frames (sequences from `first`, times within `span`).
     fn merge_with(
         &self,
         m: Merge,
         raw: u64,
         first: u64,
         span: (i64, i64),
-    ) -> Option<(Arc<SealedSegment>, Vec<u8>)> {
+    ) -> Option<Arc<SealedSegment>> {
         let prev = self.sealed.last().filter(|p| !p.is_stub())?;
         let prev_raw: u64 = prev.blocks.iter().map(|b| b.raw_len as u64).sum();
         let lo = span.0.min(prev.min_time);
@@ -523,15 +530,48 @@ impl Source {
             && prev_raw < m.max_prev_raw
             && prev_raw + raw <= m.max_raw
             && (hi as i128 - lo as i128) <= m.max_span_ns as i128;
-        if !fits {
-            return None;
+        fits.then(|| prev.clone())
+    }
+
+    /// Write the active segment's frames (after `prev`'s records, when merging) as a sealed
+    /// segment; returns its path. A corrupt block of `prev` is an `Error::Corrupt` and nothing
+    /// is left behind.
+    fn write_sealed(
+        &self,
+        prev: Option<&Arc<SealedSegment>>,
+        block_target: usize,
+        level: i32,
+    ) -> Result<PathBuf, Error> {
+        let Some(act) = self.active.as_ref() else {
+            return Err(Error::UnknownSource(self.key.clone()));
+        };
+        let first = prev.map_or(act.first_seq, |p| p.first_seq);
+        let mut out = PendingSegment::create(&self.dir, first, act.next_seq, block_target, level)?;
+        if let Some(p) = prev {
+            for i in 0..p.blocks.len() {
+                out.push_frames(&p.block(i)?)?;
+            }
         }
-        let mut frames = Vec::with_capacity((prev_raw + raw) as usize);
-        for i in 0..prev.blocks.len() {
-            // A damaged block stays where it is (reported by reads); never rewrite around it.
-            frames.extend_from_slice(&prev.block(i).ok()?);
+        let mut at = ACTIVE_HEADER;
+        for c in &act.chunks {
+            if c.offset != at {
+                return Err(Error::Corrupt {
+                    path: act.path.clone(),
+                    offset: at,
+                    what: format!("chunk index jumps to offset {}", c.offset),
+                });
+            }
+            out.push_frames(&act.read(c.offset, c.len)?)?;
+            at += c.len;
         }
-        Some((prev.clone(), frames))
+        if at != act.len() {
+            return Err(Error::Corrupt {
+                path: act.path.clone(),
+                offset: at,
+                what: format!("chunk index ends before the segment ({} bytes)", act.len()),
+            });
+        }
+        out.commit()
     }
 
     /// Sealed segments that hold records (position stubs not counted).

@@ -1,0 +1,198 @@
+//! Writing a sealed segment as a stream: frames go in a few at a time, each block is compressed
+//! and written as soon as it holds `block_target` raw bytes, and the block index, position
+//! table and footer follow at the end. Memory stays at about one block whatever the segment's
+//! size, and the bytes are the same as building the whole segment in memory would give.
+
+use crate::frame;
+use crate::sealed::{BlockMeta, FOOTER_MAGIC, FOOTER_VERSION, MAX_BLOCK_RAW, SEALED_MAGIC};
+use crate::{FileId, Position};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+thread_local! {
+    /// One zstd context per sealing thread and level: creating a context per block costs about
+    /// as much as compressing a small block.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compress one block with this thread's reusable context.
+fn compress_block(raw: &[u8], level: i32) -> Result<Vec<u8>, String> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            let c = zstd::bulk::Compressor::new(level).map_err(|e| e.to_string())?;
+            *slot = Some((level, c));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => c.compress(raw).map_err(|e| e.to_string()),
+            None => Err("no zstd context".to_string()),
+        }
+    })
+}
+
+/// Why a segment could not be built: a frame that does not decode, or an I/O error of the
+/// output.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The input is not a run of whole, valid frames.
+    Frames(String),
+    /// Writing the output failed.
+    Io(std::io::Error),
+}
+
+/// Builds a sealed segment into `out` (a file, or a `Vec` for tests).
+pub struct SegmentBuilder<W: Write> {
+    out: W,
+    written: u64,
+    block_target: usize,
+    level: i32,
+    block: Vec<u8>,
+    meta: BlockMeta,
+    metas: Vec<BlockMeta>,
+    positions: BTreeMap<FileId, u64>,
+    first_seq: Option<u64>,
+    count: u64,
+}
+
+fn empty_meta() -> BlockMeta {
+    BlockMeta {
+        min_time: i64::MAX,
+        max_time: i64::MIN,
+        first_seq: 0,
+        count: 0,
+        raw_len: 0,
+        offset: 0,
+        len: 0,
+        crc: 0,
+    }
+}
+
+impl<W: Write> SegmentBuilder<W> {
+    /// Start a segment in `out` (the magic is written at once).
+    pub fn new(mut out: W, block_target: usize, level: i32) -> Result<Self, BuildError> {
+        out.write_all(SEALED_MAGIC).map_err(BuildError::Io)?;
+        Ok(SegmentBuilder {
+            out,
+            written: SEALED_MAGIC.len() as u64,
+            block_target: block_target.max(1),
+            level,
+            block: Vec::with_capacity(block_target.max(1) + 4096),
+            meta: empty_meta(),
+            metas: Vec::new(),
+            positions: BTreeMap::new(),
+            first_seq: None,
+            count: 0,
+        })
+    }
+
+    /// Add whole frames, in sequence order. A block is cut before a frame once it holds
+    /// `block_target` raw bytes, or when the frame would take it past [`MAX_BLOCK_RAW`].
+    pub fn push_frames(&mut self, mut frames: &[u8]) -> Result<(), BuildError> {
+        while !frames.is_empty() {
+            let (f, n) =
+                frame::decode(frames).map_err(|e| BuildError::Frames(e.describe().to_string()))?;
+            let full = self.block.len() >= self.block_target
+                || self.block.len() + n > MAX_BLOCK_RAW as usize;
+            if !self.block.is_empty() && full {
+                self.emit_block()?;
+            }
+            let m = &mut self.meta;
+            if m.count == 0 {
+                m.first_seq = f.seq;
+            }
+            m.count += 1;
+            m.min_time = m.min_time.min(f.time_ns);
+            m.max_time = m.max_time.max(f.time_ns);
+            self.first_seq.get_or_insert(f.seq);
+            self.count += 1;
+            if let Position::File { file, offset } = f.position {
+                self.positions.insert(file, offset);
+            }
+            self.block.extend_from_slice(&frames[..n]);
+            frames = &frames[n..];
+        }
+        Ok(())
+    }
+
+    fn emit_block(&mut self) -> Result<(), BuildError> {
+        let comp = compress_block(&self.block, self.level).map_err(BuildError::Frames)?;
+        let mut meta = std::mem::replace(&mut self.meta, empty_meta());
+        meta.raw_len = self.block.len() as u32;
+        meta.offset = self.written;
+        meta.len = comp.len() as u32;
+        meta.crc = crc32c::crc32c(&comp);
+        self.out.write_all(&comp).map_err(BuildError::Io)?;
+        self.written += comp.len() as u64;
+        self.metas.push(meta);
+        self.block.clear();
+        Ok(())
+    }
+
+    /// Write the last block, the block index, the position table and the footer; returns the
+    /// output.
+    pub fn finish(mut self) -> Result<W, BuildError> {
+        if !self.block.is_empty() {
+            self.emit_block()?;
+        }
+        let (seg_min, seg_max) = self.metas.iter().fold((i64::MAX, i64::MIN), |(lo, hi), m| {
+            (lo.min(m.min_time), hi.max(m.max_time))
+        });
+        let positions: Vec<(FileId, u64)> =
+            std::mem::take(&mut self.positions).into_iter().collect();
+        let tail = trailer(
+            self.written,
+            &self.metas,
+            &positions,
+            self.first_seq.unwrap_or(0),
+            self.count,
+            (seg_min, seg_max),
+        );
+        self.out.write_all(&tail).map_err(BuildError::Io)?;
+        Ok(self.out)
+    }
+}
+
+/// The block index, the position table and the footer of a segment whose blocks end at
+/// `index_offset`.
+pub fn trailer(
+    index_offset: u64,
+    metas: &[BlockMeta],
+    positions: &[(FileId, u64)],
+    first_seq: u64,
+    count: u64,
+    (seg_min, seg_max): (i64, i64),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(metas.len() * 48 + positions.len() * 32 + 72);
+    for m in metas {
+        out.extend_from_slice(&m.min_time.to_le_bytes());
+        out.extend_from_slice(&m.max_time.to_le_bytes());
+        out.extend_from_slice(&m.first_seq.to_le_bytes());
+        out.extend_from_slice(&m.count.to_le_bytes());
+        out.extend_from_slice(&m.raw_len.to_le_bytes());
+        out.extend_from_slice(&m.offset.to_le_bytes());
+        out.extend_from_slice(&m.len.to_le_bytes());
+        out.extend_from_slice(&m.crc.to_le_bytes());
+    }
+    for (file, offset) in positions {
+        for v in [file.dev, file.ino, file.fingerprint, *offset] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let index_crc = crc32c::crc32c(&out);
+    let footer_start = out.len();
+    out.extend_from_slice(&index_offset.to_le_bytes());
+    out.extend_from_slice(&(metas.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(positions.len() as u32).to_le_bytes());
+    out.extend_from_slice(&first_seq.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&seg_min.to_le_bytes());
+    out.extend_from_slice(&seg_max.to_le_bytes());
+    out.extend_from_slice(&index_crc.to_le_bytes());
+    out.extend_from_slice(&FOOTER_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let fcrc = crc32c::crc32c(&out[footer_start..]);
+    out.extend_from_slice(&fcrc.to_le_bytes());
+    out.extend_from_slice(FOOTER_MAGIC);
+    out
+}
