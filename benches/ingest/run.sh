@@ -39,6 +39,8 @@ gen=$target_dir/release/examples/gen_docker_logs
 
 echo "bench: generating $BYTES bytes over $CONTAINERS containers in $work"
 "$gen" "$work/containers" "$BYTES" "$CONTAINERS" >"$work/gen.out"
+# Write the generated logs out now: otherwise their writeback lands in the first timed run.
+sync
 # shellcheck disable=SC1090
 . "$work/gen.out" # bytes= lines= entries=
 input_bytes=$bytes

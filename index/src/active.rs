@@ -315,9 +315,17 @@ impl ActiveSegment {
 
     /// Read `len` logical bytes at `offset` (from the file and the buffer).
     pub fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.read_into(offset, len, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`read`](Self::read) into `out` (replacing its content), reusing its allocation.
+    pub fn read_into(&self, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<(), Error> {
         let end = offset.saturating_add(len).min(self.len());
         let offset = offset.min(end);
-        let mut out = vec![0u8; (end - offset) as usize];
+        out.clear();
+        out.resize((end - offset) as usize, 0);
         let file_part = end.min(self.flushed).saturating_sub(offset) as usize;
         if file_part > 0 {
             self.file
@@ -329,7 +337,7 @@ impl ActiveSegment {
             let to = end - self.flushed;
             out[file_part..].copy_from_slice(&self.pending[from as usize..to as usize]);
         }
-        Ok(out)
+        Ok(())
     }
 }
 

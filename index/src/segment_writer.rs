@@ -16,8 +16,10 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Compress one block with this thread's reusable context.
-fn compress_block(raw: &[u8], level: i32) -> Result<Vec<u8>, String> {
+/// Compress one block into `out` (cleared first) with this thread's reusable context.
+fn compress_block(raw: &[u8], level: i32, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
@@ -25,7 +27,10 @@ fn compress_block(raw: &[u8], level: i32) -> Result<Vec<u8>, String> {
             *slot = Some((level, c));
         }
         match slot.as_mut() {
-            Some((_, c)) => c.compress(raw).map_err(|e| e.to_string()),
+            Some((_, c)) => c
+                .compress_to_buffer(raw, out)
+                .map(drop)
+                .map_err(|e| e.to_string()),
             None => Err("no zstd context".to_string()),
         }
     })
@@ -48,6 +53,7 @@ pub struct SegmentBuilder<W: Write> {
     block_target: usize,
     level: i32,
     block: Vec<u8>,
+    compressed: Vec<u8>,
     meta: BlockMeta,
     metas: Vec<BlockMeta>,
     positions: BTreeMap<FileId, u64>,
@@ -78,6 +84,7 @@ impl<W: Write> SegmentBuilder<W> {
             block_target: block_target.max(1),
             level,
             block: Vec::with_capacity(block_target.max(1) + 4096),
+            compressed: Vec::new(),
             meta: empty_meta(),
             metas: Vec::new(),
             positions: BTreeMap::new(),
@@ -90,8 +97,9 @@ impl<W: Write> SegmentBuilder<W> {
     /// `block_target` raw bytes, or when the frame would take it past [`MAX_BLOCK_RAW`].
     pub fn push_frames(&mut self, mut frames: &[u8]) -> Result<(), BuildError> {
         while !frames.is_empty() {
-            let (f, n) =
-                frame::decode(frames).map_err(|e| BuildError::Frames(e.describe().to_string()))?;
+            // Sealing moves frames as they are; readers check each frame's CRC.
+            let (f, n) = frame::decode_unverified(frames)
+                .map_err(|e| BuildError::Frames(e.describe().to_string()))?;
             let full = self.block.len() >= self.block_target
                 || self.block.len() + n > MAX_BLOCK_RAW as usize;
             if !self.block.is_empty() && full {
@@ -116,13 +124,15 @@ impl<W: Write> SegmentBuilder<W> {
     }
 
     fn emit_block(&mut self) -> Result<(), BuildError> {
-        let comp = compress_block(&self.block, self.level).map_err(BuildError::Frames)?;
+        compress_block(&self.block, self.level, &mut self.compressed)
+            .map_err(BuildError::Frames)?;
+        let comp = &self.compressed;
         let mut meta = std::mem::replace(&mut self.meta, empty_meta());
         meta.raw_len = self.block.len() as u32;
         meta.offset = self.written;
         meta.len = comp.len() as u32;
-        meta.crc = crc32c::crc32c(&comp);
-        self.out.write_all(&comp).map_err(BuildError::Io)?;
+        meta.crc = crc32c::crc32c(comp);
+        self.out.write_all(comp).map_err(BuildError::Io)?;
         self.written += comp.len() as u64;
         self.metas.push(meta);
         self.block.clear();

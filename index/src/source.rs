@@ -553,6 +553,7 @@ impl Source {
             }
         }
         let mut at = ACTIVE_HEADER;
+        let mut buf = Vec::new();
         for c in &act.chunks {
             if c.offset != at {
                 return Err(Error::Corrupt {
@@ -561,7 +562,8 @@ impl Source {
                     what: format!("chunk index jumps to offset {}", c.offset),
                 });
             }
-            out.push_frames(&act.read(c.offset, c.len)?)?;
+            act.read_into(c.offset, c.len, &mut buf)?;
+            out.push_frames(&buf)?;
             at += c.len;
         }
         if at != act.len() {
