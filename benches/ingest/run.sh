@@ -68,6 +68,9 @@ metrics: { enabled: false }
 log: { level: warn }
 $extra
 EOF
+    # Warm the page cache with the input (this machine's proactive reclaim may have dropped it):
+    # the figure is the agent's CPU, not the disk's.
+    cat "$work"/containers/*/* >/dev/null
     echo "bench: runnel agent --oneshot on core $CPU ($label)" >&2
     local t0 t1
     t0=$(now)
@@ -107,6 +110,7 @@ runs=("$run_defaults" "$run_sealed")
 
 echo "bench: zstd -1 -T1 over the same bytes on core $CPU"
 mapfile -t files < <(find "$work/containers" -name '*-json.log*' | sort)
+cat "${files[@]}" >/dev/null # warm, as for the agent
 z0=$(now)
 taskset -c "$CPU" /usr/bin/time -v -o "$work/ztime.out" zstd -q -1 -T1 -c "${files[@]}" >"$work/zstd.out"
 z1=$(now)

@@ -429,11 +429,19 @@ impl Source {
     /// re-creating it when a seal left it empty on disk).
     pub fn ensure_active(&mut self, chunk_target: u64) -> Result<&mut ActiveSegment, Error> {
         if self.active.is_none() {
-            self.active = Some(ActiveSegment::create(
-                &self.dir,
-                self.next_seq,
-                chunk_target,
-            )?);
+            // A seal leaves the next segment's (empty, durable) file in place: reopen it rather
+            // than writing and fsyncing it again.
+            let path = self.dir.join(crate::active::file_name(self.next_seq));
+            let reopened = path
+                .exists()
+                .then(|| ActiveSegment::recover(&path, self.next_seq, true, chunk_target, |_| {}))
+                .and_then(Result::ok)
+                .filter(|(a, cut)| a.records() == 0 && *cut == 0)
+                .map(|(a, _)| a);
+            self.active = Some(match reopened {
+                Some(a) => a,
+                None => ActiveSegment::create(&self.dir, self.next_seq, chunk_target)?,
+            });
         }
         match self.active.as_mut() {
             Some(a) => Ok(a),
