@@ -8,6 +8,11 @@
 //! `apt-get install -y busybox-static`). Without them the test FAILS; set
 //! `RUNNEL_SKIP_DOCKER=1` to skip it explicitly.
 
+mod docker_support;
+
+use docker_support::{
+    build_busybox_image, docker, docker_ok, docker_root_or_fail, unique, Cleanup,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -24,42 +29,6 @@ const MAX_FILE: u32 = 20;
 
 fn runnel_bin() -> &'static str {
     env!("CARGO_BIN_EXE_runnel")
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let shown = format!("{cmd:?}");
-    match cmd.stdin(Stdio::null()).output() {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run {shown}: {e}"),
-    }
-}
-
-fn docker(args: &[&str]) -> Output {
-    run(Command::new("docker").args(args))
-}
-
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Removes the container and image this test created, whatever happens.
-struct Cleanup {
-    container: String,
-    image: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", "-v", &self.container]);
-        let _ = docker(&["rmi", "-f", &self.image]);
-    }
 }
 
 /// The lines the container prints, in order.
@@ -88,58 +57,6 @@ fn script() -> String {
     )
 }
 
-fn docker_root_or_fail() -> Option<PathBuf> {
-    if std::env::var("RUNNEL_SKIP_DOCKER").as_deref() == Ok("1") {
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! RUNNEL_SKIP_DOCKER=1: the real-Docker end-to-end test was SKIPPED. !!!\n\
-             !!! Docker rotation and splitting are NOT verified by this run.        !!!\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-        );
-        return None;
-    }
-    let out = Command::new("docker")
-        .args(["info", "--format", "{{.DockerRootDir}}"])
-        .stdin(Stdio::null())
-        .output();
-    let root = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        Ok(o) => panic!(
-            "`docker info` failed ({}): {}\nThis test needs a running Docker engine (CI machines have one). \
-             Set RUNNEL_SKIP_DOCKER=1 to skip it explicitly.",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => panic!(
-            "cannot run `docker info`: {e}\nThis test needs the docker CLI and a running engine. \
-             Set RUNNEL_SKIP_DOCKER=1 to skip it explicitly."
-        ),
-    };
-    assert!(!root.is_empty(), "`docker info` printed no DockerRootDir");
-    Some(PathBuf::from(root).join("containers"))
-}
-
-fn build_image(tag: &str) {
-    let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.is_file(),
-        "/bin/busybox is missing: install Debian's static busybox first, as the README test command does: \
-         `apt-get install -y busybox-static`"
-    );
-    let ctx = tempfile::Builder::new()
-        .prefix("runnel-docker-e2e-")
-        .tempdir()
-        .unwrap();
-    std::fs::copy(busybox, ctx.path().join("busybox")).unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
-    )
-    .unwrap();
-    docker_ok(&["build", "-q", "-t", tag, &ctx.path().to_string_lossy()]);
-}
-
-/// Wait until Docker has all lines (its copier may still flush after the process exits).
 fn wait_for_docker_logs(name: &str, want: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -243,19 +160,17 @@ fn assert_same_lines(got: &[String], want: &[String], what: &str) {
 
 #[test]
 fn docker_rotated_and_split_json_file_logs_reach_the_index_exactly_once_in_order() {
-    let Some(containers_dir) = docker_root_or_fail() else {
+    let Some(containers_dir) =
+        docker_root_or_fail("Docker json-file rotation and splitting through the agent")
+    else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let unique = format!("{}-{}", std::process::id(), nanos % 1_000_000_000);
+    let name = unique("runnel-e2e");
     let guard = Cleanup {
-        container: format!("runnel-e2e-{unique}"),
-        image: format!("runnel-e2e-busybox:{unique}"),
+        containers: vec![name.clone()],
+        image: format!("{name}:busybox"),
     };
-    build_image(&guard.image);
+    build_busybox_image(&guard.image);
 
     let max_size = format!("max-size={MAX_SIZE}");
     let max_file = format!("max-file={MAX_FILE}");
@@ -264,7 +179,7 @@ fn docker_rotated_and_split_json_file_logs_reach_the_index_exactly_once_in_order
         "run",
         "-d",
         "--name",
-        &guard.container,
+        &name,
         "--log-driver",
         "json-file",
         "--log-opt",
@@ -281,10 +196,10 @@ fn docker_rotated_and_split_json_file_logs_reach_the_index_exactly_once_in_order
         64,
         "docker run printed {id:?}, not a container id"
     );
-    let status = docker_ok(&["wait", &guard.container]);
+    let status = docker_ok(&["wait", &name]);
     assert_eq!(status, "0", "the container's script failed");
     let want = expected_lines();
-    wait_for_docker_logs(&guard.container, want.len());
+    wait_for_docker_logs(&name, want.len());
 
     // Docker itself rotated the file, and deleted nothing (max-file is not reached).
     let dir = containers_dir.join(&id);
@@ -343,7 +258,7 @@ fn docker_rotated_and_split_json_file_logs_reach_the_index_exactly_once_in_order
     );
 
     // By name (Docker's `/name` without the slash) and by id prefix: the same, complete output.
-    let by_name = runnel_logs(&data_dir, &guard.container);
+    let by_name = runnel_logs(&data_dir, &name);
     assert_same_lines(&by_name, &want, "runnel logs <name>");
     let by_id = runnel_logs(&data_dir, &id[..12]);
     assert_same_lines(&by_id, &want, "runnel logs <id prefix>");

@@ -2,6 +2,10 @@
 //! rename (Docker `.1/.2`, kubelet timestamps), gzip (also of a file never read), copytruncate,
 //! truncation, restart without loss or duplicate, symlink dedupe, include/exclude, late roots.
 
+mod support;
+
+use support::append;
+
 use flate2::write::GzEncoder;
 use runnel_agent::tail::Ingest;
 use runnel_index::{Limits, Store};
@@ -92,15 +96,6 @@ fn docker(i: u64, msg: &str) -> String {
         "{}\n",
         serde_json::json!({"log": format!("{msg}\n"), "stream": "stdout", "time": time(i)})
     )
-}
-
-fn append(p: &Path, s: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .unwrap();
-    f.write_all(s.as_bytes()).unwrap();
 }
 
 fn gzip(p: &Path) -> PathBuf {

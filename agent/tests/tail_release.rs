@@ -5,12 +5,15 @@
 //! [`Source::poll`] and [`Source::scan_rotated`] so each state is reached deterministically, and
 //! through a running [`Ingest`] for the whole picture.
 
+mod support;
+
+use support::append;
+
 use crossbeam_channel::{unbounded, Receiver};
 use runnel_agent::tail::source::{Outbox, Scratch, Source, TailSettings};
 use runnel_agent::tail::writer::Msg;
 use runnel_agent::tail::{Ingest, Input, Stats};
 use runnel_index::{Limits, SourceIdentity, Store};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,15 +34,6 @@ fn lines(r: std::ops::Range<u64>) -> String {
 
 fn names(r: std::ops::Range<u64>) -> Vec<String> {
     r.map(|i| format!("m{i}")).collect()
-}
-
-fn append(p: &Path, s: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .unwrap();
-    f.write_all(s.as_bytes()).unwrap();
 }
 
 /// File descriptors of this process that point under `dir` (deleted or not).
