@@ -266,6 +266,15 @@ fn changed_since_does_not_report_removed_sources() {
 
 // Crashes, simulated by leaving the files as a crash at each step would and reopening.
 
+/// The retired mark of `key`, written as a crash after marking and before removal leaves it.
+fn write_mark(dir: &std::path::Path, key: &str) {
+    std::fs::write(
+        source_dir(dir, key).join("retired.json"),
+        br#"{"version":"1"}"#,
+    )
+    .unwrap();
+}
+
 #[test]
 fn crash_after_the_mark_before_the_removal_is_finished_at_open() {
     let d = scratch();
@@ -274,11 +283,7 @@ fn crash_after_the_mark_before_the_removal_is_finished_at_open() {
     fill(&s, "other", 2, now_ns());
     s.sync().unwrap();
     drop(s);
-    std::fs::write(
-        source_dir(d.path(), "k").join("retired.json"),
-        br#"{"version":"1"}"#,
-    )
-    .unwrap();
+    write_mark(d.path(), "k");
     let s = Store::open(d.path(), small_limits()).unwrap();
     assert_removed(&s, d.path(), "k");
     assert_eq!(s.stats().sources_removed, 1);
@@ -438,11 +443,7 @@ fn read_only_store_hides_a_drained_retired_source_the_writer_has_not_removed_yet
     w.sync().unwrap();
     drop(w);
     // As a crash between the mark and the removal leaves it.
-    std::fs::write(
-        source_dir(d.path(), "k").join("retired.json"),
-        br#"{"version":"1"}"#,
-    )
-    .unwrap();
+    write_mark(d.path(), "k");
     let ro = Store::open_read_only(d.path()).unwrap();
     assert!(!listed(&ro, "k"));
     assert!(listed(&ro, "other"));
