@@ -18,6 +18,8 @@ set -euo pipefail
 
 IDLE=${RUNNEL_MEM_IDLE:-"100 1000 4000"}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=benches/ingest/peak_rss.sh
+. "$repo/benches/ingest/peak_rss.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 die() { echo "memory: $*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is missing"
@@ -56,15 +58,9 @@ for mib in 256 1024; do
     echo "memory: --oneshot over $mib MiB"
     "$gen" "$d/docker" $((mib << 20)) 2 >/dev/null
     /usr/bin/time -v -o "$d/time.out" "$runnel" agent --config "$d/runnel.yaml" --oneshot >/dev/null &
-    tpid=$! rpid="" anon=0 file=0
-    while kill -0 "$tpid" 2>/dev/null; do
-        [ -n "$rpid" ] || rpid=$(pgrep -P "$tpid" | head -n 1 || true)
-        if [ -n "$rpid" ] && read -r a f < <(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print a+0, f+0}' "/proc/$rpid/status" 2>/dev/null); then
-            [ "$a" -gt "$anon" ] && anon=$a
-            [ "$f" -gt "$file" ] && file=$f
-        fi
-        sleep 0.05
-    done
+    tpid=$!
+    peak_rss "$tpid"
+    anon=$PEAK_ANON file=$PEAK_FILE
     wait "$tpid"
     peak[$mib]="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$d/time.out"):$anon:$file"
     rm -rf "$d/docker"

@@ -21,6 +21,8 @@ TARGET_MIBS=200
 TARGET_RSS_MIB=64
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=benches/ingest/peak_rss.sh
+. "$repo/benches/ingest/peak_rss.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -76,17 +78,9 @@ EOF
     t0=$(now)
     taskset -c "$CPU" /usr/bin/time -v -o "$d/time.out" "$runnel" agent --config "$d/runnel.yaml" --oneshot \
         >"$d/agent.out" 2>"$d/agent.err" &
-    local tpid=$! rpid="" anon=0 file=0 a f
-    # Sample the agent's anonymous and file-backed resident memory (peak RSS alone does not
-    # say whether the memory is the agent's own or mapped index files in the page cache).
-    while kill -0 "$tpid" 2>/dev/null; do
-        [ -n "$rpid" ] || rpid=$(pgrep -P "$tpid" | head -n 1 || true)
-        if [ -n "$rpid" ] && read -r a f < <(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print a+0, f+0}' "/proc/$rpid/status" 2>/dev/null); then
-            [ "$a" -gt "$anon" ] && anon=$a
-            [ "$f" -gt "$file" ] && file=$f
-        fi
-        sleep 0.05
-    done
+    local tpid=$! anon file
+    peak_rss "$tpid"
+    anon=$PEAK_ANON file=$PEAK_FILE
     wait "$tpid" || {
         cat "$d/agent.err" >&2
         die "runnel agent --oneshot failed"
