@@ -126,18 +126,20 @@ pub enum Msg {
     Retire(Arc<str>),
 }
 
+/// Stop on an index error that retrying cannot help (a failed fsync: a retry could report lost
+/// records durable), the way a crash would: on restart the index recovers from its files and
+/// every tailer resumes from what is really durable.
+fn exit_on_fatal(what: &str, e: &runnel_index::Error) -> ! {
+    tracing::error!(error = %e, "index {what} failed and cannot be retried; exiting");
+    std::process::exit(70);
+}
+
 fn retry<T>(stats: &Stats, what: &str, mut f: impl FnMut() -> Result<T, runnel_index::Error>) -> T {
     let mut wait = Duration::from_millis(50);
     loop {
         match f() {
             Ok(v) => return v,
-            Err(e) if e.is_fatal() => {
-                // Retrying a failed fsync could report lost records durable. Stop the way a
-                // crash would: on restart the index recovers from its files and every tailer
-                // resumes from what is really durable.
-                tracing::error!(error = %e, "index {what} failed and cannot be retried; exiting");
-                std::process::exit(70);
-            }
+            Err(e) if e.is_fatal() => exit_on_fatal(what, &e),
             Err(e) => {
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "index {what} failed; retrying (data waits on disk)");
@@ -208,10 +210,7 @@ fn retire(store: &Store, key: &str, stats: &Stats) {
     match store.retire_source(key) {
         // Nothing was ever stored for it (an empty file), or it is gone already.
         Ok(()) | Err(runnel_index::Error::UnknownSource(_)) => {}
-        Err(e) if e.is_fatal() => {
-            tracing::error!(error = %e, "index retire failed and cannot be retried; exiting");
-            std::process::exit(70);
-        }
+        Err(e) if e.is_fatal() => exit_on_fatal("retire", &e),
         Err(e) => {
             stats.write_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(source = key, error = %e, "retiring a finished source failed");
