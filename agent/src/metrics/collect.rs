@@ -85,6 +85,8 @@ pub struct Collector {
     last_sockets: HashMap<String, u64>,
     totals: Totals,
     warned: BTreeSet<Access>,
+    /// Kinds of access denied during the current pass.
+    denied_now: BTreeSet<Access>,
     warned_layout: bool,
     warned_not_visible: bool,
     last_error_log: Option<Instant>,
@@ -103,6 +105,7 @@ impl Collector {
             last_sockets: HashMap::new(),
             totals: Totals::default(),
             warned: BTreeSet::new(),
+            denied_now: BTreeSet::new(),
             warned_layout: false,
             warned_not_visible: false,
             last_error_log: None,
@@ -115,13 +118,13 @@ impl Collector {
     pub fn pass(&mut self) -> Snapshot {
         let (wall0, cpu0) = (Instant::now(), thread_cpu_time());
         let mut pass = PassStats::default();
-        let mut denied = BTreeSet::new();
+        self.denied_now.clear();
         let (mut containers, mut pids) = (Vec::new(), Vec::new());
         match Layout::detect(&self.settings.cgroup_root) {
             Ok(layout) => {
                 pass.layout = layout.version();
                 self.warned_layout = false;
-                (containers, pids) = self.read_containers(&layout, &mut pass, &mut denied);
+                (containers, pids) = self.read_containers(&layout, &mut pass);
             }
             Err(e) => {
                 if !self.warned_layout {
@@ -132,7 +135,7 @@ impl Collector {
             }
         }
         if self.settings.sockets {
-            self.count_sockets(&mut containers, &pids, &mut pass, &mut denied);
+            self.count_sockets(&mut containers, &pids, &mut pass);
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -150,7 +153,7 @@ impl Collector {
         let live_ids: HashSet<&str> = containers.iter().map(|c| c.cgroup.id.as_str()).collect();
         self.resolver.retain(&live_ids);
 
-        self.report_denials(&denied, &mut pass);
+        self.report_denials(&mut pass);
         self.report_errors();
         pass.wall = wall0.elapsed();
         pass.cpu = thread_cpu_time().saturating_sub(cpu0);
@@ -174,7 +177,6 @@ impl Collector {
         &mut self,
         layout: &Layout,
         pass: &mut PassStats,
-        denied: &mut BTreeSet<Access>,
     ) -> (Vec<ContainerSample>, Vec<Vec<u32>>) {
         let (found, errors) = cgroup::discover(layout);
         self.stats.errors.extend(errors);
@@ -218,14 +220,13 @@ impl Collector {
                         sample.processes = None;
                     }
                 } else {
-                    let figures =
-                        self.read_processes(&procs.pids, sample.threads.is_none(), denied);
+                    let figures = self.read_processes(&procs.pids, sample.threads.is_none());
                     sample.fds = figures.fds;
                     if sample.threads.is_none() {
                         sample.threads = figures.threads;
                     }
                     if self.settings.tcp_states {
-                        sample.tcp = self.tcp_states(&procs.pids, &mut netns_cache, denied);
+                        sample.tcp = self.tcp_states(&procs.pids, &mut netns_cache);
                     }
                     visible_pids = procs.pids;
                 }
@@ -249,42 +250,38 @@ impl Collector {
     /// Threads (when `want_threads`) and descriptors summed over `pids`. A process that exited
     /// meanwhile is left out; a denied or failed read makes the figure unknown (`None`) rather
     /// than an undercount.
-    fn read_processes(
-        &mut self,
-        pids: &[u32],
-        want_threads: bool,
-        denied: &mut BTreeSet<Access>,
-    ) -> ProcFigures {
+    fn read_processes(&mut self, pids: &[u32], want_threads: bool) -> ProcFigures {
         let mut threads = want_threads.then_some(0u64);
         let mut fds = Some(0u64);
         for &pid in pids {
             if want_threads {
-                match self.procs.threads(pid) {
-                    Ok(n) => threads = threads.map(|t| t + n),
-                    Err(ProcError::Gone) => continue,
-                    Err(e) => {
-                        self.failed(e, denied);
-                        threads = None;
-                    }
-                }
+                let n = self.procs.threads(pid);
+                self.add(&mut threads, n);
             }
-            match self.procs.fds(pid) {
-                Ok(n) => fds = fds.map(|f| f + n),
-                Err(ProcError::Gone) => {}
-                Err(e) => {
-                    self.failed(e, denied);
-                    fds = None;
-                }
-            }
+            let n = self.procs.fds(pid);
+            self.add(&mut fds, n);
         }
         ProcFigures { threads, fds }
     }
 
+    /// Add one process's figure to `total`: a process that exited meanwhile adds nothing; any
+    /// other failure makes the total unknown (and is counted by [`Self::failed`]).
+    fn add(&mut self, total: &mut Option<u64>, figure: Result<u64, ProcError>) {
+        match figure {
+            Ok(n) => *total = total.map(|t| t + n),
+            Err(ProcError::Gone) => {}
+            Err(e) => {
+                self.failed(e);
+                *total = None;
+            }
+        }
+    }
+
     /// Count a failed per-process read: a denial by kind, anything else as a read error.
-    fn failed(&mut self, e: ProcError, denied: &mut BTreeSet<Access>) {
+    fn failed(&mut self, e: ProcError) {
         match e {
             ProcError::Denied(a) => {
-                denied.insert(a);
+                self.denied_now.insert(a);
                 *self.totals.denied.entry(a).or_insert(0) += 1;
             }
             ProcError::Other(msg) => self.stats.errors.push(msg),
@@ -296,14 +293,13 @@ impl Collector {
         &mut self,
         pids: &[u32],
         cache: &mut HashMap<String, TcpStates>,
-        denied: &mut BTreeSet<Access>,
     ) -> Option<TcpStates> {
         for &pid in pids {
             let ns = match self.procs.netns(pid) {
                 Ok(ns) => ns,
                 Err(ProcError::Gone) => continue,
                 Err(e) => {
-                    self.failed(e, denied);
+                    self.failed(e);
                     return None;
                 }
             };
@@ -326,7 +322,7 @@ impl Collector {
                     Err(ProcError::Gone) if table == "tcp6" => {}
                     Err(ProcError::Gone) => break,
                     Err(e) => {
-                        self.failed(e, denied);
+                        self.failed(e);
                         return None;
                     }
                 }
@@ -342,7 +338,6 @@ impl Collector {
         containers: &mut [ContainerSample],
         pids: &[Vec<u32>],
         pass: &mut PassStats,
-        denied: &mut BTreeSet<Access>,
     ) {
         let n = containers.len();
         let start = self
@@ -365,14 +360,10 @@ impl Collector {
             }
             let mut total = Some(0u64);
             for &pid in &pids[i] {
-                match self.procs.sockets(pid) {
-                    Ok(links) => total = total.map(|t| t + links.matching),
-                    Err(ProcError::Gone) => {}
-                    Err(e) => {
-                        self.failed(e, denied);
-                        total = None;
-                        break;
-                    }
+                let n = self.procs.sockets(pid).map(|links| links.matching);
+                self.add(&mut total, n);
+                if total.is_none() {
+                    break;
                 }
             }
             if let Some(t) = total {
@@ -388,8 +379,8 @@ impl Collector {
         }
     }
 
-    fn report_denials(&mut self, denied: &BTreeSet<Access>, pass: &mut PassStats) {
-        for a in denied {
+    fn report_denials(&mut self, pass: &mut PassStats) {
+        for a in &self.denied_now {
             if self.warned.insert(*a) {
                 tracing::warn!(
                     access = a.as_str(),
@@ -398,7 +389,7 @@ impl Collector {
                 );
             }
         }
-        pass.denied = denied.iter().copied().collect();
+        pass.denied = self.denied_now.iter().copied().collect();
     }
 
     fn report_errors(&mut self) {
