@@ -307,7 +307,6 @@ fn since_is_relative_to_now() {
 /// (`--server`) and from the store the agent writes (`--data-dir`), across a rotation.
 #[test]
 fn follow_keeps_streaming_from_server_and_data_dir() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     use std::time::Duration;
 
@@ -343,13 +342,7 @@ fn follow_keeps_streaming_from_server_and_data_dir() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = stdout_lines(&mut child);
         followers.push((args.join(" "), child, rx));
     }
     let next = |rx: &std::sync::mpsc::Receiver<String>, what: &str| {

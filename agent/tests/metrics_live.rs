@@ -384,15 +384,8 @@ fn missing_rights_degrade_what_is_collected_and_say_so_once() {
         cmd.uid(65534).gid(65534);
     }
     let mut child = cmd.spawn().unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let addr = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("runnel: listening on http://")
-                .map(str::to_owned)
-        })
-        .expect("agent printed no listening address");
+    let lines = support::stdout_lines(&mut child);
+    let addr = support::listening_address(&lines).expect("agent printed no listening address");
     let get = |path: &str| -> String {
         ureq::get(&format!("http://{addr}{path}"))
             .call()

@@ -121,6 +121,33 @@ pub fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// The lines `child` prints on its (piped) stdout, as they come, read by a thread.
+pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The `host:port` an agent prints in its `listening on` line, waiting at most 30 s.
+pub fn listening_address(lines: &std::sync::mpsc::Receiver<String>) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()?;
+        if let Some(addr) = line.strip_prefix("runnel: listening on http://") {
+            return Some(addr.to_string());
+        }
+    }
+}
+
 /// A running agent.
 pub struct Agent {
     pub child: Child,
@@ -137,22 +164,10 @@ impl Agent {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting runnel agent");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(addr) = line.strip_prefix("runnel: listening on http://") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("runnel agent did not print its listening address within 30 s");
-            }
+        let lines = stdout_lines(&mut child);
+        let Some(addr) = listening_address(&lines) else {
+            let _ = child.kill();
+            panic!("runnel agent did not print its listening address within 30 s");
         };
         let agent = Agent { child, addr };
         agent.wait_ready();
