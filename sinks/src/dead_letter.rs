@@ -34,19 +34,6 @@ impl DeadLetter {
         &self.path
     }
 
-    /// Write one rejected document and sync the file (see [`DeadLetter::append`]).
-    pub fn write(
-        &mut self,
-        index: &str,
-        id: Option<&str>,
-        status: u16,
-        reason_json: &str,
-        document: &[u8],
-    ) -> Result<(), SinkError> {
-        self.append(index, id, status, reason_json, document)?;
-        self.sync()
-    }
-
     /// Make the lines appended so far durable (one fsync for a whole response's rejects).
     pub fn sync(&mut self) -> Result<(), SinkError> {
         if let Some(f) = self.file.as_mut() {
@@ -134,7 +121,7 @@ mod tests {
         let p = dir.path().join("dl.ndjson");
         let mut dl = DeadLetter::new(p.clone(), 2048);
         for i in 0..40 {
-            dl.write(
+            dl.append(
                 "idx",
                 Some(&format!("id{i}")),
                 400,
@@ -143,6 +130,7 @@ mod tests {
             )
             .unwrap();
         }
+        dl.sync().unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(first["reason"]["type"], "mapper_parsing_exception");
