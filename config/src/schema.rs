@@ -34,6 +34,8 @@ pub struct Config {
     pub sinks: Sinks,
     /// The agent's own logging.
     pub log: LogConfig,
+    /// What `/healthz` calls stuck.
+    pub health: HealthConfig,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             sinks: Sinks::default(),
             log: LogConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -503,4 +506,23 @@ pub enum LogFormat {
     Json,
     /// Human-readable text.
     Text,
+}
+
+/// Liveness: `/healthz` fails when a part of the pipeline stops moving, so the kubelet restarts
+/// the agent (restart is exact: the index and the cursors say where to resume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// An input with unread bytes that made no progress, or a writer with waiting records that
+    /// completed no sync, for this long is unhealthy.
+    #[serde(with = "duration")]
+    pub stall_timeout: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
 }

@@ -60,6 +60,9 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.metrics.interval.is_zero() {
         p.push("metrics.interval: must be greater than 0".into());
     }
+    if c.health.stall_timeout < std::time::Duration::from_secs(1) {
+        p.push("health.stall_timeout: must be at least 1s".into());
+    }
     let es = &c.sinks.elasticsearch;
     for (i, e) in es.endpoints.iter().enumerate() {
         if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
