@@ -10,7 +10,7 @@ mod reply;
 mod state;
 
 pub use body::ResponseBody;
-pub use state::{AppState, MetricsFn, StatusFn, TopFn};
+pub use state::{AppState, HealthFn, MetricsFn, StatusFn, TopFn};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -75,7 +75,7 @@ async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respons
                 "text/plain; version=0.0.4; charset=utf-8",
                 state.render_metrics(),
             ),
-            "/healthz" => reply::text(StatusCode::OK, "text/plain", "ok\n"),
+            "/healthz" => healthz(&state),
             "/readyz" => {
                 if state.ready.load(Ordering::Acquire) {
                     reply::text(StatusCode::OK, "text/plain", "ok\n")
@@ -99,6 +99,24 @@ async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respons
     };
     state.count_request(&path, resp.status().as_u16());
     resp
+}
+
+/// `/healthz`: `ok`, or 503 with a Status error whose message and `details.problems` say which
+/// part is stuck (see `runtime::health`).
+fn healthz(state: &AppState) -> Response<ResponseBody> {
+    let problems = state.health.as_ref().map(|h| h()).unwrap_or_default();
+    if problems.is_empty() {
+        return reply::text(StatusCode::OK, "text/plain", "ok\n");
+    }
+    let mut v = serde_json::json!({
+        "kind": "Status",
+        "status": "Failure",
+        "code": 503,
+        "reason": "ServiceUnavailable",
+        "message": format!("unhealthy: {}", problems.join("; ")),
+    });
+    v["details"] = serde_json::json!({ "problems": problems });
+    reply::json(StatusCode::SERVICE_UNAVAILABLE, &v)
 }
 
 async fn sources(state: &Arc<AppState>) -> Response<ResponseBody> {

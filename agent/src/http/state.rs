@@ -15,6 +15,8 @@ pub type MetricsFn = Arc<dyn Fn(&mut String) + Send + Sync>;
 pub type TopFn = Arc<dyn Fn(&str, usize) -> Result<serde_json::Value, String> + Send + Sync>;
 /// One component's status for `/v1/status`.
 pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+/// `/healthz`: why the agent is unhealthy (empty: healthy).
+pub type HealthFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Shared state of the HTTP server.
 pub struct AppState {
@@ -30,6 +32,8 @@ pub struct AppState {
     pub top: Option<TopFn>,
     /// Components reporting into `/v1/status`.
     pub status: Vec<(String, StatusFn)>,
+    /// The liveness check behind `/healthz` (none: always healthy).
+    pub health: Option<HealthFn>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
@@ -47,6 +51,7 @@ impl AppState {
             metrics: Vec::new(),
             top: None,
             status: Vec::new(),
+            health: None,
             requests: Mutex::new(BTreeMap::new()),
         }
     }

@@ -74,7 +74,11 @@ pub enum TailError {
 pub(crate) enum Cmd {
     Oneshot(Sender<()>),
     Stop(Sender<()>),
+    Reconfigure(Box<tailer::Settings>, Sender<()>),
 }
+
+/// The inputs' part of a config reload, checked and ready to apply ([`Ingest::prepare`]).
+pub struct Reconfig(Box<tailer::Settings>);
 
 /// Set once the first discovery pass is done (for `/readyz`).
 #[derive(Default)]
@@ -198,6 +202,35 @@ impl Ingest {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+    }
+
+    /// Check the `inputs:` section of a new config (globs compile, sizes fit) without
+    /// applying anything: the first half of an all-or-nothing reload.
+    pub fn prepare(cfg: &runnel_config::Config) -> Result<Reconfig, TailError> {
+        tailer::Settings::from_config(cfg).map(|s| Reconfig(Box::new(s)))
+    }
+
+    /// Hand a prepared reconfiguration to the tailer thread, which applies it between polls;
+    /// waits up to `wait` for it to be applied (a tailer held back by a full queue applies it
+    /// when it is free). Returns false when it was not applied in time.
+    pub fn reconfigure(&self, r: Reconfig, wait: std::time::Duration) -> bool {
+        let (tx, rx) = bounded(1);
+        if self.cmd.send(Cmd::Reconfigure(r.0, tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(wait).is_ok()
+    }
+
+    /// The name of a thread of this ingest that has ended (a panic or an unexpected return),
+    /// for the supervisor; `None` while both run (or after a requested shutdown).
+    pub fn dead_part(&self) -> Option<&'static str> {
+        if self.tailer.as_ref().is_some_and(|t| t.is_finished()) {
+            return Some("tailer");
+        }
+        if self.writer.as_ref().is_some_and(|t| t.is_finished()) {
+            return Some("index writer");
+        }
+        None
     }
 
     /// The counters (for tests and the HTTP layer).

@@ -80,6 +80,12 @@ pub struct Stats {
     pub sources: AtomicI64,
     /// Times file events were dropped (queue or kernel overflow) and a full rescan replaced them.
     pub events_lost: AtomicU64,
+    /// Stamped when the tailer read something or finished a pass (for `/healthz`).
+    pub input_beat: crate::progress::Beat,
+    /// Stamped when a file under a log root changed: bytes may be waiting to be read.
+    pub input_pending: crate::progress::Beat,
+    /// Stamped when the writer completed a sync or found its queue empty (for `/healthz`).
+    pub writer_beat: crate::progress::Beat,
 }
 
 impl Stats {

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod reconfigure;
+
 /// How often every source is polled even without an inotify event.
 const POLL_ALL_EVERY: Duration = Duration::from_secs(1);
 /// Bytes read from one source before moving to the next (fairness).
@@ -166,7 +168,9 @@ impl Tailer {
         if self.watcher.is_none() {
             let tx = self.events_tx.clone();
             let lost = self.events_lost.clone();
-            match notify::recommended_watcher(move |ev| {
+            let stats = self.stats.clone();
+            match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+                note_pending(&stats, &ev);
                 if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
                     lost.store(true, Ordering::Release);
                 }
@@ -362,6 +366,9 @@ impl Tailer {
                 );
                 total += n;
                 released |= r;
+                if n > 0 {
+                    self.stats.input_beat.beat();
+                }
                 if n > 0 || r {
                     // It may have more (budget spent): poll it again next round.
                     self.dirty.insert(dir);
@@ -424,6 +431,9 @@ impl Tailer {
         let mut last_all = Instant::now();
         let mut all = true;
         loop {
+            if crate::failpoint::at("tailer") == crate::failpoint::Action::Exit {
+                return;
+            }
             let (n, _) = self.poll(all, SOURCE_BUDGET);
             if all {
                 last_all = Instant::now();
@@ -442,6 +452,10 @@ impl Tailer {
                         self.sync_writer();
                         let _ = ack.send(());
                         return;
+                    }
+                    Ok(Cmd::Reconfigure(settings, ack)) => {
+                        self.reconfigure(*settings);
+                        let _ = ack.send(());
                     }
                     Ok(Cmd::Stop(ack)) => {
                         self.sync_writer();
@@ -484,6 +498,22 @@ impl Tailer {
             all = lost || last_all.elapsed() >= POLL_ALL_EVERY;
             let open: usize = self.sources.values().map(Source::open_files).sum();
             self.stats.open_files.store(open as i64, Ordering::Relaxed);
+            self.stats.input_beat.beat();
+        }
+    }
+}
+
+/// A file under a log root was created or written: bytes may wait to be read (`/healthz`
+/// compares this stamp with the tailer's progress).
+fn note_pending(stats: &Stats, ev: &notify::Result<notify::Event>) {
+    if let Ok(ev) = ev {
+        use notify::event::ModifyKind;
+        if matches!(
+            ev.kind,
+            notify::EventKind::Create(_)
+                | notify::EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_))
+        ) {
+            stats.input_pending.beat();
         }
     }
 }

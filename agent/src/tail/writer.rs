@@ -154,9 +154,16 @@ fn retry<T>(stats: &Stats, what: &str, mut f: impl FnMut() -> Result<T, runnel_i
 pub fn run(store: Arc<Store>, rx: Receiver<Msg>, recycle: Sender<Batch>, stats: Arc<Stats>) {
     let mut last_maint = Instant::now();
     loop {
+        if crate::failpoint::at("writer") == crate::failpoint::Action::Exit {
+            return;
+        }
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                // Nothing waits: the writer is idle, not stuck.
+                stats.writer_beat.beat();
+                None
+            }
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut acks = Vec::new();
@@ -187,6 +194,7 @@ pub fn run(store: Arc<Store>, rx: Receiver<Msg>, recycle: Sender<Batch>, stats: 
         if dirty || !acks.is_empty() {
             retry(&stats, "sync", || store.sync());
             stats.syncs.fetch_add(1, Ordering::Relaxed);
+            stats.writer_beat.beat();
         }
         for a in acks {
             let _ = a.send(());

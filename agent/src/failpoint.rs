@@ -1,0 +1,42 @@
+//! Debug-build failpoints for the supervision and health tests: a real stall or crash of one
+//! pipeline part, triggered from outside by a file, with nothing in release builds.
+//!
+//! With `RUNNEL_FAILPOINTS=<dir>` set, a part calling [`at`] (`tailer`, `writer`, `metrics`):
+//! waits while `<dir>/<part>.pause` exists, panics when `<dir>/<part>.panic` exists, and is told
+//! to return (an unexpected exit) when `<dir>/<part>.exit` exists.
+
+/// What the caller does after [`at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Carry on.
+    Continue,
+    /// Return from the thread's loop as if it had ended by itself.
+    Exit,
+}
+
+/// Check the failpoints of `part`; see the module doc. Always `Continue` in release builds.
+#[cfg(debug_assertions)]
+pub fn at(part: &str) -> Action {
+    let Some(dir) = std::env::var_os("RUNNEL_FAILPOINTS") else {
+        return Action::Continue;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let pause = dir.join(format!("{part}.pause"));
+    while pause.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if dir.join(format!("{part}.panic")).exists() {
+        panic!("failpoint {part}.panic");
+    }
+    if dir.join(format!("{part}.exit")).exists() {
+        return Action::Exit;
+    }
+    Action::Continue
+}
+
+/// Check the failpoints of `part`; see the module doc. Always `Continue` in release builds.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn at(_part: &str) -> Action {
+    Action::Continue
+}
