@@ -2,7 +2,8 @@
 //! pipeline part, triggered from outside by a file, with nothing in release builds.
 //!
 //! With `RUNNEL_FAILPOINTS=<dir>` set, a part calling [`at`] (`tailer`, `writer`, `metrics`):
-//! waits while `<dir>/<part>.pause` exists, panics when `<dir>/<part>.panic` exists, and is told
+//! waits while `<dir>/<part>.pause` exists (with `<dir>/<part>.paused` present while it waits),
+//! panics when `<dir>/<part>.panic` exists, and is told
 //! to return (an unexpected exit) when `<dir>/<part>.exit` exists.
 
 /// What the caller does after [`at`].
@@ -22,8 +23,14 @@ pub fn at(part: &str) -> Action {
     };
     let dir = std::path::PathBuf::from(dir);
     let pause = dir.join(format!("{part}.pause"));
-    while pause.exists() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    if pause.exists() {
+        // Tells the test that the part is parked here (and reads nothing until released).
+        let parked = dir.join(format!("{part}.paused"));
+        let _ = std::fs::write(&parked, "");
+        while pause.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(parked);
     }
     if dir.join(format!("{part}.panic")).exists() {
         panic!("failpoint {part}.panic");
