@@ -245,3 +245,83 @@ fn an_invalid_or_restart_only_update_is_refused_whole_and_the_running_config_sta
     assert_eq!(st["components"]["config"]["state"], "ok");
     assert_eq!(st["components"]["config"]["sha256"], cm.sha256());
 }
+
+#[test]
+fn inputs_and_the_metrics_collector_are_enabled_and_disabled_live() {
+    let node = Node::new();
+    let with = |cri: bool, metrics: bool| {
+        config(&node, "", "")
+            .replace(
+                &format!(
+                    "cri: {{ enabled: true, root: {} }}",
+                    node.cri_root().display()
+                ),
+                &format!(
+                    "cri: {{ enabled: {cri}, root: {} }}",
+                    node.cri_root().display()
+                ),
+            )
+            .replace(
+                "metrics: { enabled: false }",
+                &format!("metrics: {{ enabled: {metrics}, interval: 200ms }}"),
+            )
+    };
+    let mut cm = ConfigMap::new(&node.dir.path().join("cm"), &with(false, false));
+    write(&node, "ns", "cri-pod", "c", 0, 20);
+    let agent = Live::start(&cm.file(), &node.dir.path().join("stderr"), None);
+    // Ready means the first discovery pass is done: it found nothing to read.
+    assert_eq!(
+        agent.metric("runnel_input_sources"),
+        Some(0.0),
+        "CRI disabled at start"
+    );
+    assert!(agent.metric("runnel_metrics_passes_total").is_none());
+
+    // Enable the CRI input and the collector.
+    cm.update(&with(true, true));
+    assert!(
+        agent.until(WAIT, |l| generation(l) == 2.0),
+        "{}",
+        agent.stderr()
+    );
+    assert!(agent.until(WAIT, |l| lines(l, "ns", "cri-pod").len() == 20));
+    assert!(agent.until(WAIT, |l| l
+        .metric("runnel_metrics_passes_total")
+        .is_some_and(|n| n >= 1.0)));
+
+    // Disable both: the CRI source stops; the collector's families leave /metrics. A Docker
+    // container keeps being read (the barrier).
+    cm.update(&with(false, false));
+    assert!(
+        agent.until(WAIT, |l| generation(l) == 3.0),
+        "{}",
+        agent.stderr()
+    );
+    assert!(agent.until(WAIT, |l| l.metric("runnel_metrics_passes_total").is_none()));
+    write(&node, "ns", "cri-pod", "c", 20, 5);
+    let id = support::container_id(3);
+    let docker = node.docker_container(
+        &id,
+        "k8s_app_dock_ns_uid-dock_0",
+        &[
+            ("io.kubernetes.pod.namespace", "ns"),
+            ("io.kubernetes.pod.name", "dock"),
+            ("io.kubernetes.container.name", "app"),
+        ],
+    );
+    append(
+        &docker,
+        &support::docker_line("d 0\n", "stdout", &time_at(0)),
+    );
+    assert!(agent.until(WAIT, |l| lines(l, "ns", "dock").len() == 1));
+    append(
+        &docker,
+        &support::docker_line("d 1\n", "stdout", &time_at(1)),
+    );
+    assert!(agent.until(WAIT, |l| lines(l, "ns", "dock").len() == 2));
+    assert_eq!(
+        lines(&agent, "ns", "cri-pod").len(),
+        20,
+        "a disabled input stops"
+    );
+}
