@@ -12,10 +12,12 @@
 
 mod interpolate;
 mod schema;
+mod sidecar;
 mod units;
 mod validate;
 
 pub use schema::*;
+pub use sidecar::{ForwardInput, ForwardTls, HttpIngest};
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 use std::path::Path;

@@ -3,7 +3,7 @@
 
 use super::AgentArgs;
 use crate::http::{self, AppState, MetricsFn, StatusFn, TopFn};
-use crate::{demo, metrics, tail};
+use crate::{demo, ingest, metrics, tail};
 use runnel_config::Config;
 use runnel_index::{Limits, Store};
 use std::path::Path;
@@ -95,8 +95,10 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
     let store = Arc::new(
         Store::open(&index_dir, limits(cfg)).map_err(|e| format!("opening the index: {e}"))?,
     );
-    let ingest =
-        tail::Ingest::start(cfg, store.clone()).map_err(|e| format!("starting inputs: {e}"))?;
+    let writer = ingest::Writer::start(store.clone(), ingest::WriterSettings::from_config(cfg))
+        .map_err(|e| format!("starting the index writer: {e}"))?;
+    let files = tail::Ingest::start_with(cfg, store.clone(), writer.handle())
+        .map_err(|e| format!("starting inputs: {e}"))?;
     let sink = if cfg.sinks.elasticsearch.enabled {
         let state_dir = cfg.data_dir.join("sinks").join("elasticsearch");
         Some(
@@ -113,9 +115,10 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
     };
 
     if args.oneshot {
-        ingest
+        files
             .run_until_eof()
             .map_err(|e| format!("ingesting: {e}"))?;
+        writer.shutdown();
         if let Some(sink) = sink {
             sink.drain(ONESHOT_SINK_TIMEOUT)
                 .map_err(|e| format!("shipping to elasticsearch: {e}"))?;
@@ -144,25 +147,25 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
     } else {
         None
     };
-    let ingest = Arc::new(ingest);
+    let files = Arc::new(files);
     let sink = sink.map(Arc::new);
     let ready = Arc::new(AtomicBool::new(false));
     {
-        let (ingest, ready) = (ingest.clone(), ready.clone());
+        let (files, ready) = (files.clone(), ready.clone());
         std::thread::Builder::new()
             .name("readiness".into())
             .spawn(move || {
-                ingest.wait_ready();
+                files.wait_ready();
                 ready.store(true, Ordering::Release);
             })
             .map_err(|e| format!("spawning a thread: {e}"))?;
     }
     let mut state = AppState::new(store.clone(), ready);
     {
-        let ingest = ingest.clone();
+        let files = files.clone();
         state
             .metrics
-            .push(Arc::new(move |out: &mut String| ingest.render_metrics(out)) as MetricsFn);
+            .push(Arc::new(move |out: &mut String| files.render_metrics(out)) as MetricsFn);
     }
     if let Some(m) = &container_metrics {
         let (render, top) = (m.clone(), m.clone());
@@ -196,9 +199,10 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
     drop(state);
 
     tracing::info!("shutting down: stopping inputs and syncing the index");
-    if let Ok(ingest) = Arc::try_unwrap(ingest) {
-        ingest.shutdown();
+    if let Ok(files) = Arc::try_unwrap(files) {
+        files.shutdown();
     }
+    writer.shutdown();
     if let Some(m) = container_metrics.and_then(|m| Arc::try_unwrap(m).ok()) {
         m.shutdown();
     }
