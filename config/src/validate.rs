@@ -137,23 +137,6 @@ pub fn line_of(text: &str, key: &str) -> Option<usize> {
     None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::line_of;
-
-    #[test]
-    fn keys_are_found_in_block_and_flow_mappings() {
-        let text = "# comment\nindex:\n  zstd_level: 40\n\nhttp: { listen: nowhere }\nsinks:\n  elasticsearch:\n    endpoints: [\"ftp://x\"]\n    batch: { max_docs: 0 }\n";
-        assert_eq!(line_of(text, "index.zstd_level"), Some(3));
-        assert_eq!(line_of(text, "http.listen"), Some(5));
-        assert_eq!(line_of(text, "sinks.elasticsearch.endpoints[0]"), Some(8));
-        assert_eq!(line_of(text, "sinks.elasticsearch.batch"), Some(9));
-        assert_eq!(line_of(text, "sinks.elasticsearch.batch.max_docs"), Some(9));
-        assert_eq!(line_of(text, "index.max_age"), None);
-        assert_eq!(line_of(text, "metrics.interval"), None);
-    }
-}
-
 fn validate_forward(f: &crate::ForwardInput, p: &mut Problems) {
     if f.enabled && f.listen.parse::<std::net::SocketAddr>().is_err() && !f.listen.contains(':') {
         p.push(format!(
@@ -192,5 +175,22 @@ fn validate_forward(f: &crate::ForwardInput, p: &mut Problems) {
     }
     if f.tls.client_ca_file.is_some() && f.tls.cert_file.is_none() {
         p.push("inputs.forward.tls.client_ca_file: needs cert_file and key_file".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_of;
+
+    #[test]
+    fn keys_are_found_in_block_and_flow_mappings() {
+        let text = "# comment\nindex:\n  zstd_level: 40\n\nhttp: { listen: nowhere }\nsinks:\n  elasticsearch:\n    endpoints: [\"ftp://x\"]\n    batch: { max_docs: 0 }\n";
+        assert_eq!(line_of(text, "index.zstd_level"), Some(3));
+        assert_eq!(line_of(text, "http.listen"), Some(5));
+        assert_eq!(line_of(text, "sinks.elasticsearch.endpoints[0]"), Some(8));
+        assert_eq!(line_of(text, "sinks.elasticsearch.batch"), Some(9));
+        assert_eq!(line_of(text, "sinks.elasticsearch.batch.max_docs"), Some(9));
+        assert_eq!(line_of(text, "index.max_age"), None);
+        assert_eq!(line_of(text, "metrics.interval"), None);
     }
 }

@@ -161,6 +161,14 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
             .map_err(|e| format!("spawning a thread: {e}"))?;
     }
     let mut state = AppState::new(store.clone(), ready);
+    if cfg.inputs.http_ingest.enabled {
+        state.ingest = Some(crate::inputs::http_ingest::IngestEndpoint {
+            submitter: writer.submitter(),
+            max_body_bytes: usize::try_from(cfg.inputs.http_ingest.max_body_bytes)
+                .unwrap_or(usize::MAX),
+            queue_timeout: cfg.inputs.http_ingest.queue_timeout,
+        });
+    }
     {
         let files = files.clone();
         state

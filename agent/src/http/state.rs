@@ -30,6 +30,8 @@ pub struct AppState {
     pub top: Option<TopFn>,
     /// Components reporting into `/v1/status`.
     pub status: Vec<(String, StatusFn)>,
+    /// `POST /v1/ingest`, when enabled.
+    pub ingest: Option<crate::inputs::http_ingest::IngestEndpoint>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
@@ -47,14 +49,16 @@ impl AppState {
             metrics: Vec::new(),
             top: None,
             status: Vec::new(),
+            ingest: None,
             requests: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// Count a served request; unknown paths are folded into one label value.
     pub fn count_request(&self, path: &str, code: u16) {
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 8] = [
             "/v1/logs",
+            "/v1/ingest",
             "/v1/sources",
             "/v1/top",
             "/v1/status",

@@ -183,16 +183,11 @@ impl Stats {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        for (name, help, v) in [(
-            "runnel_input_events_lost_total",
-            "File event overflows replaced by a full rescan.",
-            &self.events_lost,
-        )] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
+        let name = "runnel_input_events_lost_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} File event overflows replaced by a full rescan.\n# TYPE {name} counter\n{name} {}",
+            self.events_lost.load(Ordering::Relaxed)
+        );
     }
 }
