@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod demo;
 pub mod http;
+pub mod inputs;
 pub mod logs;
 pub mod metrics;
 pub mod tail;

@@ -1,0 +1,3 @@
+//! Inputs that turn bytes pushed by other programs into records.
+
+pub mod forward;
