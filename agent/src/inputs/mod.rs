@@ -3,5 +3,6 @@
 //! them to the one ingest writer ([`crate::ingest`]), answering the client only once they are
 //! durable.
 
+pub mod forward;
 pub mod http_ingest;
 pub mod sidecar;
