@@ -160,7 +160,30 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
             })
             .map_err(|e| format!("spawning a thread: {e}"))?;
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("runnel-http")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
+    let forward = if cfg.inputs.forward.enabled {
+        let settings = crate::inputs::forward::server::ForwardSettings::from_config(cfg)?;
+        let server = runtime.block_on(crate::inputs::forward::server::ForwardServer::start(
+            settings,
+            writer.submitter(),
+        ))?;
+        println!("runnel: forward listening on {}", server.local_addr);
+        Some(server)
+    } else {
+        None
+    };
     let mut state = AppState::new(store.clone(), ready);
+    if let Some(f) = &forward {
+        let stats = f.stats.clone();
+        state
+            .metrics
+            .push(Arc::new(move |out: &mut String| stats.render(out)) as MetricsFn);
+    }
     if cfg.inputs.http_ingest.enabled {
         state.ingest = Some(crate::inputs::http_ingest::IngestEndpoint {
             submitter: writer.submitter(),
@@ -193,14 +216,11 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
         ));
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("runnel-http")
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
     let state = Arc::new(state);
     runtime.block_on(serve_until_signal(cfg, state.clone(), demo_root.is_some()))?;
+    if let Some(f) = forward {
+        runtime.block_on(f.shutdown());
+    }
     // Drop what the server's tasks still hold on their threads first, so that the last
     // references to the components are dropped here, outside any async context.
     runtime.shutdown_timeout(Duration::from_secs(2));

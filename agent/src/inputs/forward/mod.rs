@@ -6,3 +6,6 @@ pub mod codec;
 pub mod handshake;
 mod json;
 mod msgpack;
+pub mod server;
+pub mod stats;
+pub mod tag;
