@@ -144,3 +144,45 @@ fn every_carrier_mode_is_acked_after_storage_and_stored_once() {
     );
     agent.stop();
 }
+
+#[test]
+fn shared_key_handshake_admits_the_right_key_and_user_and_refuses_others() {
+    let node = Node::new();
+    let key = node.dir.path().join("shared_key");
+    std::fs::write(&key, "s3cret-key\n").unwrap();
+    let users = node.dir.path().join("users.yaml");
+    std::fs::write(&users, "alice: wonderland\n").unwrap();
+    let cfg = forward_config(
+        &node,
+        &format!(
+            "shared_key_file: {}, users_file: {}, self_hostname: node-a",
+            key.display(),
+            users.display()
+        ),
+    );
+    let (agent, addr) = Agent::start_forward(&cfg);
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward/handshake.py");
+    let run = |key: &str, user: &str, password: &str, expect: &str| {
+        let out = Command::new(python())
+            .args([script, host, port, key, user, password, expect])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "handshake {key}/{user} expecting {expect}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(run("s3cret-key", "alice", "wonderland", "ok"), "ok node-a");
+    assert_eq!(run("wrong-key", "alice", "wonderland", "refused"), "refused");
+    assert_eq!(run("s3cret-key", "alice", "guess", "refused"), "refused");
+    assert_eq!(run("s3cret-key", "mallory", "wonderland", "refused"), "refused");
+    assert_eq!(logs(&agent, "namespace=shop&pod=auth-0&container=app"), ["after-handshake"]);
+    let (_, m) = agent.get("/metrics");
+    assert_eq!(metric(&m, "runnel_forward_handshakes_total"), 1);
+    assert_eq!(metric(&m, "runnel_forward_rejected_total{reason=\"auth_failed\"}"), 3);
+    agent.stop();
+}
