@@ -9,6 +9,8 @@ pub mod cli;
 pub mod demo;
 pub mod failpoint;
 pub mod http;
+pub mod ingest;
+pub mod inputs;
 pub mod logs;
 pub mod metrics;
 pub mod progress;

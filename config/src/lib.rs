@@ -13,12 +13,14 @@
 mod diff;
 mod interpolate;
 mod schema;
+mod sidecar;
 mod units;
 mod validate;
 mod watch;
 
 pub use diff::{Diff, NOT_LIVE};
 pub use schema::*;
+pub use sidecar::{ForwardInput, ForwardTls, HttpIngest};
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use watch::{Candidate, ConfigWatcher, Snapshot, WatchError};
 

@@ -62,6 +62,10 @@ pub struct Inputs {
     pub docker: DockerInput,
     /// CRI (containerd, CRI-O) logs.
     pub cri: CriInput,
+    /// The Fluent forward receiver for sidecars.
+    pub forward: crate::ForwardInput,
+    /// `POST /v1/ingest` for scripts and small apps.
+    pub http_ingest: crate::HttpIngest,
     /// Only containers matching these globs are read (an empty list matches everything).
     pub include: Filters,
     /// Containers matching these globs are skipped (applied after `include`).
@@ -90,6 +94,8 @@ impl Default for Inputs {
         Inputs {
             docker: DockerInput::default(),
             cri: CriInput::default(),
+            forward: crate::ForwardInput::default(),
+            http_ingest: crate::HttpIngest::default(),
             include: Filters::default(),
             exclude: Filters::default(),
             max_line_bytes: MIB,

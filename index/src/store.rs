@@ -698,6 +698,13 @@ impl Store {
             .collect()
     }
 
+    /// The first stored and the next durable sequence of one source, without listing every
+    /// source (what an input needs to read back its own recent records at start).
+    pub fn seq_range(&self, key: &str) -> Option<(u64, u64)> {
+        self.with_source(key, |src| (src.first_seq(), src.durable_next))
+            .ok()
+    }
+
     /// Store-wide counters.
     pub fn stats(&self) -> StoreStats {
         let mut st = lock(&self.counters).stats.clone();

@@ -5,11 +5,13 @@
 //! woken by the index's after-sync listener through a `watch` channel.
 
 mod body;
+mod ingest;
 mod logs;
 mod reply;
 mod state;
 
 pub use body::ResponseBody;
+pub use logs::decode as decode_query_value;
 pub use state::{AppState, HealthFn, MetricsFn, StatusFn, TopFn};
 
 use hyper::body::Incoming;
@@ -58,7 +60,9 @@ pub async fn serve(
 async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let resp = if req.method() != Method::GET && req.method() != Method::HEAD {
+    let resp = if path == "/v1/ingest" {
+        ingest::handle(&state, req, &query).await
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
         reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("{} is not supported on {path}; use GET", req.method()),

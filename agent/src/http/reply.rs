@@ -35,6 +35,8 @@ pub fn error(status: StatusCode, message: &str, parameter: Option<&str>) -> Resp
         StatusCode::NOT_FOUND => "NotFound",
         StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
         StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+        StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
         _ => "InternalError",
     };
     let mut v = serde_json::json!({

@@ -34,6 +34,8 @@ pub struct AppState {
     pub status: Vec<(String, StatusFn)>,
     /// The liveness check behind `/healthz` (none: always healthy).
     pub health: Option<HealthFn>,
+    /// `POST /v1/ingest`, when enabled.
+    pub ingest: Option<crate::inputs::http_ingest::IngestEndpoint>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
@@ -52,14 +54,16 @@ impl AppState {
             top: None,
             status: Vec::new(),
             health: None,
+            ingest: None,
             requests: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// Count a served request; unknown paths are folded into one label value.
     pub fn count_request(&self, path: &str, code: u16) {
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 8] = [
             "/v1/logs",
+            "/v1/ingest",
             "/v1/sources",
             "/v1/top",
             "/v1/status",

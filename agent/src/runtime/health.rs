@@ -3,7 +3,8 @@
 //! - the file input has bytes waiting — a file under a log root was created or written after
 //!   the tailer last moved — and has not moved for `health.stall_timeout`: it is stuck in a
 //!   read, or held back by a queue that does not drain;
-//! - the index writer has records waiting and has not completed a sync for that long.
+//! - the index writer has records waiting (from any input: files, forward, HTTP ingest) and
+//!   has not completed a sync for that long.
 //!
 //! An idle agent is healthy: the tailer finishes a pass and the writer finds its queue empty
 //! several times a second, and each stamps its heartbeat. `/readyz` keeps its own meaning
@@ -25,8 +26,8 @@ pub fn problems(stats: &Stats, stall_timeout: Duration) -> Vec<String> {
             stall_timeout.as_secs()
         ));
     }
-    let waiting = stats.queued_records.load(Ordering::Relaxed);
-    let writer_age = stats.writer_beat.age();
+    let waiting = stats.queue.queued_records.load(Ordering::Relaxed);
+    let writer_age = stats.queue.writer_beat.age();
     if waiting > 0 && writer_age > stall_timeout {
         out.push(format!(
             "writer stalled: {waiting} records wait and the index writer has completed no sync \
@@ -55,7 +56,7 @@ mod tests {
             std::hint::spin_loop();
         }
         stats.input_pending.beat();
-        stats.queued_records.store(3, Ordering::Relaxed);
+        stats.queue.queued_records.store(3, Ordering::Relaxed);
         let p = problems(&stats, Duration::ZERO);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[0].starts_with("input stalled"), "{p:?}");
@@ -64,8 +65,8 @@ mod tests {
         assert!(problems(&stats, Duration::from_secs(3600)).is_empty());
         // Progress clears them.
         stats.input_beat.beat();
-        stats.writer_beat.beat();
-        stats.queued_records.store(0, Ordering::Relaxed);
+        stats.queue.writer_beat.beat();
+        stats.queue.queued_records.store(0, Ordering::Relaxed);
         assert!(problems(&stats, Duration::ZERO).is_empty());
     }
 }

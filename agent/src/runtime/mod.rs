@@ -14,7 +14,7 @@ pub mod reload;
 pub mod supervise;
 
 use crate::http::{self, AppState, HealthFn, MetricsFn, StatusFn, TopFn};
-use crate::{demo, tail};
+use crate::{demo, ingest, tail};
 use parts::Slot;
 use runnel_config::{Config, ConfigWatcher};
 use runnel_index::{Limits, Store};
@@ -82,14 +82,17 @@ pub fn run(launch: Launch) -> Result<(), String> {
     let store = Arc::new(
         Store::open(&index_dir, limits(&cfg)).map_err(|e| format!("opening the index: {e}"))?,
     );
-    let ingest =
-        tail::Ingest::start(&cfg, store.clone()).map_err(|e| format!("starting inputs: {e}"))?;
+    let writer = ingest::Writer::start(store.clone(), ingest::WriterSettings::from_config(&cfg))
+        .map_err(|e| format!("starting the index writer: {e}"))?;
+    let files = tail::Ingest::start_with(&cfg, store.clone(), writer.handle())
+        .map_err(|e| format!("starting inputs: {e}"))?;
     let sink = parts::start_sink(&cfg, &store)?;
 
     if oneshot {
-        ingest
+        files
             .run_until_eof()
             .map_err(|e| format!("ingesting: {e}"))?;
+        writer.shutdown();
         if let Some(sink) = sink {
             sink.drain(ONESHOT_SINK_TIMEOUT)
                 .map_err(|e| format!("shipping to elasticsearch: {e}"))?;
@@ -108,17 +111,18 @@ pub fn run(launch: Launch) -> Result<(), String> {
 
     let metrics = Arc::new(Slot::new(parts::start_metrics(&cfg, &store)?));
     let sink = Arc::new(Slot::new(sink));
-    let ingest = Arc::new(ingest);
+    let files = Arc::new(files);
+    let writer = Arc::new(writer);
     let supervisor =
         supervise::Supervisor::start().map_err(|e| format!("spawning a thread: {e}"))?;
-    watch_parts(&supervisor, &ingest, &metrics);
+    watch_parts(&supervisor, &files, &writer, &metrics);
     let ready = Arc::new(AtomicBool::new(false));
     {
-        let (ingest, ready) = (ingest.clone(), ready.clone());
+        let (files, ready) = (files.clone(), ready.clone());
         std::thread::Builder::new()
             .name("readiness".into())
             .spawn(move || {
-                ingest.wait_ready();
+                files.wait_ready();
                 ready.store(true, Ordering::Release);
             })
             .map_err(|e| format!("spawning a thread: {e}"))?;
@@ -133,15 +137,45 @@ pub fn run(launch: Launch) -> Result<(), String> {
         },
         reload::Parts {
             store: store.clone(),
-            ingest: Arc::downgrade(&ingest),
+            ingest: Arc::downgrade(&files),
             sink: sink.clone(),
             metrics: metrics.clone(),
             log,
         },
     ));
-    let state = Arc::new(app_state(
-        &store, ready, &ingest, &sink, &metrics, &reloader,
-    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("runnel-http")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
+    let forward = if cfg.inputs.forward.enabled {
+        let settings = crate::inputs::forward::server::ForwardSettings::from_config(&cfg)?;
+        let server = runtime.block_on(crate::inputs::forward::server::ForwardServer::start(
+            settings,
+            writer.submitter(),
+        ))?;
+        println!("runnel: forward listening on {}", server.local_addr);
+        Some(server)
+    } else {
+        None
+    };
+    let mut state = app_state(&store, ready, &files, &sink, &metrics, &reloader);
+    if let Some(f) = &forward {
+        let stats = f.stats.clone();
+        state
+            .metrics
+            .push(Arc::new(move |out: &mut String| stats.render(out)) as MetricsFn);
+    }
+    if cfg.inputs.http_ingest.enabled {
+        state.ingest = Some(crate::inputs::http_ingest::IngestEndpoint {
+            submitter: writer.submitter(),
+            max_body_bytes: usize::try_from(cfg.inputs.http_ingest.max_body_bytes)
+                .unwrap_or(usize::MAX),
+            queue_timeout: cfg.inputs.http_ingest.queue_timeout,
+        });
+    }
+    let state = Arc::new(state);
     // SIGHUP and the file watch wake the reload thread; dropping `wake_tx` stops it.
     let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
     let reload_thread = match &file {
@@ -156,12 +190,6 @@ pub fn run(launch: Launch) -> Result<(), String> {
         None => None,
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("runnel-http")
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
     let served = runtime.block_on(serve_until_signal(
         &cfg,
         state.clone(),
@@ -170,6 +198,9 @@ pub fn run(launch: Launch) -> Result<(), String> {
         file.is_some(),
     ));
     supervisor.stopping();
+    if let Some(f) = forward {
+        runtime.block_on(f.shutdown());
+    }
     // Drop what the server's tasks still hold on their threads first, so that the last
     // references to the components are dropped here, outside any async context.
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -181,8 +212,13 @@ pub fn run(launch: Launch) -> Result<(), String> {
     served?;
 
     tracing::info!("shutting down: stopping inputs and syncing the index");
-    if let Ok(ingest) = Arc::try_unwrap(ingest) {
-        ingest.shutdown();
+    if let Ok(files) = Arc::try_unwrap(files) {
+        files.shutdown();
+    }
+    // After every input: what they sent is appended and synced.
+    match Arc::try_unwrap(writer) {
+        Ok(w) => w.shutdown(),
+        Err(_) => tracing::warn!("the index writer is still shared; it stops when released"),
     }
     if let Some(m) = metrics.replace(None) {
         m.shutdown();
@@ -199,15 +235,23 @@ pub fn run(launch: Launch) -> Result<(), String> {
 /// Give the supervisor a probe per part (weak references: a shutdown owns the parts).
 fn watch_parts(
     sup: &supervise::Supervisor,
-    ingest: &Arc<tail::Ingest>,
+    files: &Arc<tail::Ingest>,
+    writer: &Arc<ingest::Writer>,
     metrics: &Arc<Slot<crate::metrics::MetricsService>>,
 ) {
-    let ingest = Arc::downgrade(ingest);
+    let files = Arc::downgrade(files);
     sup.watch(Box::new(move || {
-        ingest
+        files
             .upgrade()
             .and_then(|i| i.dead_part().map(str::to_string))
     }));
+    let writer = Arc::downgrade(writer);
+    sup.watch(Box::new(move || {
+        let w = writer.upgrade()?;
+        w.is_finished().then(|| "index writer".to_string())
+    }));
+    // HOOK(inputs.forward, inputs.http_ingest): the forward server's accept loop and HTTP
+    // ingest run as tasks on the HTTP runtime; give them a probe here when they expose one.
     let metrics = Arc::downgrade(metrics);
     sup.watch(Box::new(move || {
         let m = metrics.upgrade()?.get()?;

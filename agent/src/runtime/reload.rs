@@ -143,9 +143,17 @@ impl Reloader {
         } else {
             None
         };
-        // HOOK(inputs.forward, inputs.http): the forward input and HTTP ingest check their
-        // share here (`if diff.touches("inputs.forward") { Some(Forward::prepare(new)?) }`),
-        // and apply it in step (5) below; a share that cannot be applied returns Err.
+        // HOOK(inputs.forward, inputs.http_ingest): the forward input and HTTP ingest check
+        // their share here (`if diff.touches("inputs.forward") { Some(Forward::prepare(new)?) }`)
+        // and apply it in step (5) below. Until they do, a change to them is refused whole
+        // rather than reported applied.
+        for key in ["inputs.forward", "inputs.http_ingest"] {
+            if diff.touches(key) {
+                return Err(format!(
+                    "{key} cannot change while the agent runs yet; restart the agent to apply it"
+                ));
+            }
+        }
         let sink_changed = diff.touches("sinks.elasticsearch") || diff.touches("node_name");
         if sink_changed {
             parts::check_sink(new)?;

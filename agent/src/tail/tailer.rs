@@ -5,8 +5,8 @@ use super::discover::{self, Found};
 use super::filter::{Filter, Globs};
 use super::source::{Outbox, Scratch, Source, TailSettings};
 use super::stats::{Input, Stats};
-use super::writer::Msg;
 use super::{Cmd, Ready, TailError};
+use crate::ingest::Msg;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use notify::{RecursiveMode, Watcher};
 use runnel_index::Store;
@@ -33,7 +33,6 @@ pub struct Settings {
     pub(crate) filter: Filter,
     pub(crate) tail: TailSettings,
     pub(crate) rescan: Duration,
-    pub(crate) queue_batches: usize,
 }
 
 fn usize_of(v: u64, key: &'static str) -> Result<usize, TailError> {
@@ -77,8 +76,7 @@ impl Settings {
         let block = usize_of(i.read_buffer_bytes, "read_buffer_bytes")?.max(64 * 1024);
         // The queue's memory is `queue_max_bytes` in all: the batches waiting in the channel,
         // the one being filled and the one being appended.
-        let queue = usize_of(i.queue_max_bytes, "queue_max_bytes")?.max(1 << 20);
-        let batch_bytes = (queue / 16).clamp(64 * 1024, 1 << 20);
+        let batch_bytes = crate::ingest::WriterSettings::from_config(cfg).batch_bytes;
         Ok(Settings {
             roots,
             filter: Filter::new(inc, exc),
@@ -95,7 +93,6 @@ impl Settings {
             } else {
                 i.rescan_interval
             },
-            queue_batches: (queue / batch_bytes).saturating_sub(2).max(2),
         })
     }
 }
@@ -127,7 +124,7 @@ impl Tailer {
     pub(crate) fn new(
         settings: Settings,
         store: Arc<Store>,
-        (tx, recycled): (Sender<Msg>, Receiver<super::writer::Batch>),
+        (tx, recycled): (Sender<Msg>, Receiver<crate::ingest::Batch>),
         stats: Arc<Stats>,
         ready: Arc<Ready>,
     ) -> Result<Tailer, TailError> {
@@ -139,7 +136,7 @@ impl Tailer {
             store,
             out: Outbox {
                 tx,
-                batch: super::writer::Batch::with_budget(limit),
+                batch: crate::ingest::Batch::with_budget(limit),
                 recycled,
                 limit,
                 stats: stats.clone(),
