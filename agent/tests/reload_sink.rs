@@ -109,4 +109,28 @@ fn sink_settings_change_live_and_the_cursor_carries_over() {
     let mut want: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
     want.sort();
     assert_eq!(shipped, want, "every line once across the reloads");
+
+    // A sink share that cannot be applied (an unreadable secret file) refuses the whole
+    // update; the running sink keeps shipping.
+    let missing = node.dir.path().join("no-such-password");
+    cm.update(&config(
+        &node,
+        &format!(
+            "{}    auth: {{ user: elastic, password_file: {} }}\n",
+            sink(&osmem.url, true, "reload-c"),
+            missing.display()
+        ),
+    ));
+    assert!(agent.until(WAIT, |l| l
+        .metric("runnel_config_reloads_total{result=\"error\"}")
+        == Some(1.0)));
+    let st: serde_json::Value = serde_json::from_str(&agent.get("/v1/status").1).unwrap();
+    let last = st["components"]["config"]["last_error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(last.contains("password_file"), "{st}");
+    assert_eq!(generation(&agent), 4.0);
+    write(&node, 100, 5);
+    assert!(agent.until(WAIT, |_| count(&osmem, "reload-b") == 55));
+    assert_eq!(count(&osmem, "reload-c"), 0);
 }
