@@ -43,12 +43,18 @@ fn forward_and_http_ingest_records_reach_elasticsearch_once_with_ecs_fields() {
             .args([script, host, port, "resend"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let r = ureq::post(&agent.url("/v1/ingest?namespace=shop&pod=script-0&container=cron&stream=stderr"))
-        .set("Content-Type", "text/plain")
-        .send_string("from a script\n")
-        .expect("POST /v1/ingest");
+    let r = ureq::post(
+        &agent.url("/v1/ingest?namespace=shop&pod=script-0&container=cron&stream=stderr"),
+    )
+    .set("Content-Type", "text/plain")
+    .send_string("from a script\n")
+    .expect("POST /v1/ingest");
     assert_eq!(r.status(), 200);
     assert!(
         eventually(Duration::from_secs(60), || count(&osmem) >= 201),

@@ -177,12 +177,24 @@ fn shared_key_handshake_admits_the_right_key_and_user_and_refuses_others() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(run("s3cret-key", "alice", "wonderland", "ok"), "ok node-a");
-    assert_eq!(run("wrong-key", "alice", "wonderland", "refused"), "refused");
+    assert_eq!(
+        run("wrong-key", "alice", "wonderland", "refused"),
+        "refused"
+    );
     assert_eq!(run("s3cret-key", "alice", "guess", "refused"), "refused");
-    assert_eq!(run("s3cret-key", "mallory", "wonderland", "refused"), "refused");
-    assert_eq!(logs(&agent, "namespace=shop&pod=auth-0&container=app"), ["after-handshake"]);
+    assert_eq!(
+        run("s3cret-key", "mallory", "wonderland", "refused"),
+        "refused"
+    );
+    assert_eq!(
+        logs(&agent, "namespace=shop&pod=auth-0&container=app"),
+        ["after-handshake"]
+    );
     let (_, m) = agent.get("/metrics");
     assert_eq!(metric(&m, "runnel_forward_handshakes_total"), 1);
-    assert_eq!(metric(&m, "runnel_forward_rejected_total{reason=\"auth_failed\"}"), 3);
+    assert_eq!(
+        metric(&m, "runnel_forward_rejected_total{reason=\"auth_failed\"}"),
+        3
+    );
     agent.stop();
 }
