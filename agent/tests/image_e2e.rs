@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 /// Lines the burst container prints before it sleeps (and stays up for the metrics).
 const BURST_LINES: u32 = 2000;
+/// The busybox containers' user: not the agent's, so reading their /proc needs the two
+/// capabilities.
+const WORKLOAD_USER: &str = "1000:1000";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -65,6 +68,9 @@ fn configmap_volume(dir: &Path, runnel_yaml: &str) {
     std::fs::write(dir.join(ts).join("runnel.yaml"), runnel_yaml).unwrap();
     std::os::unix::fs::symlink(ts, dir.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/runnel.yaml", dir.join("runnel.yaml")).unwrap();
+    // The mount point of the tokens Secret nested inside this read-only volume: the kubelet
+    // creates it in the volume before mounting (the runtime cannot, the volume is read-only).
+    std::fs::create_dir(dir.join("tokens")).unwrap();
 }
 
 /// The image to run, and whether this test built it (and so removes it).
@@ -333,15 +339,21 @@ fn the_image_runs_as_the_daemonset_runs_it_and_a_restart_loses_and_duplicates_no
 
     let base = spec.start();
 
-    // A burst of lines, then a sleeping process the metrics collector counts.
+    // A burst of lines, then `nc` listening and `sleep`, for the metrics collector to count.
+    // It runs as a non-root user, as most workloads do: the agent (UID 0) then needs
+    // DAC_READ_SEARCH to list its /proc/<pid>/fd (owned by that user, mode 0500) and
+    // SYS_PTRACE to read the links there (the kernel's ptrace check) and so count the socket.
     let script = format!(
-        "i=1; while [ $i -le {BURST_LINES} ]; do echo \"burst line $i\"; i=$((i+1)); done; exec sleep 600"
+        "i=1; while [ $i -le {BURST_LINES} ]; do echo \"burst line $i\"; i=$((i+1)); done; \
+         nc -l -p 7070 & exec sleep 600"
     );
     docker_ok(&[
         "run",
         "-d",
         "--name",
         &burst,
+        "--user",
+        WORKLOAD_USER,
         &guard.image,
         "sh",
         "-c",
@@ -365,26 +377,36 @@ fn the_image_runs_as_the_daemonset_runs_it_and_a_restart_loses_and_duplicates_no
     );
 
     // Its container_* samples, counted from the host's /proc through the read-only mounts:
-    // `sleep` alone, one thread, descriptors 0-2.
+    // `nc` and `sleep`, a thread each, nc's socket; and no read denied for lack of a right.
     let mut metrics = String::new();
     let counted = wait_for(Duration::from_secs(60), || {
         metrics = get(&base, "/metrics").map(|(_, b)| b).unwrap_or_default();
-        sample(&metrics, "container_processes", &burst) == Some(1.0)
+        sample(&metrics, "container_processes", &burst) == Some(2.0)
+            && sample(&metrics, "container_sockets", &burst) == Some(1.0)
     });
     assert!(
         counted,
-        "no container_processes 1 for {burst} on /metrics:\n{}\nagent:\n{}",
+        "no container_processes 2 and container_sockets 1 for {burst} on /metrics:\n{}\nagent:\n{}",
         metrics
             .lines()
-            .filter(|l| l.contains(&burst))
+            .filter(|l| l.contains(&burst) || l.starts_with("runnel_metrics_access_denied"))
             .collect::<Vec<_>>()
             .join("\n"),
         spec.logs()
     );
-    assert_eq!(sample(&metrics, "container_threads", &burst), Some(1.0));
-    assert_eq!(
-        sample(&metrics, "container_file_descriptors", &burst),
-        Some(3.0)
+    assert_eq!(sample(&metrics, "container_threads", &burst), Some(2.0));
+    let fds = sample(&metrics, "container_file_descriptors", &burst);
+    assert!(
+        fds.is_some_and(|n| n >= 3.0 + 4.0),
+        "sleep's 3 descriptors and nc's 3 and its socket: {fds:?}"
+    );
+    let denied: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("runnel_metrics_access_denied_total{") && !l.ends_with(" 0"))
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "reads denied with the DaemonSet's capabilities: {denied:?}"
     );
     assert!(
         sample(&metrics, "container_memory_working_set_bytes", &burst).is_some_and(|b| b > 0.0),
@@ -401,6 +423,8 @@ fn the_image_runs_as_the_daemonset_runs_it_and_a_restart_loses_and_duplicates_no
         "-d",
         "--name",
         &steady,
+        "--user",
+        WORKLOAD_USER,
         "-v",
         &ctl_mount,
         &guard.image,
