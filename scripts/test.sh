@@ -51,7 +51,9 @@ if [ -z "${RUNNEL_IMAGE:-}" ] && [ "${RUNNEL_SKIP_DOCKER:-}" != 1 ] && docker in
   daemonset/image.sh "$RUNNEL_IMAGE"
 fi
 
-cargo build --locked -p runnel-agent --bin runnel
+# Build the tests first: the `runnel` they run is the one check.sh runs `check-config` with (a
+# plain `cargo build` would build it again, with other features).
+cargo test --workspace --locked --no-run "$@"
 daemonset/check.sh target/debug/runnel
 
 cargo test --workspace --locked "$@"
