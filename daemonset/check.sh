@@ -57,9 +57,11 @@ for f in kustomize chart chart-all; do
   "$BIN/kubernetes-validate" --strict -k "$K8S_VERSION" "$out/$f.yaml"
 done
 
-step "validate.py --runnel $RUNNEL_BIN (sources, kustomize and chart renders)"
+step "validate.py --runnel $RUNNEL_BIN (sources; kustomize, chart and chart-all renders)"
 "$BIN/python" daemonset/validate.py --runnel "$RUNNEL_BIN"
 "$BIN/python" daemonset/validate.py --runnel "$RUNNEL_BIN" "$out/kustomize.yaml" "$out/chart.yaml"
+
+"$BIN/python" daemonset/validate.py --runnel "$RUNNEL_BIN" "$out/chart-all.yaml"
 
 step "equivalence.py (chart default render vs kustomize)"
 "$BIN/python" daemonset/equivalence.py "$out/kustomize.yaml" "$out/chart.yaml"

@@ -86,6 +86,9 @@ def check_pod(ds):
     check("cpu" not in c["resources"].get("limits", {}), "no CPU limit: it throttles catch-up after a burst")
     ann = ds["spec"]["template"]["metadata"].get("annotations", {})
     check(ann.get("prometheus.io/scrape") == "true", "prometheus scrape annotations missing")
+    port = next(pt["containerPort"] for pt in c["ports"] if pt["name"] == "http")
+    check(ann.get("prometheus.io/port") == str(port),
+          f"prometheus.io/port {ann.get('prometheus.io/port')!r} is not the http port {port}")
 
 
 def check_config(cm, runnel):
@@ -121,6 +124,18 @@ def validate(objs, runnel, sources):
           "the NetworkPolicy must restrict ingress and admit the scraper and the API clients")
     (svc,) = objs["Service"]
     check(svc["spec"].get("clusterIP") == "None", "the Service must be headless (one target per agent)")
+    # kubernetes-validate has no schema for this CRD: check what makes it scrape the agents.
+    for sm in objs.get("ServiceMonitor", []):
+        selector = sm["spec"]["selector"]["matchLabels"]
+        labels = svc["metadata"].get("labels", {})
+        check(all(labels.get(k) == v for k, v in selector.items()),
+              f"the ServiceMonitor's selector {selector} does not select the Service (labels {labels})")
+        check(sm["spec"].get("namespaceSelector", {}).get("matchNames") == [svc["metadata"]["namespace"]],
+              "the ServiceMonitor must look in the Service's namespace")
+        ports = {pt["name"] for pt in svc["spec"]["ports"]}
+        for ep in sm["spec"]["endpoints"]:
+            check(ep.get("port") in ports and ep.get("path") == "/metrics",
+                  f"a ServiceMonitor endpoint must scrape /metrics on a Service port {sorted(ports)}: {ep}")
 
 
 def main():
