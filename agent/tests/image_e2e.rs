@@ -109,6 +109,25 @@ impl Drop for ImageGuard {
     }
 }
 
+/// The DaemonSet's container spec as `docker run` flags, but for the volumes.
+const POD_SPEC_FLAGS: &[&str] = &[
+    // securityContext: runAsUser 0, readOnlyRootFilesystem, capabilities, no escalation
+    // (seccomp RuntimeDefault is Docker's default profile)
+    "--user=0:0",
+    "--read-only",
+    "--cap-drop=ALL",
+    "--cap-add=DAC_READ_SEARCH",
+    "--cap-add=SYS_PTRACE",
+    "--security-opt=no-new-privileges",
+    // hostPID, resources.limits.memory, the /tmp emptyDir (sizeLimit 64Mi)
+    "--pid=host",
+    "--memory=128m",
+    "--tmpfs=/tmp:size=64m",
+    // env NODE_NAME from spec.nodeName; the http port, published on loopback only
+    "--env=NODE_NAME=image-e2e-node",
+    "--publish=127.0.0.1::2020",
+];
+
 /// The agent container's `docker run` arguments: the DaemonSet's pod spec, flag for flag.
 struct AgentSpec {
     name: String,
@@ -130,39 +149,11 @@ impl AgentSpec {
         };
         // hostPath type DirectoryOrCreate: `-v` creates a missing host directory, as the kubelet.
         let or_create = |path: &str| ["-v".to_string(), format!("{path}:{path}:ro")];
-        let mut a: Vec<String> = [
-            "run",
-            "-d",
-            "--name",
-            &self.name,
-            // securityContext
-            "--user",
-            "0:0",
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "--cap-add",
-            "DAC_READ_SEARCH",
-            "--cap-add",
-            "SYS_PTRACE",
-            "--security-opt",
-            "no-new-privileges",
-            // hostPID, resources.limits.memory, the /tmp emptyDir (sizeLimit 64Mi)
-            "--pid",
-            "host",
-            "--memory",
-            "128m",
-            "--tmpfs",
-            "/tmp:size=64m",
-            // env NODE_NAME from spec.nodeName; port http, published on loopback only
-            "-e",
-            "NODE_NAME=image-e2e-node",
-            "-p",
-            "127.0.0.1::2020",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut a: Vec<String> = ["run", "--detach", &format!("--name={}", self.name)]
+            .into_iter()
+            .chain(POD_SPEC_FLAGS.iter().copied())
+            .map(str::to_string)
+            .collect();
         a.extend(bind(&self.config_dir, "/etc/runnel", true));
         // The optional tokens Secret, absent: the kubelet mounts an empty volume.
         a.extend(bind(&self.tokens_dir, "/etc/runnel/tokens", true));
