@@ -6,7 +6,9 @@
 #     trips), prometheus_client (an independent parser for /metrics), msgpack, fluent-logger
 #     and zstandard (independent forward-protocol clients)
 #   - crates: fetched by cargo
-# Then: cargo test over the whole workspace.
+#   - helm, kubectl, kubernetes-validate (pinned, into ./.venv): daemonset/tools.sh
+# Then: the agent image (daemonset/image.sh, one release build) for agent/tests/image_e2e.rs,
+# the manifests and chart checks (daemonset/check.sh), and cargo test over the whole workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,5 +47,20 @@ if ! .venv/bin/python -c 'import prometheus_client, msgpack, fluent, zstandard' 
 fi
 export RUNNEL_PYTHON="$PWD/.venv/bin/python"
 # pip leaves osmem-server's binary inside its package; the sink tests find it there.
+
+daemonset/tools.sh
+
+# The image test runs this image (RUNNEL_IMAGE); without a Docker engine it is not built and the
+# test fails, saying why.
+if [ -z "${RUNNEL_IMAGE:-}" ] && [ "${RUNNEL_SKIP_DOCKER:-}" != 1 ] && docker info >/dev/null 2>&1; then
+  export RUNNEL_IMAGE="runnel-test:$$"
+  trap 'docker rmi -f "$RUNNEL_IMAGE" >/dev/null 2>&1 || true' EXIT
+  daemonset/image.sh "$RUNNEL_IMAGE"
+fi
+
+# Build the tests first: the `runnel` they run is the one check.sh runs `check-config` with (a
+# plain `cargo build` would build it again, with other features).
+cargo test --workspace --locked --no-run "$@"
+daemonset/check.sh target/debug/runnel
 
 cargo test --workspace --locked "$@"

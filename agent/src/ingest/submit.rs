@@ -138,3 +138,75 @@ impl Submitter {
         self.bridge.send(m).map_err(|_| SubmitError::WriterStopped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::QueuedRecord;
+    use runnel_index::{Position, RecordFlags, Stream, TimeStyle};
+
+    fn batch(bytes: usize) -> Batch {
+        let mut b = Batch::with_budget(bytes);
+        b.push(
+            QueuedRecord {
+                key: "sidecar:ns/p/c".into(),
+                time_ns: 1,
+                style: TimeStyle::default(),
+                stream: Stream::Stdout,
+                flags: RecordFlags::default(),
+                start: 0,
+                len: 0,
+                position: Position::None,
+            },
+            &vec![b'x'; bytes / 2],
+        );
+        b
+    }
+
+    #[test]
+    fn a_spent_budget_holds_socket_inputs_back_until_the_writer_is_done() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let sub = Submitter::start(tx, 64 << 10, Arc::new(QueueStats::default())).unwrap();
+        rt.block_on(async {
+            let first = tokio::spawn({
+                let sub = sub.clone();
+                async move { sub.submit_durable(batch(60 << 10), None).await }
+            });
+            // The writer has not answered: the budget is spent, a second request waits and,
+            // with a wait limit, is refused without being queued.
+            let second = sub
+                .submit_durable(batch(60 << 10), Some(Duration::from_millis(200)))
+                .await;
+            assert!(matches!(second, Err(SubmitError::QueueFull(_))), "{second:?}");
+            // The writer takes the first batch and makes it durable: the budget comes back.
+            let msg = tokio::task::spawn_blocking(move || {
+                let m = rx.recv().unwrap();
+                (m, rx)
+            })
+            .await
+            .unwrap();
+            let (Msg::Durable(b, tell), rx) = msg else {
+                panic!("expected the first batch");
+            };
+            assert_eq!(b.records.len(), 1);
+            tell.send(Appended { stored: 1, duplicates: 0 }).unwrap();
+            assert_eq!(first.await.unwrap().unwrap().stored, 1);
+            let third = tokio::spawn({
+                let sub = sub.clone();
+                async move { sub.submit_durable(batch(60 << 10), Some(Duration::from_secs(60))).await }
+            });
+            let (m, _rx) = tokio::task::spawn_blocking(move || (rx.recv().unwrap(), rx))
+                .await
+                .unwrap();
+            let Msg::Durable(_, tell) = m else {
+                panic!("expected the third batch");
+            };
+            tell.send(Appended { stored: 1, duplicates: 0 }).unwrap();
+            assert_eq!(third.await.unwrap().unwrap().stored, 1);
+        });
+    }
+}
