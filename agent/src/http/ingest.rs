@@ -27,7 +27,7 @@ pub async fn handle(
             None,
         );
     }
-    let Some(ep) = &state.ingest else {
+    let Some(ep) = state.ingest.get() else {
         return reply::error(
             StatusCode::NOT_FOUND,
             "HTTP ingest is disabled (inputs.http_ingest.enabled: false)",
@@ -93,7 +93,7 @@ pub async fn handle(
         Ok(b) => b,
         Err(r) => return refusal(r),
     };
-    match http_ingest::store(ep, &q, batch).await {
+    match http_ingest::store(&ep, &q, batch).await {
         Ok(done) => reply::json(
             StatusCode::OK,
             &serde_json::json!({ "stored": done.stored, "duplicates": done.duplicates }),

@@ -35,7 +35,7 @@ pub struct AppState {
     /// The liveness check behind `/healthz` (none: always healthy).
     pub health: Option<HealthFn>,
     /// `POST /v1/ingest`, when enabled.
-    pub ingest: Option<crate::inputs::http_ingest::IngestEndpoint>,
+    pub ingest: Arc<crate::inputs::http_ingest::IngestSlot>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
@@ -54,7 +54,7 @@ impl AppState {
             top: None,
             status: Vec::new(),
             health: None,
-            ingest: None,
+            ingest: Arc::default(),
             requests: Mutex::new(BTreeMap::new()),
         }
     }

@@ -181,7 +181,10 @@ mod tests {
             let second = sub
                 .submit_durable(batch(60 << 10), Some(Duration::from_millis(200)))
                 .await;
-            assert!(matches!(second, Err(SubmitError::QueueFull(_))), "{second:?}");
+            assert!(
+                matches!(second, Err(SubmitError::QueueFull(_))),
+                "{second:?}"
+            );
             // The writer takes the first batch and makes it durable: the budget comes back.
             let msg = tokio::task::spawn_blocking(move || {
                 let m = rx.recv().unwrap();
@@ -193,11 +196,18 @@ mod tests {
                 panic!("expected the first batch");
             };
             assert_eq!(b.records.len(), 1);
-            tell.send(Appended { stored: 1, duplicates: 0 }).unwrap();
+            tell.send(Appended {
+                stored: 1,
+                duplicates: 0,
+            })
+            .unwrap();
             assert_eq!(first.await.unwrap().unwrap().stored, 1);
             let third = tokio::spawn({
                 let sub = sub.clone();
-                async move { sub.submit_durable(batch(60 << 10), Some(Duration::from_secs(60))).await }
+                async move {
+                    sub.submit_durable(batch(60 << 10), Some(Duration::from_secs(60)))
+                        .await
+                }
             });
             let (m, _rx) = tokio::task::spawn_blocking(move || (rx.recv().unwrap(), rx))
                 .await
@@ -205,7 +215,11 @@ mod tests {
             let Msg::Durable(_, tell) = m else {
                 panic!("expected the third batch");
             };
-            tell.send(Appended { stored: 1, duplicates: 0 }).unwrap();
+            tell.send(Appended {
+                stored: 1,
+                duplicates: 0,
+            })
+            .unwrap();
             assert_eq!(third.await.unwrap().unwrap().stored, 1);
         });
     }

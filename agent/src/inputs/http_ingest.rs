@@ -330,3 +330,31 @@ pub async fn store(
             SubmitError::WriterStopped => refuse(503, format!("{e}; retry"), None),
         })
 }
+
+/// The endpoint as the HTTP server reads it: replaced whole by a reload.
+#[derive(Default)]
+pub struct IngestSlot(std::sync::RwLock<Option<IngestEndpoint>>);
+
+impl IngestSlot {
+    /// The endpoint now (`None`: ingest disabled).
+    pub fn get(&self) -> Option<IngestEndpoint> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Set the endpoint for `cfg` (`inputs.http_ingest`).
+    pub fn configure(&self, cfg: &runnel_config::Config, submitter: &Submitter) {
+        let h = &cfg.inputs.http_ingest;
+        let ep = h.enabled.then(|| IngestEndpoint {
+            submitter: submitter.clone(),
+            max_body_bytes: usize::try_from(h.max_body_bytes).unwrap_or(usize::MAX),
+            queue_timeout: h.queue_timeout,
+        });
+        match self.0.write() {
+            Ok(mut g) => *g = ep,
+            Err(p) => *p.into_inner() = ep,
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub mod reload;
 pub mod supervise;
 
 use crate::http::{self, AppState, HealthFn, MetricsFn, StatusFn, TopFn};
+use crate::inputs::forward::running::ForwardInput;
 use crate::{demo, ingest, tail};
 use parts::Slot;
 use runnel_config::{Config, ConfigWatcher};
@@ -116,6 +117,14 @@ pub fn run(launch: Launch) -> Result<(), String> {
     let supervisor =
         supervise::Supervisor::start().map_err(|e| format!("spawning a thread: {e}"))?;
     watch_parts(&supervisor, &files, &writer, &metrics);
+    let forward_probe = Arc::new(std::sync::OnceLock::<Arc<ForwardInput>>::new());
+    {
+        let probe = forward_probe.clone();
+        supervisor.watch(Box::new(move || {
+            let f = probe.get()?;
+            f.has_died().then(|| "forward input".to_string())
+        }));
+    }
     let ready = Arc::new(AtomicBool::new(false));
     {
         let (files, ready) = (files.clone(), ready.clone());
@@ -149,32 +158,24 @@ pub fn run(launch: Launch) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("starting the HTTP runtime: {e}"))?;
-    let forward = if cfg.inputs.forward.enabled {
-        let settings = crate::inputs::forward::server::ForwardSettings::from_config(&cfg)?;
-        let server = runtime.block_on(crate::inputs::forward::server::ForwardServer::start(
-            settings,
-            writer.submitter(),
-        ))?;
-        println!("runnel: forward listening on {}", server.local_addr);
-        Some(server)
-    } else {
-        None
-    };
+    let forward = Arc::new(ForwardInput::new(
+        runtime.handle().clone(),
+        writer.submitter(),
+    ));
+    if let Some(addr) = forward.apply(ForwardInput::prepare(&cfg)?)? {
+        println!("runnel: forward listening on {addr}");
+    }
+    reloader.attach_pushed_inputs(forward.clone(), writer.submitter());
+    let _ = forward_probe.set(forward.clone());
     let mut state = app_state(&store, ready, &files, &sink, &metrics, &reloader);
-    if let Some(f) = &forward {
-        let stats = f.stats.clone();
+    {
+        let f = forward.clone();
         state
             .metrics
-            .push(Arc::new(move |out: &mut String| stats.render(out)) as MetricsFn);
+            .push(Arc::new(move |out: &mut String| f.stats().render(out)) as MetricsFn);
     }
-    if cfg.inputs.http_ingest.enabled {
-        state.ingest = Some(crate::inputs::http_ingest::IngestEndpoint {
-            submitter: writer.submitter(),
-            max_body_bytes: usize::try_from(cfg.inputs.http_ingest.max_body_bytes)
-                .unwrap_or(usize::MAX),
-            queue_timeout: cfg.inputs.http_ingest.queue_timeout,
-        });
-    }
+    state.ingest.configure(&cfg, &writer.submitter());
+    reloader.attach_http_ingest(state.ingest.clone());
     let state = Arc::new(state);
     // SIGHUP and the file watch wake the reload thread; dropping `wake_tx` stops it.
     let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
@@ -198,9 +199,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
         file.is_some(),
     ));
     supervisor.stopping();
-    if let Some(f) = forward {
-        runtime.block_on(f.shutdown());
-    }
+    forward.shutdown();
     // Drop what the server's tasks still hold on their threads first, so that the last
     // references to the components are dropped here, outside any async context.
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -250,8 +249,8 @@ fn watch_parts(
         let w = writer.upgrade()?;
         w.is_finished().then(|| "index writer".to_string())
     }));
-    // HOOK(inputs.forward, inputs.http_ingest): the forward server's accept loop and HTTP
-    // ingest run as tasks on the HTTP runtime; give them a probe here when they expose one.
+    // The forward input is watched once it runs (see `run`); HTTP ingest runs inside HTTP
+    // requests, whose server the runtime watches.
     let metrics = Arc::downgrade(metrics);
     sup.watch(Box::new(move || {
         let m = metrics.upgrade()?.get()?;

@@ -5,13 +5,17 @@
 //! applying anything (globs compile, secret files read, the log filter parses); (3) start
 //! what replaces something (a new metrics collector) while the old one still runs; (4) the
 //! sink: stop it (its cursor is saved) and start it with the new settings — a failure starts
-//! the old settings again and refuses the update; (5) apply the shares that cannot fail
+//! the old settings again and refuses the update (the forward listener is replaced the same
+//! way, before the sink, and put back if the sink fails); (5) apply the shares that cannot fail
 //! (inputs, retention, log level, health). Nothing that holds data is rebuilt: the index
 //! stays open, the ingest queue keeps its records, the sink resumes from its durable cursor
 //! and its deterministic `_id`s make the re-sent tail of a batch a 409, not a duplicate.
 
 use super::logging::LogLevel;
 use super::parts::{self, Slot};
+use crate::ingest::Submitter;
+use crate::inputs::forward::running::ForwardInput;
+use crate::inputs::http_ingest::IngestSlot;
 use crate::metrics::MetricsService;
 use crate::tail::Ingest;
 use runnel_config::{Candidate, Config, ConfigWatcher, Diff};
@@ -57,6 +61,8 @@ pub struct Parts {
 /// Applies config updates to a running agent; see the module doc.
 pub struct Reloader {
     path: PathBuf,
+    pushed: Mutex<Option<(Arc<ForwardInput>, Submitter)>>,
+    http_ingest: Mutex<Option<Arc<IngestSlot>>>,
     running: Mutex<Running>,
     fixup: Fixup,
     parts: Parts,
@@ -67,6 +73,8 @@ impl Reloader {
     pub fn new(path: PathBuf, cfg: Config, sha256: String, fixup: Fixup, parts: Parts) -> Self {
         Reloader {
             path,
+            pushed: Mutex::new(None),
+            http_ingest: Mutex::new(None),
             running: Mutex::new(Running {
                 cfg,
                 sha256,
@@ -78,6 +86,30 @@ impl Reloader {
             fixup,
             parts,
         }
+    }
+
+    /// The forward input (started on the HTTP runtime, after the reloader exists).
+    pub fn attach_pushed_inputs(&self, forward: Arc<ForwardInput>, submitter: Submitter) {
+        *self.pushed.lock().unwrap_or_else(|p| p.into_inner()) = Some((forward, submitter));
+    }
+
+    /// The HTTP ingest endpoint the server reads.
+    pub fn attach_http_ingest(&self, slot: Arc<IngestSlot>) {
+        *self.http_ingest.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
+    }
+
+    fn pushed(&self) -> Option<(Arc<ForwardInput>, Submitter)> {
+        self.pushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn http_ingest(&self) -> Option<Arc<IngestSlot>> {
+        self.http_ingest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Running> {
@@ -143,17 +175,11 @@ impl Reloader {
         } else {
             None
         };
-        // HOOK(inputs.forward, inputs.http_ingest): the forward input and HTTP ingest check
-        // their share here (`if diff.touches("inputs.forward") { Some(Forward::prepare(new)?) }`)
-        // and apply it in step (5) below. Until they do, a change to them is refused whole
-        // rather than reported applied.
-        for key in ["inputs.forward", "inputs.http_ingest"] {
-            if diff.touches(key) {
-                return Err(format!(
-                    "{key} cannot change while the agent runs yet; restart the agent to apply it"
-                ));
-            }
-        }
+        let forward = if diff.touches("inputs.forward") {
+            Some(ForwardInput::prepare(new)?)
+        } else {
+            None
+        };
         let sink_changed = diff.touches("sinks.elasticsearch") || diff.touches("node_name");
         if sink_changed {
             parts::check_sink(new)?;
@@ -171,7 +197,27 @@ impl Reloader {
         } else {
             None
         };
-        // (4) The sink: stop, start with the new settings, or go back to the old ones.
+        // (4) Listeners and the sink: stop, start with the new settings, or go back to the
+        // old ones (and undo what was switched before).
+        let pushed = self.pushed();
+        let forward_before = match (&forward, &pushed) {
+            (Some(settings), Some((f, _))) => {
+                let before = f.running_settings();
+                let addr = f.apply(settings.clone())?;
+                if let Some(a) = addr {
+                    tracing::info!(listen = %a, "forward input listening with the new settings");
+                }
+                Some(before)
+            }
+            _ => None,
+        };
+        let undo_forward = || {
+            if let (Some(before), Some((f, _))) = (&forward_before, &pushed) {
+                if let Err(e) = f.apply(before.clone()) {
+                    tracing::error!(error = %e, "the forward input could not go back to the running settings");
+                }
+            }
+        };
         if sink_changed {
             if let Some(s) = p.sink.replace(None) {
                 s.shutdown();
@@ -188,6 +234,7 @@ impl Reloader {
                         Err(e2) => tracing::error!(error = %e2,
                             "the sink could not be started again with the running settings"),
                     }
+                    undo_forward();
                     return Err(e);
                 }
             }
@@ -205,6 +252,11 @@ impl Reloader {
                         "the tailer is busy; the new inputs settings apply when it is free"
                     );
                 }
+            }
+        }
+        if diff.touches("inputs.http_ingest") {
+            if let (Some(slot), Some((_, sub))) = (self.http_ingest(), &pushed) {
+                slot.configure(new, sub);
             }
         }
         if diff.touches("index") {

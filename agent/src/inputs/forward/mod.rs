@@ -6,6 +6,7 @@ pub mod codec;
 pub mod handshake;
 mod json;
 mod msgpack;
+pub mod running;
 pub mod server;
 pub mod stats;
 pub mod tag;

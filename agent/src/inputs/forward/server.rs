@@ -158,6 +158,7 @@ impl ForwardServer {
     pub async fn start(
         settings: ForwardSettings,
         submitter: Submitter,
+        stats: Arc<ForwardStats>,
     ) -> Result<ForwardServer, String> {
         let tcp = TcpListener::bind(&settings.listen)
             .await
@@ -172,7 +173,6 @@ impl ForwardServer {
             Some((path, mode)) => Some(bind_unix(path, *mode)?),
             None => None,
         };
-        let stats = Arc::new(ForwardStats::default());
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             settings,
