@@ -112,7 +112,11 @@ fn forward_run(records: usize, conns: usize) -> (f64, f64) {
         .unwrap();
     let settings = ForwardSettings::from_config(&cfg).unwrap();
     let server = rt
-        .block_on(ForwardServer::start(settings, writer.submitter()))
+        .block_on(ForwardServer::start(
+            settings,
+            writer.submitter(),
+            Arc::new(Default::default()),
+        ))
         .unwrap();
     let addr = server.local_addr;
     let chunks = records / PER_CHUNK;
