@@ -158,10 +158,11 @@ mod tests {
         let got = json_of(&b);
         assert_eq!(
             got,
-            r#"{"z":null,"a":[true,-1,1.5],"7":"\ufffd","s":"q\"\n\u0001"}"#
+            "{\"z\":null,\"a\":[true,-1,1.5],\"7\":\"\u{fffd}\",\"s\":\"q\\\"\\n\\u0001\"}"
         );
         let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(parsed["a"][2], 1.5);
+        assert_eq!(parsed["s"], "q\"\n\u{1}");
     }
 
     #[test]
