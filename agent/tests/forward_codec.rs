@@ -402,7 +402,7 @@ fn a_split_frame_is_incomplete_until_its_last_byte() {
     let frame = enc(&arr(vec![
         s("t"),
         M::Bin(packed_entries(20), 3),
-        map(vec![]),
+        map(vec![("chunk", s("Y2h1bmsx"))]),
     ]));
     let mut framer = Framer::new(1 << 20);
     for end in 0..frame.len() {
@@ -834,6 +834,15 @@ proptest! {
                 prop_assert!(std::str::from_utf8(&out).is_ok());
             }
         }
+        // A framer fed a prefix, then the whole, agrees with one call on the whole.
+        let split = bytes.len() / 2;
+        let mut framer = Framer::new(256);
+        let whole = frame_len(&bytes, 256);
+        match framer.next_len(&bytes[..split]) {
+            Ok(None) => prop_assert_eq!(framer.next_len(&bytes), whole),
+            Ok(Some(n)) => prop_assert_eq!(whole, Ok(Some(n))),
+            Err(_) => prop_assert!(whole.is_err()),
+        }
         let auth = ServerAuth { self_hostname: vec![], shared_key: vec![], users: vec![] };
         let _ = Handshake::with_nonce(&auth, [0; 16], [0; 16]).check_ping(&bytes);
     }
@@ -862,6 +871,12 @@ proptest! {
         let mut stream = frame.clone();
         stream.extend_from_slice(&frame);
         prop_assert_eq!(frame_len(&stream, 1 << 20), Ok(Some(frame.len())));
+        // Arriving in pieces, the frame is found once its last byte is in.
+        let mut framer = Framer::new(1 << 20);
+        for cut in [frame.len() / 3, frame.len() / 2, frame.len() - 1] {
+            prop_assert_eq!(framer.next_len(&stream[..cut]), Ok(None));
+        }
+        prop_assert_eq!(framer.next_len(&stream), Ok(Some(frame.len())));
         let mut scratch = Vec::new();
         let Ok(Request::Events(ev)) = decode(&frame, &limits(), &mut scratch) else {
             return Err(TestCaseError::fail("valid request refused"));

@@ -342,7 +342,11 @@ impl Scanner {
                 self.depth -= 1;
             }
             if self.depth == 0 {
-                // Complete; further calls give the same answer until `reset`.
+                // Every header is read; the last payload may still be arriving. Once it is
+                // in, further calls give the same answer until `reset`.
+                if self.pos > buf.len() {
+                    return self.incomplete(buf);
+                }
                 return Ok(Some(self.pos));
             }
             let rest = match buf.get(self.pos..) {
@@ -682,6 +686,13 @@ mod tests {
             assert_eq!(s.scan(&frame[..end]), Ok(None), "end {end}");
         }
         assert_eq!(s.scan(&frame), Ok(Some(frame.len())));
+        // A frame whose last value is a payload still arriving is not complete.
+        let tail = [0x92, 0x01, 0xa3, b'a', b'b', b'c'];
+        let mut s = Scanner::new(1000);
+        for end in 0..tail.len() {
+            assert_eq!(s.scan(&tail[..end]), Ok(None), "end {end}");
+        }
+        assert_eq!(s.scan(&tail), Ok(Some(tail.len())));
         // Extra bytes after the frame do not change the answer.
         let mut s = Scanner::new(1000);
         let mut two = frame.clone();
