@@ -4,5 +4,6 @@
 
 pub mod codec;
 pub mod handshake;
+mod inflate;
 mod json;
 mod msgpack;
