@@ -124,6 +124,11 @@ impl<'a> ArrayRef<'a> {
         }
     }
 
+    /// The encoded elements, for writers that stream them in one pass.
+    pub(super) fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
     /// The element at `i` (walks the preceding ones).
     pub fn get(&self, i: usize) -> Option<Value<'a>> {
         self.iter().nth(i)
@@ -156,6 +161,11 @@ impl<'a> MapRef<'a> {
                 left: self.len as u64 * 2,
             },
         }
+    }
+
+    /// The encoded pairs, for writers that stream them in one pass.
+    pub(super) fn body(&self) -> &'a [u8] {
+        self.body
     }
 
     /// The value of the first pair whose key is a `str` or `bin` equal to `key`.
@@ -397,6 +407,17 @@ impl Scanner {
         } else {
             Ok(None)
         }
+    }
+}
+
+/// For an array or map header at `buf[0]`: header length, element count (pairs for a map),
+/// and whether it is a map. `None` for anything else.
+pub(super) fn container_head(buf: &[u8]) -> Option<(usize, u64, bool)> {
+    match head(buf, 0) {
+        Ok(Head::Container { hdr, items, is_map }) => {
+            Some((hdr, if is_map { items / 2 } else { items }, is_map))
+        }
+        _ => None,
     }
 }
 
