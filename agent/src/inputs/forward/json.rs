@@ -7,27 +7,11 @@
 
 use std::io::Write;
 
-use super::msgpack::{MapRef, Value};
+use super::msgpack::{container_head, read, MapRef, Value};
 
 /// Appends `map` as a JSON object.
 pub(super) fn write_map(map: MapRef<'_>, out: &mut Vec<u8>) {
-    out.push(b'{');
-    for (i, (k, v)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        match k.as_bytes() {
-            Some(s) => write_str(s, out),
-            None => {
-                let mut key = Vec::new();
-                write_value(k, &mut key);
-                write_str(&key, out);
-            }
-        }
-        out.push(b':');
-        write_value(v, out);
-    }
-    out.push(b'}');
+    write_items(map.body(), map.len() as u64, true, out);
 }
 
 /// Appends one value as JSON.
@@ -46,18 +30,64 @@ pub(super) fn write_value(v: Value<'_>, out: &mut Vec<u8>) {
         Value::F64(f) => write_float(f, out),
         Value::Str(s) | Value::Bin(s) => write_str(s, out),
         Value::Array(a) => {
-            out.push(b'[');
-            for (i, e) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(e, out);
-            }
-            out.push(b']');
+            write_items(a.body(), a.len() as u64, false, out);
         }
         Value::Map(m) => write_map(m, out),
         Value::Ext(ty, d) => write_ext(ty, d, out),
     }
+}
+
+fn rest(buf: &[u8], at: usize) -> &[u8] {
+    buf.get(at..).unwrap_or_default()
+}
+
+/// Streams `count` values (pairs when `is_map`) encoded at the start of `body` as one JSON
+/// array or object, in a single pass over the bytes however deep they nest (walking them
+/// through lazy views would rescan each level). Returns the bytes consumed.
+fn write_items(body: &[u8], count: u64, is_map: bool, out: &mut Vec<u8>) -> usize {
+    out.push(if is_map { b'{' } else { b'[' });
+    let mut at = 0;
+    for i in 0..count {
+        if i > 0 {
+            out.push(b',');
+        }
+        if is_map {
+            at += write_key(rest(body, at), out);
+            out.push(b':');
+        }
+        at += write_stream(rest(body, at), out);
+    }
+    out.push(if is_map { b'}' } else { b']' });
+    at
+}
+
+/// Writes the value at the start of `buf`; returns its encoded length.
+fn write_stream(buf: &[u8], out: &mut Vec<u8>) -> usize {
+    if let Some((hdr, count, is_map)) = container_head(buf) {
+        return hdr + write_items(rest(buf, hdr), count, is_map, out);
+    }
+    match read(buf) {
+        Ok((v, used)) => {
+            write_value(v, out);
+            used
+        }
+        // Unreachable: the bytes were checked when the record was decoded.
+        Err(_) => buf.len(),
+    }
+}
+
+/// A key: str/bin as a string; anything else as the string of its JSON.
+fn write_key(buf: &[u8], out: &mut Vec<u8>) -> usize {
+    if container_head(buf).is_none() {
+        if let Ok((Value::Str(s) | Value::Bin(s), used)) = read(buf) {
+            write_str(s, out);
+            return used;
+        }
+    }
+    let mut key = Vec::new();
+    let used = write_stream(buf, &mut key);
+    write_str(&key, out);
+    used
 }
 
 fn write_float(f: f64, out: &mut Vec<u8>) {
@@ -110,25 +140,37 @@ pub(super) fn write_str(s: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Bytes a JSON string cannot hold as they are: control characters, `"` and `\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 fn escape(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+        if !NEEDS_ESCAPE[usize::from(b)] {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.extend_from_slice(esc);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
         }
         start = i + 1;
     }
@@ -138,7 +180,6 @@ fn escape(s: &str, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::msgpack::read;
     use super::*;
 
     fn json_of(bytes: &[u8]) -> String {
@@ -158,10 +199,26 @@ mod tests {
         let got = json_of(&b);
         assert_eq!(
             got,
-            r#"{"z":null,"a":[true,-1,1.5],"7":"\ufffd","s":"q\"\n\u0001"}"#
+            "{\"z\":null,\"a\":[true,-1,1.5],\"7\":\"\u{fffd}\",\"s\":\"q\\\"\\n\\u0001\"}"
         );
         let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(parsed["a"][2], 1.5);
+        assert_eq!(parsed["s"], "q\"\n\u{1}");
+    }
+
+    #[test]
+    fn nested_containers_and_container_keys_stream_in_order() {
+        // {[1, 2]: {"a": [[[]], {}]}, "b": 3}
+        let b = [
+            0x82, 0x92, 0x01, 0x02, 0x81, 0xa1, b'a', 0x92, 0x91, 0x90, 0x80, 0xa1, b'b', 0x03,
+        ];
+        assert_eq!(json_of(&b), r#"{"[1,2]":{"a":[[[]],{}]},"b":3}"#);
+        // {"d": [[[... 60 deep ... [7] ...]]], "e": nil}
+        let mut deep = vec![0x82, 0xa1, b'd'];
+        deep.extend_from_slice(&[0x91; 60]);
+        deep.extend_from_slice(&[0x07, 0xa1, b'e', 0xc0]);
+        let want = format!(r#"{{"d":{}7{},"e":null}}"#, "[".repeat(60), "]".repeat(60));
+        assert_eq!(json_of(&deep), want);
     }
 
     #[test]

@@ -124,6 +124,11 @@ impl<'a> ArrayRef<'a> {
         }
     }
 
+    /// The encoded elements, for writers that stream them in one pass.
+    pub(super) fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
     /// The element at `i` (walks the preceding ones).
     pub fn get(&self, i: usize) -> Option<Value<'a>> {
         self.iter().nth(i)
@@ -156,6 +161,11 @@ impl<'a> MapRef<'a> {
                 left: self.len as u64 * 2,
             },
         }
+    }
+
+    /// The encoded pairs, for writers that stream them in one pass.
+    pub(super) fn body(&self) -> &'a [u8] {
+        self.body
     }
 
     /// The value of the first pair whose key is a `str` or `bin` equal to `key`.
@@ -342,7 +352,11 @@ impl Scanner {
                 self.depth -= 1;
             }
             if self.depth == 0 {
-                // Complete; further calls give the same answer until `reset`.
+                // Every header is read; the last payload may still be arriving. Once it is
+                // in, further calls give the same answer until `reset`.
+                if self.pos > buf.len() {
+                    return self.incomplete(buf);
+                }
                 return Ok(Some(self.pos));
             }
             let rest = match buf.get(self.pos..) {
@@ -393,6 +407,17 @@ impl Scanner {
         } else {
             Ok(None)
         }
+    }
+}
+
+/// For an array or map header at `buf[0]`: header length, element count (pairs for a map),
+/// and whether it is a map. `None` for anything else.
+pub(super) fn container_head(buf: &[u8]) -> Option<(usize, u64, bool)> {
+    match head(buf, 0) {
+        Ok(Head::Container { hdr, items, is_map }) => {
+            Some((hdr, if is_map { items / 2 } else { items }, is_map))
+        }
+        _ => None,
     }
 }
 
@@ -682,6 +707,13 @@ mod tests {
             assert_eq!(s.scan(&frame[..end]), Ok(None), "end {end}");
         }
         assert_eq!(s.scan(&frame), Ok(Some(frame.len())));
+        // A frame whose last value is a payload still arriving is not complete.
+        let tail = [0x92, 0x01, 0xa3, b'a', b'b', b'c'];
+        let mut s = Scanner::new(1000);
+        for end in 0..tail.len() {
+            assert_eq!(s.scan(&tail[..end]), Ok(None), "end {end}");
+        }
+        assert_eq!(s.scan(&tail), Ok(Some(tail.len())));
         // Extra bytes after the frame do not change the answer.
         let mut s = Scanner::new(1000);
         let mut two = frame.clone();
