@@ -46,7 +46,10 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         p.push("inputs.docker.root: must not be empty when docker is enabled".into());
     }
     if let Some(api) = &c.inputs.docker.api {
-        if !api.strip_prefix("unix://").is_some_and(|p| p.starts_with('/')) {
+        if !api
+            .strip_prefix("unix://")
+            .is_some_and(|p| p.starts_with('/'))
+        {
             p.push(format!(
                 "inputs.docker.api: {api:?} is not unix:///path/to/docker.sock (only a Unix socket is supported)"
             ));

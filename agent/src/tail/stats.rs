@@ -76,6 +76,8 @@ pub struct Stats {
     pub sources: AtomicI64,
     /// Times file events were dropped (queue or kernel overflow) and a full rescan replaced them.
     pub events_lost: AtomicU64,
+    /// The Docker Engine API client's counters (`inputs.docker.api`).
+    pub docker_api: super::docker_api::ApiStats,
 }
 
 impl Stats {
@@ -189,5 +191,6 @@ impl Stats {
             "# HELP {name} File event overflows replaced by a full rescan.\n# TYPE {name} counter\n{name} {}",
             self.events_lost.load(Ordering::Relaxed)
         );
+        self.docker_api.render(out);
     }
 }
