@@ -544,12 +544,7 @@ impl Tailer {
 
     fn on_docker_api(&mut self, d: Discovery) {
         match d {
-            Discovery::Container(f, identity) => {
-                if !self.sources.contains_key(&f.key) {
-                    self.dirty.insert(parent(&f.live));
-                }
-                self.add_with(f, Some(*identity));
-            }
+            Discovery::Container(f, identity) => self.add_with(f, Some(*identity)),
             // Poll it now: its last lines are read, and once its file is gone it is retired.
             Discovery::Gone(key) => {
                 if let Some(s) = self.sources.get(&key) {
