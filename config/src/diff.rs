@@ -31,6 +31,18 @@ pub const NOT_LIVE: &[(&str, &str)] = &[
     ("index.block_bytes", "open segments were sized with it"),
     ("index.zstd_level", "open segments were sized with it"),
     ("log.format", "the log output is set up once"),
+    (
+        "inputs.docker.api",
+        "the Docker API client starts with the tailer",
+    ),
+    (
+        "inputs.forward.chunk_window",
+        "the writer's windows of stored chunks are sized once",
+    ),
+    (
+        "inputs.forward.chunk_window_age",
+        "the writer's windows of stored chunks are sized once",
+    ),
 ];
 
 /// The dotted keys whose values differ between two configs, in key order.

@@ -146,6 +146,33 @@ mod tests {
     }
 
     #[test]
+    fn docker_api_must_be_a_unix_socket_url() {
+        let ok = Config::from_yaml_str(
+            "inputs: { docker: { api: \"unix:///var/run/docker.sock\" } }\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.inputs.docker.api.as_deref(),
+            Some("unix:///var/run/docker.sock")
+        );
+        assert_eq!(Config::default().inputs.docker.api, None);
+        for bad in [
+            "tcp://127.0.0.1:2375",
+            "/var/run/docker.sock",
+            "unix://relative.sock",
+        ] {
+            let e = Config::from_yaml_str(
+                &format!("inputs: {{ docker: {{ api: \"{bad}\" }} }}\n"),
+                "c",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("inputs.docker.api"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn round_trip_and_example_equal_defaults() {
         let d = Config::default();
         assert_eq!(Config::from_yaml_str(&d.to_yaml(), "rt").unwrap(), d);

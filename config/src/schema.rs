@@ -116,6 +116,12 @@ pub struct DockerInput {
     pub enabled: bool,
     /// Docker's containers directory (`<id>/<id>-json.log`, `config.v2.json`).
     pub root: PathBuf,
+    /// The Docker Engine API (`unix:///var/run/docker.sock`), off when null. On a plain Docker
+    /// host (no kubelet) it makes the engine the source of truth for what runs: containers and
+    /// their log paths come from its list and events, so a new container is read as it starts
+    /// even when its log is outside `root`. The socket is root-equivalent: leave it off where
+    /// the files suffice (the DaemonSet does not mount it).
+    pub api: Option<String>,
 }
 
 impl Default for DockerInput {
@@ -123,6 +129,7 @@ impl Default for DockerInput {
         DockerInput {
             enabled: true,
             root: PathBuf::from("/var/lib/docker/containers"),
+            api: None,
         }
     }
 }

@@ -45,6 +45,16 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.inputs.docker.enabled && c.inputs.docker.root.as_os_str().is_empty() {
         p.push("inputs.docker.root: must not be empty when docker is enabled".into());
     }
+    if let Some(api) = &c.inputs.docker.api {
+        if !api
+            .strip_prefix("unix://")
+            .is_some_and(|p| p.starts_with('/'))
+        {
+            p.push(format!(
+                "inputs.docker.api: {api:?} is not unix:///path/to/docker.sock (only a Unix socket is supported)"
+            ));
+        }
+    }
     if c.inputs.cri.enabled && c.inputs.cri.root.as_os_str().is_empty() {
         p.push("inputs.cri.root: must not be empty when cri is enabled".into());
     }

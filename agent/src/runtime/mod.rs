@@ -61,6 +61,10 @@ pub fn demo_layout(cfg: &mut Config, root: &Path) {
     cfg.data_dir = root.join("data");
     cfg.inputs.docker.root = root.join("docker/containers");
     cfg.inputs.cri.root = root.join("pods");
+    // On a Docker host the demo also shows the host's own containers, found through the API.
+    if Path::new("/var/run/docker.sock").exists() {
+        cfg.inputs.docker.api = Some("unix:///var/run/docker.sock".into());
+    }
 }
 
 /// Run the agent until SIGTERM (or, with `--oneshot`, until everything present is ingested).

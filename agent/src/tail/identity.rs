@@ -61,17 +61,32 @@ pub fn docker_identity(
     live: &Path,
 ) -> Result<SourceIdentity, serde_json::Error> {
     let c: DockerConfig = serde_json::from_slice(config_json)?;
-    let mut ident = docker_identity_from_id(id, live);
-    if let Some(cid) = c.id.filter(|s| !s.is_empty()) {
+    let cid = c.id.filter(|s| !s.is_empty());
+    let inner = c.config;
+    let image = inner.as_ref().and_then(|i| i.image.clone()).or(c.image);
+    let labels = inner.and_then(|i| i.labels).unwrap_or_default();
+    let mut ident = docker_identity_of(id, c.name, image, labels, live);
+    if let Some(cid) = cid {
         ident.container_id = Some(cid);
     }
-    ident.container_name = c
-        .name
+    Ok(ident)
+}
+
+/// Identity of a Docker container from its name (`/name`), image and labels — the fields
+/// `config.v2.json` and the Engine API's inspect both carry; the Kubernetes names come from the
+/// kubelet's `io.kubernetes.*` labels when present.
+pub fn docker_identity_of(
+    id: &str,
+    name: Option<String>,
+    image: Option<String>,
+    labels: BTreeMap<String, String>,
+    live: &Path,
+) -> SourceIdentity {
+    let mut ident = docker_identity_from_id(id, live);
+    ident.container_name = name
         .map(|n| n.trim_start_matches('/').to_string())
         .filter(|n| !n.is_empty());
-    let inner = c.config;
-    ident.image = inner.as_ref().and_then(|i| i.image.clone()).or(c.image);
-    let labels = inner.and_then(|i| i.labels).unwrap_or_default();
+    ident.image = image.filter(|i| !i.is_empty());
     let get = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
     ident.pod = get("io.kubernetes.pod.name");
     ident.namespace = get("io.kubernetes.pod.namespace");
@@ -81,7 +96,7 @@ pub fn docker_identity(
         .or_else(|| get("io.kubernetes.container.restartCount"))
         .and_then(|v| v.parse().ok());
     ident.labels = labels;
-    Ok(ident)
+    ident
 }
 
 /// Identity from the container id alone (no or unreadable `config.v2.json`).

@@ -18,6 +18,7 @@
 //! synced is never re-read because reading resumes after it.
 
 pub mod discover;
+pub mod docker_api;
 pub mod file;
 pub mod filter;
 pub mod identity;

@@ -80,6 +80,8 @@ pub struct Stats {
     pub input_beat: crate::progress::Beat,
     /// Stamped when a file under a log root changed: bytes may be waiting to be read.
     pub input_pending: crate::progress::Beat,
+    /// The Docker Engine API client's counters (`inputs.docker.api`).
+    pub docker_api: super::docker_api::ApiStats,
 }
 
 impl Stats {
@@ -193,5 +195,6 @@ impl Stats {
             "# HELP {name} File event overflows replaced by a full rescan.\n# TYPE {name} counter\n{name} {}",
             self.events_lost.load(Ordering::Relaxed)
         );
+        self.docker_api.render(out);
     }
 }

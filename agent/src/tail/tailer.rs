@@ -2,6 +2,7 @@
 //! (oneshot drain, stop).
 
 use super::discover::{self, Found};
+use super::docker_api::{self, Discovery};
 use super::filter::{Filter, Globs};
 use super::source::{Outbox, Scratch, Source, TailSettings};
 use super::stats::{Input, Stats};
@@ -9,7 +10,7 @@ use super::{Cmd, Ready, TailError};
 use crate::ingest::Msg;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use notify::{RecursiveMode, Watcher};
-use runnel_index::Store;
+use runnel_index::{SourceIdentity, Store};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +34,8 @@ pub struct Settings {
     pub(crate) filter: Filter,
     pub(crate) tail: TailSettings,
     pub(crate) rescan: Duration,
+    /// `inputs.docker.api`: the Docker Engine API socket, when Docker discovery uses it.
+    pub(crate) docker_api: Option<String>,
 }
 
 fn usize_of(v: u64, key: &'static str) -> Result<usize, TailError> {
@@ -93,6 +96,7 @@ impl Settings {
             } else {
                 i.rescan_interval
             },
+            docker_api: i.docker.api.clone().filter(|_| i.docker.enabled),
         })
     }
 }
@@ -199,6 +203,12 @@ impl Tailer {
     }
 
     fn add(&mut self, f: Found) {
+        self.add_with(f, None);
+    }
+
+    /// Add a found log; `known` is its identity when the finder already has it (the Docker
+    /// API), else it is read from disk.
+    fn add_with(&mut self, f: Found, known: Option<SourceIdentity>) {
         if self.sources.contains_key(&f.key) || self.ignored.contains(&f.key) {
             return;
         }
@@ -214,7 +224,7 @@ impl Tailer {
                 return;
             }
         }
-        let identity = discover::identity_of(&f, &self.stats);
+        let identity = known.unwrap_or_else(|| discover::identity_of(&f, &self.stats));
         if !self.settings.filter.allows(&identity) {
             self.stats
                 .input(f.input)
@@ -422,6 +432,8 @@ impl Tailer {
 
     pub(crate) fn run(mut self, cmds: Receiver<Cmd>) {
         self.scan_all();
+        let (_api_client, mut api) = self.start_docker_api();
+        self.await_docker_api(&api);
         self.retire_vanished();
         self.ready.set();
         let mut last_rescan = Instant::now();
@@ -474,6 +486,16 @@ impl Tailer {
                         }
                     }
                 }
+                recv(api) -> d => match d {
+                    Ok(d) => {
+                        self.on_docker_api(d);
+                        while let Ok(d) = api.try_recv() {
+                            self.on_docker_api(d);
+                        }
+                    }
+                    // The client thread ended (it logged why): the files alone are read.
+                    Err(_) => api = crossbeam_channel::never(),
+                },
                 default(wait) => {}
             }
             self.recheck_young();
@@ -511,6 +533,55 @@ fn note_pending(stats: &Stats, ev: &notify::Result<notify::Event>) {
                 | notify::EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_))
         ) {
             stats.input_pending.beat();
+        }
+    }
+}
+
+impl Tailer {
+    /// Start the Docker API client when `inputs.docker.api` is set; without it (or when its
+    /// thread cannot start) the receiver never yields and discovery is by files alone.
+    fn start_docker_api(&self) -> (Option<docker_api::Client>, Receiver<Discovery>) {
+        let Some(addr) = &self.settings.docker_api else {
+            return (None, crossbeam_channel::never());
+        };
+        match docker_api::Client::start(addr, self.stats.clone()) {
+            Ok((c, rx)) => (Some(c), rx),
+            Err(e) => {
+                tracing::error!(socket = %addr, error = %e, "cannot start the Docker API client; reading the files alone");
+                (None, crossbeam_channel::never())
+            }
+        }
+    }
+
+    /// At start, take the API's first list (or its first failure) before retiring the index's
+    /// sources that nobody found: a container whose log is outside the Docker root is known
+    /// only to the API. Bounded so a hung engine does not hold the files back.
+    fn await_docker_api(&mut self, api: &Receiver<Discovery>) {
+        if self.settings.docker_api.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(d) = api.recv_deadline(deadline) {
+            if matches!(d, Discovery::Synced) {
+                return;
+            }
+            self.on_docker_api(d);
+        }
+        tracing::warn!(
+            "the Docker API did not list its containers within 5 s; going on with the files"
+        );
+    }
+
+    fn on_docker_api(&mut self, d: Discovery) {
+        match d {
+            Discovery::Container(f, identity) => self.add_with(f, Some(*identity)),
+            // Poll it now: its last lines are read, and once its file is gone it is retired.
+            Discovery::Gone(key) => {
+                if let Some(s) = self.sources.get(&key) {
+                    self.dirty.insert(parent(&s.live));
+                }
+            }
+            Discovery::Synced => {}
         }
     }
 }
