@@ -53,18 +53,22 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod concurrency;
 pub mod cursor;
 pub mod dead_letter;
 pub mod encode;
 mod error;
+mod failed;
 pub mod index_name;
 pub mod metrics;
 pub mod pipeline;
 pub mod response;
 pub mod ship;
 mod sink;
+pub mod sources;
 pub mod status;
 pub mod transport;
 
 pub use error::SinkError;
+pub use failed::FailedSink;
 pub use sink::{template_body, ElasticsearchSink, SinkHandle, DEAD_LETTER_FILE};

@@ -233,7 +233,7 @@ fn an_aborted_sink_restarts_from_its_cursor_and_duplicates_nothing() {
     fill(&store, CRI_KEY, &cri_identity(), 0, 3000, 0);
     let mut cfg = es_config(&proxy.url);
     cfg.batch.max_docs = 50;
-    cfg.concurrency = 2;
+    cfg.concurrency = runnel_config::Concurrency::fixed(2);
     proxy.state.lock().unwrap().script =
         std::iter::repeat_n(Fault::Delay(Duration::from_millis(100)), 1000).collect();
     let sink = start(&cfg, &store, dir.path());
