@@ -81,6 +81,15 @@ pub struct State {
     pub actions: std::collections::BTreeSet<String>,
     /// Bulk requests received and not yet answered.
     pub in_flight: u64,
+    /// Highest `in_flight` seen (reset it to watch a phase).
+    pub max_in_flight: u64,
+    /// A slow server: every bulk request waits this long before it is handled.
+    pub delay: Duration,
+    /// An overloaded server: a bulk request arriving while this many are in flight is
+    /// answered 429 (0 = no limit).
+    pub capacity: u64,
+    /// Requests answered 429 for being over `capacity`.
+    pub over_capacity: u64,
 }
 
 /// Counts a bulk request in flight until it is answered or its connection dies.
@@ -266,10 +275,28 @@ async fn handle(
     }
     // A bulk request.
     let _in_flight = InFlight(st.clone());
-    let (fault, every) = {
+    let (over, delay) = {
         let mut s = st.lock().unwrap();
         s.in_flight += 1;
         s.requests += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        let over = s.capacity > 0 && s.in_flight > s.capacity;
+        if over {
+            s.over_capacity += 1;
+        }
+        (over, s.delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if over {
+        return Ok(json_response(
+            429,
+            b"{\"error\":{\"type\":\"es_rejected_execution_exception\"},\"status\":429}".to_vec(),
+        ));
+    }
+    let (fault, every) = {
+        let mut s = st.lock().unwrap();
         if ct != "application/x-ndjson" {
             s.violations.push(format!("content-type {ct:?}"));
         }
