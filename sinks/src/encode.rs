@@ -89,9 +89,12 @@ pub fn push_json_bytes(out: &mut Vec<u8>, b: &[u8]) {
 /// Append `v` as 32 lowercase hex digits (the `_id` form).
 pub fn push_hex128(out: &mut Vec<u8>, v: u128) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..32).rev() {
-        out.push(HEX[((v >> (i * 4)) & 15) as usize]);
+    let mut digits = [0u8; 32];
+    for (i, byte) in v.to_be_bytes().iter().enumerate() {
+        digits[2 * i] = HEX[(byte >> 4) as usize];
+        digits[2 * i + 1] = HEX[(byte & 15) as usize];
     }
+    out.extend_from_slice(&digits);
 }
 
 /// Civil date (year, month, day) and (hour, minute, second) of Unix seconds, UTC.
@@ -385,8 +388,16 @@ mod tests {
     #[test]
     fn ids_are_32_hex_digits() {
         let mut v = Vec::new();
-        push_hex128(&mut v, 0xabc);
-        assert_eq!(v, format!("{:032x}", 0xabc).as_bytes());
+        for x in [
+            0u128,
+            0xabc,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            v.clear();
+            push_hex128(&mut v, x);
+            assert_eq!(v, format!("{x:032x}").as_bytes());
+        }
     }
 
     #[test]

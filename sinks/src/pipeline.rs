@@ -491,6 +491,8 @@ impl Pipeline {
                         self.refresh_sources().await;
                         let targets = self.sources.iter().map(|(i, s)| (i, s.next_seq)).collect();
                         self.drains.push((tx, targets));
+                        // The handle reports how far a drain got from the lag table.
+                        self.update_lag();
                         self.check_drains().await;
                     }
                     Some(Command::Shutdown(tx)) => {

@@ -17,7 +17,7 @@ use support::proxy::Proxy;
 use support::{es_config, Osmem};
 
 const SOURCES: usize = 4;
-const PER_SOURCE: usize = 2500;
+const PER_SOURCE: usize = 1500;
 const MAX: usize = 12;
 const CAPACITY: u64 = 3;
 const MAX_IN_FLIGHT_BYTES: u64 = 4 << 20;

@@ -11,9 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long `--oneshot` waits for the sink to ship everything.
-const ONESHOT_SINK_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// Store limits from the `index:` section.
 pub fn limits(cfg: &Config) -> Limits {
     let i = &cfg.index;
@@ -117,7 +114,7 @@ fn run(cfg: &Config, args: &AgentArgs, demo_root: Option<&Path>) -> Result<(), S
             .run_until_eof()
             .map_err(|e| format!("ingesting: {e}"))?;
         if let Some(sink) = sink {
-            sink.drain(ONESHOT_SINK_TIMEOUT)
+            sink.drain(cfg.sinks.elasticsearch.drain.no_progress_timeout)
                 .map_err(|e| format!("shipping to elasticsearch: {e}"))?;
             sink.shutdown();
         }
