@@ -80,7 +80,7 @@ impl Figures {
 }
 
 /// Ship everything through a server that takes `CAPACITY` requests at once and 30 ms each;
-/// a third of the way in, an outage (503 for everything) until the sink has backed off.
+/// a fifth of the way in, an outage (503 for everything) until the sink has backed off.
 fn run(concurrency: Concurrency) -> Figures {
     let es = Osmem::start();
     let proxy = Proxy::start(&es.url, "");
@@ -113,7 +113,7 @@ fn run(concurrency: Concurrency) -> Figures {
                 std::thread::sleep(Duration::from_millis(5));
             }
         };
-        wait("a third shipped", &|| m.docs_acked.load(Relaxed) >= n / 3);
+        wait("a fifth shipped", &|| m.docs_acked.load(Relaxed) >= n / 5);
         proxy.state.lock().unwrap().down = true;
         let failed0 = m.requests_failed.load(Relaxed);
         let mut lowest = u64::MAX;
@@ -162,7 +162,7 @@ fn adaptive_concurrency_finds_the_capacity_without_a_stampede_stays_bounded_and_
     let fixed = run(Concurrency::fixed(MAX));
     let n = (SOURCES * PER_SOURCE) as u64;
     println!(
-        "server: {CAPACITY} requests at once, 30 ms each; an outage (503) a third of the way in"
+        "server: {CAPACITY} requests at once, 30 ms each; an outage (503) a fifth of the way in"
     );
     println!("| limit | secs | requests | 429 over capacity | share | max requests in flight | max bytes in flight | lowest limit in outage | max in flight after |");
     for (name, f) in [("adaptive 1..12", &adaptive), ("fixed 12", &fixed)] {
