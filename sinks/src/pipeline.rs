@@ -70,6 +70,9 @@ pub struct Pipeline {
     rr: usize,
     /// Smallest encoded document (action + document lines) seen so far, to size reads.
     doc_bytes: usize,
+    /// The next record did not fit the batch or the in-flight budget: reading again before
+    /// a batch is sent or finished would only read it again.
+    stalled: bool,
 }
 
 impl Pipeline {
@@ -97,6 +100,7 @@ impl Pipeline {
             last_refresh: None,
             rr: 0,
             doc_bytes: usize::MAX,
+            stalled: false,
         }
     }
 
@@ -288,6 +292,7 @@ impl Pipeline {
                 self.in_flight + len > self.settings.max_in_flight && self.in_flight > 0;
             if over_batch || over_budget {
                 buf.truncate(start);
+                self.stalled = true;
                 return false;
             }
             self.in_flight += len;
@@ -314,6 +319,7 @@ impl Pipeline {
         if self.builder.docs.is_empty() {
             return;
         }
+        self.stalled = false;
         let mut next = self.spare.take().unwrap_or_default();
         // One allocation per batch at most, not a doubling series of copies while it fills.
         next.buf.reserve(self.settings.batch_bytes + 64 * 1024);
@@ -327,6 +333,7 @@ impl Pipeline {
     /// never moved over them; a re-send is harmless with deterministic ids).
     fn finish(&mut self, shipped: Shipped) {
         let Shipped { batch, panicked } = shipped;
+        self.stalled = false;
         let bytes = batch.buf.len() as u64;
         self.ctx.metrics.in_flight_batches.fetch_sub(1, Relaxed);
         self.in_flight = self.in_flight.saturating_sub(bytes);
@@ -461,9 +468,15 @@ impl Pipeline {
                 self.update_lag();
             }
             self.check_drains().await;
-            // Loop again at once if there is more to do and room to do it.
+            // Loop again at once if there is more to do and room to do it: encode the next
+            // batch while the requests are out, so it is ready when a slot frees (and a full
+            // batch waiting for a slot tells the controller that the limit holds us back).
             let slot = open && self.tasks.len() < limit;
-            let more = slot && !drained && self.budget_left() > 0;
+            let more = open
+                && !drained
+                && self.budget_left() > 0
+                && !self.stalled
+                && (slot || !self.batch_full());
             let wait = if more {
                 Duration::ZERO
             } else if !open || (ready && !slot) {

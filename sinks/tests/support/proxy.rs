@@ -90,6 +90,11 @@ pub struct State {
     pub capacity: u64,
     /// Requests answered 429 for being over `capacity`.
     pub over_capacity: u64,
+    /// Answer every bulk document 201 here instead of forwarding (a server whose pace is
+    /// only `delay` and `capacity`), recording the `_id`s in `acked_ids`.
+    pub ack_locally: bool,
+    /// Distinct `_id`s acknowledged with `ack_locally`.
+    pub acked_ids: std::collections::HashSet<String>,
 }
 
 /// Counts a bulk request in flight until it is answered or its connection dies.
@@ -337,6 +342,18 @@ async fn handle(
                 None => s.violations.push("action line is not a JSON object".into()),
             }
         }
+    }
+    if st.lock().unwrap().ack_locally {
+        let mut s = st.lock().unwrap();
+        let mut items = Vec::with_capacity(docs.len());
+        for (action, _) in &docs {
+            let v: serde_json::Value = serde_json::from_slice(action).unwrap_or_default();
+            let id = v["create"]["_id"].as_str().unwrap_or("").to_string();
+            let status = if s.acked_ids.insert(id) { 201 } else { 409 };
+            items.push(serde_json::json!({"create": {"status": status}}));
+        }
+        let out = serde_json::json!({"errors": false, "items": items});
+        return Ok(json_response(200, serde_json::to_vec(&out).unwrap()));
     }
     match fault {
         Some(Fault::Status(s)) => {
