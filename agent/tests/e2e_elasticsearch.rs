@@ -241,3 +241,44 @@ fn an_outage_keeps_the_agent_ready_shows_the_sink_degraded_and_loses_nothing() {
     );
     agent.stop();
 }
+
+#[test]
+fn a_sink_that_cannot_start_is_reported_failed_while_logs_are_still_collected() {
+    let node = Node::new();
+    let cri = node.cri_log("shop", "web-0", "web", 0);
+    append(
+        &cri,
+        &cri_line(&time_at(0), "stdout", "F", "collected anyway"),
+    );
+    let cfg = node.config(&format!(
+        "{}    auth: {{ user: elastic, password_file: {} }}\n",
+        sink_yaml("http://127.0.0.1:9"),
+        node.dir.path().join("missing-secret").display()
+    ));
+    let agent = Agent::start(&cfg);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            agent.get("/v1/logs?namespace=shop&pod=web-0").1 == "collected anyway\n"
+        }),
+        "local collection stopped with the sink"
+    );
+    let (code, status) = agent.get("/v1/status");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let es = v
+        .get("components")
+        .and_then(|c| c.get("elasticsearch"))
+        .or_else(|| v.get("elasticsearch"))
+        .unwrap_or_else(|| panic!("no elasticsearch component in {status}"));
+    assert_eq!(es["state"], "failed", "{status}");
+    assert!(
+        es["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("missing-secret"),
+        "{status}"
+    );
+    let (_, m) = agent.get("/metrics");
+    assert!(m.contains("runnel_sink_es_up 0"), "{m}");
+    agent.stop();
+}

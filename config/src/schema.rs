@@ -292,8 +292,9 @@ pub struct ElasticsearchConfig {
     pub batch: Batch,
     /// Request body compression.
     pub compression: Compression,
-    /// Bulk requests in flight at once.
-    pub concurrency: usize,
+    /// Bulk requests in flight at once: adaptive between `min` and `max` (a map), or a fixed
+    /// number (`concurrency: 4`).
+    pub concurrency: Concurrency,
     /// Credentials (read from files, never written in the config).
     pub auth: Auth,
     /// TLS settings for `https` endpoints.
@@ -312,6 +313,8 @@ pub struct ElasticsearchConfig {
     pub request_timeout: Duration,
     /// If set, a message that is a JSON object is also parsed into this field.
     pub parse_json: Option<String>,
+    /// How `--oneshot` waits for the cluster to acknowledge everything.
+    pub drain: Drain,
 }
 
 impl Default for ElasticsearchConfig {
@@ -324,7 +327,7 @@ impl Default for ElasticsearchConfig {
             id: IdMode::Deterministic,
             batch: Batch::default(),
             compression: Compression::Gzip,
-            concurrency: 2,
+            concurrency: Concurrency::default(),
             auth: Auth::default(),
             tls: Tls::default(),
             dead_letter: DeadLetter::default(),
@@ -333,6 +336,104 @@ impl Default for ElasticsearchConfig {
             max_in_flight_bytes: 32 * MIB,
             request_timeout: Duration::from_secs(30),
             parse_json: None,
+            drain: Drain::default(),
+        }
+    }
+}
+
+/// Bulk requests in flight at once. Adaptive (the default): starts at `min`, grows by one per
+/// round trip while latency stays flat and more is wanted, shrinks by `decrease_ratio` on
+/// 429/503/timeouts or a latency rise (AIMD). A retried batch keeps its slot, so requests in
+/// flight never exceed the limit. Written as a plain number it is fixed at that number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, remote = "Self")]
+pub struct Concurrency {
+    /// Whether the limit adapts; false = always `max`.
+    pub adaptive: bool,
+    /// Lowest limit (and the starting one).
+    pub min: usize,
+    /// Highest limit.
+    pub max: usize,
+    /// Factor applied to the limit on back-pressure or a latency rise (0 < r < 1).
+    pub decrease_ratio: f64,
+    /// A round trip's mean latency this fraction above the long-run mean is a rise.
+    pub latency_threshold: f64,
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency {
+            adaptive: true,
+            min: 1,
+            max: 8,
+            decrease_ratio: 0.9,
+            latency_threshold: 0.5,
+        }
+    }
+}
+
+impl Concurrency {
+    /// A fixed limit of `n` requests.
+    pub fn fixed(n: usize) -> Concurrency {
+        Concurrency {
+            adaptive: false,
+            min: n,
+            max: n,
+            ..Concurrency::default()
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Concurrency {
+    /// A number (fixed, as before adaptive concurrency existed) or the map of settings, whose
+    /// unknown keys are errors naming them.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Concurrency;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of requests or a map {adaptive, min, max, decrease_ratio, latency_threshold}")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Concurrency, E> {
+                usize::try_from(n)
+                    .map(Concurrency::fixed)
+                    .map_err(|_| E::custom("concurrency is too large"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Concurrency, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom("concurrency must not be negative"))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<Concurrency, A::Error> {
+                Concurrency::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Concurrency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Concurrency::serialize(self, s)
+    }
+}
+
+/// `--oneshot` drain: it waits as long as documents keep being acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Drain {
+    /// Give up after this long without any document acknowledged (or dead-lettered).
+    #[serde(with = "duration")]
+    pub no_progress_timeout: Duration,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain {
+            no_progress_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -88,8 +88,18 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if es.index.trim().is_empty() {
         p.push("sinks.elasticsearch.index: must not be empty".into());
     }
-    if es.concurrency == 0 {
-        p.push("sinks.elasticsearch.concurrency: must be at least 1".into());
+    let cc = &es.concurrency;
+    if cc.max == 0 || cc.min == 0 || cc.min > cc.max {
+        p.push("sinks.elasticsearch.concurrency: needs 1 <= min <= max".into());
+    }
+    if !(cc.decrease_ratio > 0.0 && cc.decrease_ratio < 1.0) {
+        p.push("sinks.elasticsearch.concurrency.decrease_ratio: must be between 0 and 1".into());
+    }
+    if cc.latency_threshold.is_nan() || cc.latency_threshold <= 0.0 {
+        p.push("sinks.elasticsearch.concurrency.latency_threshold: must be greater than 0".into());
+    }
+    if es.drain.no_progress_timeout.is_zero() {
+        p.push("sinks.elasticsearch.drain.no_progress_timeout: must be greater than 0".into());
     }
     if es.batch.max_docs == 0 || es.batch.max_bytes == 0 {
         p.push("sinks.elasticsearch.batch: max_docs and max_bytes must be at least 1".into());

@@ -390,7 +390,7 @@ impl SealedSegment {
                 format!("block {i} CRC mismatch"),
             ));
         }
-        let raw = zstd::bulk::decompress(comp, m.raw_len as usize).map_err(|e| {
+        let raw = decompress_block(comp, m.raw_len as usize).map_err(|e| {
             corrupt(
                 &self.path,
                 m.offset,
@@ -412,6 +412,28 @@ impl SealedSegment {
     pub fn block_len(&self, i: usize) -> u64 {
         self.blocks[i].len as u64
     }
+}
+
+thread_local! {
+    /// One zstd decompression context per reading thread: `zstd::bulk::decompress` creates
+    /// (and zeroes) a fresh context per block, which costs about as much as decompressing a
+    /// small block.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompress one block of `raw_len` bytes with this thread's reusable context.
+fn decompress_block(comp: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(comp, raw_len),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -80,6 +80,19 @@ impl FrozenBatch {
         bytes::Bytes::from(out)
     }
 
+    /// The buffers back, emptied, for the next batch — when nothing else holds the body.
+    pub fn reclaim(self) -> Option<Batch> {
+        let mut buf: Vec<u8> = self.buf.try_into_mut().ok()?.into();
+        buf.clear();
+        let mut docs = self.docs;
+        docs.clear();
+        Some(Batch {
+            buf,
+            docs,
+            started: None,
+        })
+    }
+
     /// The action line of a document (without its newline).
     pub fn action(&self, i: usize) -> &[u8] {
         let d = &self.docs[i];

@@ -16,12 +16,38 @@ use xxhash_rust::xxh3::Xxh3;
 /// `event.dataset` of every log document.
 pub const EVENT_DATASET: &str = "runnel.container_logs";
 
+/// Whether any of the 8 bytes of `w` needs escaping in a JSON string: a control byte
+/// (< 0x20), `"` or `\\`. Exact, by the classic "has a byte less than n" and "has a zero
+/// byte" word tricks, so runs of plain text are checked 8 bytes at a time.
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let ctrl = w.wrapping_sub(LO * 0x20) & !w & HI;
+    let q = w ^ (LO * u64::from(b'"'));
+    let quote = q.wrapping_sub(LO) & !q & HI;
+    let b = w ^ (LO * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(LO) & !b & HI;
+    (ctrl | quote | backslash) != 0
+}
+
 /// Append `s` as a JSON string (with quotes) to `out`.
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            if !word_needs_escape(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -34,14 +60,19 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 15) as usize]);
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -58,9 +89,12 @@ pub fn push_json_bytes(out: &mut Vec<u8>, b: &[u8]) {
 /// Append `v` as 32 lowercase hex digits (the `_id` form).
 pub fn push_hex128(out: &mut Vec<u8>, v: u128) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..32).rev() {
-        out.push(HEX[((v >> (i * 4)) & 15) as usize]);
+    let mut digits = [0u8; 32];
+    for (i, byte) in v.to_be_bytes().iter().enumerate() {
+        digits[2 * i] = HEX[(byte >> 4) as usize];
+        digits[2 * i + 1] = HEX[(byte & 15) as usize];
     }
+    out.extend_from_slice(&digits);
 }
 
 /// Civil date (year, month, day) and (hour, minute, second) of Unix seconds, UTC.
@@ -87,36 +121,50 @@ pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+thread_local! {
+    /// The `YYYY-MM-DDTHH:MM:SS.` of the last second encoded on this thread: records come in
+    /// time order, so most documents reuse it and only write their nine fraction digits.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((i64::MIN, [0; 20])) };
+}
+
 /// Append the time as RFC 3339 UTC with nine fraction digits: `2026-01-02T03:04:05.000000001Z`.
 pub fn push_rfc3339_nanos(out: &mut Vec<u8>, time_ns: i64) {
     use std::io::Write;
     let secs = time_ns.div_euclid(1_000_000_000);
     let nanos = time_ns.rem_euclid(1_000_000_000);
-    let (y, mo, d, h, mi, s) = civil(secs);
-    if !(0..=9999).contains(&y) {
-        let _ = write!(
-            out,
-            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{nanos:09}Z"
-        );
-        return;
-    }
-    let mut digits = |v: u64, n: usize, sep: u8| {
-        let mut tmp = [b'0'; 9];
+    let fill = |tmp: &mut [u8], v: u64| {
         let mut v = v;
-        for i in (0..n).rev() {
-            tmp[i] = b'0' + (v % 10) as u8;
+        for d in tmp.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        out.extend_from_slice(&tmp[..n]);
-        out.push(sep);
     };
-    digits(y as u64, 4, b'-');
-    digits(mo.into(), 2, b'-');
-    digits(d.into(), 2, b'T');
-    digits(h.into(), 2, b':');
-    digits(mi.into(), 2, b':');
-    digits(s.into(), 2, b'.');
-    digits(nanos as u64, 9, b'Z');
+    let (cached, prefix) = LAST_SECOND.get();
+    let prefix = if cached == secs {
+        prefix
+    } else {
+        let (y, mo, d, h, mi, s) = civil(secs);
+        if !(0..=9999).contains(&y) {
+            let _ = write!(
+                out,
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{nanos:09}Z"
+            );
+            return;
+        }
+        let mut p = *b"0000-00-00T00:00:00.";
+        fill(&mut p[0..4], y as u64);
+        fill(&mut p[5..7], mo.into());
+        fill(&mut p[8..10], d.into());
+        fill(&mut p[11..13], h.into());
+        fill(&mut p[14..16], mi.into());
+        fill(&mut p[17..19], s.into());
+        LAST_SECOND.set((secs, p));
+        p
+    };
+    let mut frac = *b"000000000Z";
+    fill(&mut frac[..9], nanos as u64);
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(&frac);
 }
 
 /// The deterministic `_id` of a record: xxh3-128 over the node name, the container id (or the
@@ -340,8 +388,16 @@ mod tests {
     #[test]
     fn ids_are_32_hex_digits() {
         let mut v = Vec::new();
-        push_hex128(&mut v, 0xabc);
-        assert_eq!(v, format!("{:032x}", 0xabc).as_bytes());
+        for x in [
+            0u128,
+            0xabc,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            v.clear();
+            push_hex128(&mut v, x);
+            assert_eq!(v, format!("{x:032x}").as_bytes());
+        }
     }
 
     #[test]
@@ -355,6 +411,82 @@ mod tests {
         v.clear();
         push_rfc3339_nanos(&mut v, 951_782_400_000_000_000);
         assert_eq!(v, b"2000-02-29T00:00:00.000000000Z");
+        // The cached second is reused only for the same second.
+        for (ns, want) in [
+            (951_782_400_999_999_999, "2000-02-29T00:00:00.999999999Z"),
+            (951_782_401_000_000_000, "2000-02-29T00:00:01.000000000Z"),
+            (951_782_400_000_000_007, "2000-02-29T00:00:00.000000007Z"),
+            (i64::MIN, "1677-09-21T00:12:43.145224192Z"),
+            (i64::MAX, "2262-04-11T23:47:16.854775807Z"),
+        ] {
+            v.clear();
+            push_rfc3339_nanos(&mut v, ns);
+            assert_eq!(String::from_utf8_lossy(&v), want);
+        }
+    }
+
+    /// The plain per-byte escaper the word-at-a-time one must match byte for byte.
+    fn reference_escape(s: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &b in s.as_bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                _ => out.push(b),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    #[test]
+    fn word_at_a_time_escaping_matches_the_byte_loop_at_every_position() {
+        let specials = [
+            '"',
+            '\\',
+            '\n',
+            '\r',
+            '\t',
+            '\u{1}',
+            '\u{1f}',
+            ' ',
+            '!',
+            '#',
+            '[',
+            ']',
+            '\u{7f}',
+            '\u{e9}',
+            '\u{1F600}',
+        ];
+        for len in 0..20 {
+            for pos in 0..len.max(1) {
+                for &c in &specials {
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz".chars().take(len).collect();
+                    if len > 0 {
+                        s.replace_range(
+                            s.char_indices()
+                                .nth(pos)
+                                .map(|(i, ch)| i..i + ch.len_utf8())
+                                .unwrap(),
+                            &c.to_string(),
+                        );
+                    }
+                    let mut got = Vec::new();
+                    push_json_str(&mut got, &s);
+                    assert_eq!(got, reference_escape(&s), "{s:?}");
+                    let back: String = serde_json::from_slice(&got).unwrap();
+                    assert_eq!(back, s);
+                }
+            }
+        }
+        let all: String = (0u8..128).map(char::from).collect::<String>().repeat(3);
+        let mut got = Vec::new();
+        push_json_str(&mut got, &all);
+        assert_eq!(got, reference_escape(&all));
     }
 
     #[test]

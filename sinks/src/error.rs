@@ -48,11 +48,15 @@ pub enum SinkError {
     /// The HTTP client could not be built (TLS material rejected, …).
     #[error("building the HTTP client: {0}")]
     Client(String),
-    /// `drain` gave up before everything was acknowledged.
-    #[error("drain timed out after {waited_secs:.1}s with {pending_records} records not yet acknowledged (last error: {last_error})")]
+    /// `drain` gave up: nothing was acknowledged for `drain.no_progress_timeout`.
+    #[error("drain gave up after {waited_secs:.1}s, the last {no_progress_secs:.1}s without progress (sinks.elasticsearch.drain.no_progress_timeout): {done_records} records shipped during the drain, {pending_records} not yet acknowledged (last error: {last_error})")]
     DrainTimeout {
-        /// Seconds waited.
+        /// Seconds waited in all.
         waited_secs: f64,
+        /// Seconds since the last document was acknowledged.
+        no_progress_secs: f64,
+        /// Records acknowledged, dead-lettered or found deleted during the drain.
+        done_records: u64,
         /// Records still unacknowledged.
         pending_records: u64,
         /// The most recent shipping error, or "none".

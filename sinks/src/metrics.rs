@@ -46,6 +46,14 @@ pub struct Metrics {
     pub in_flight_bytes: AtomicU64,
     /// Highest `in_flight_bytes` seen.
     pub in_flight_bytes_max: AtomicU64,
+    /// Bulk HTTP requests outstanding now (at most the concurrency limit).
+    pub requests_in_flight: AtomicU64,
+    /// Highest `requests_in_flight` seen.
+    pub requests_in_flight_max: AtomicU64,
+    /// The adaptive concurrency limit now.
+    pub concurrency_limit: AtomicU64,
+    /// Sending tasks that panicked (their documents were sent again).
+    pub ship_panics: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -71,6 +79,12 @@ impl Metrics {
         self.in_flight_bytes_max.fetch_max(now, Relaxed);
     }
 
+    /// One more bulk request outstanding; tracks the high-water mark.
+    pub fn requests_in_flight_add(&self) {
+        let now = self.requests_in_flight.fetch_add(1, Relaxed) + 1;
+        self.requests_in_flight_max.fetch_max(now, Relaxed);
+    }
+
     /// Subtract from the in-flight byte gauge.
     pub fn sub_in_flight(&self, n: u64) {
         self.in_flight_bytes.fetch_sub(n, Relaxed);
@@ -78,7 +92,7 @@ impl Metrics {
 
     /// Append the Prometheus text.
     pub fn render(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             (
                 "runnel_sink_es_documents_sent_total",
                 "Documents put into bulk requests, each attempt counted.",
@@ -124,6 +138,11 @@ impl Metrics {
                 "Bulk requests that failed as a whole (status, timeout, connection, bad body).",
                 &self.requests_failed,
             ),
+            (
+                "runnel_sink_es_ship_panics_total",
+                "Bulk sending tasks that panicked; their documents were sent again.",
+                &self.ship_panics,
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(
@@ -132,7 +151,17 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
-        let gauges: [(&str, &str, &AtomicU64); 3] = [
+        let gauges: [(&str, &str, &AtomicU64); 5] = [
+            (
+                "runnel_sink_es_concurrency_limit",
+                "Bulk requests allowed in flight now (adaptive, retries included).",
+                &self.concurrency_limit,
+            ),
+            (
+                "runnel_sink_es_requests_in_flight",
+                "Bulk HTTP requests outstanding now.",
+                &self.requests_in_flight,
+            ),
             (
                 "runnel_sink_es_in_flight_batches",
                 "Bulk batches being sent now.",
@@ -189,6 +218,16 @@ impl Metrics {
             }
         }
     }
+}
+
+/// `runnel_sink_es_up`: 1 while the sink runs, 0 when it could not start.
+pub fn render_up(out: &mut String, up: bool) {
+    let n = "runnel_sink_es_up";
+    let _ = writeln!(
+        out,
+        "# HELP {n} Whether the Elasticsearch sink is running (0: it failed to start, see /v1/status).\n# TYPE {n} gauge\n{n} {}",
+        u8::from(up)
+    );
 }
 
 fn escape_label(s: &str) -> String {

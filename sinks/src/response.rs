@@ -1,7 +1,7 @@
 //! Reading a bulk response: every item's outcome, or why the whole response is unusable.
 
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
-use std::collections::HashMap;
 
 /// What to do with one document after the server answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,14 +19,44 @@ pub enum ItemOutcome {
     },
 }
 
+/// The response, read in one pass: top-level keys other than `items` are skipped without
+/// being built, and an item allocates nothing unless it carries an error.
 #[derive(Deserialize)]
 struct Bulk {
-    items: Vec<HashMap<String, Item>>,
+    items: Vec<OneItem>,
+}
+
+/// `{"<action>": {…}}`: the action name is not needed (every action is `create`).
+struct OneItem(Option<Item>);
+
+impl<'de> Deserialize<'de> for OneItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a bulk item {\"<action>\": {\"status\": …}}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<OneItem, A::Error> {
+                let mut item = None;
+                while m.next_key::<IgnoredAny>()?.is_some() {
+                    if item.is_none() {
+                        item = Some(m.next_value::<Item>()?);
+                    } else {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(OneItem(item))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Deserialize)]
 struct Item {
     status: u16,
+    /// Kept as JSON only for failed items (the dead-letter reason).
     #[serde(default)]
     error: Option<serde_json::Value>,
 }
@@ -48,8 +78,8 @@ pub fn parse_bulk_response(body: &[u8], sent: usize) -> Result<Vec<ItemOutcome>,
         ));
     }
     let mut out = Vec::with_capacity(sent);
-    for map in bulk.items {
-        let Some(item) = map.into_values().next() else {
+    for one in bulk.items {
+        let Some(item) = one.0 else {
             return Err("bulk response item without an action key".into());
         };
         let reason = || {

@@ -6,7 +6,8 @@
 //! clear error. The task only returns when the batch is finished — shutting down cancels it,
 //! and the cursor, which never moved over these documents, makes them be sent again later.
 
-use crate::batch::{Batch, DocRef, FrozenBatch};
+use crate::batch::FrozenBatch;
+use crate::concurrency::{Controller, Outcome};
 use crate::dead_letter::DeadLetter;
 use crate::metrics::Metrics;
 use crate::response::{parse_bulk_response, ItemOutcome};
@@ -33,9 +34,25 @@ pub struct ShipContext {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// The adaptive limit on bulk requests in flight.
+    pub concurrency: Controller,
+    /// Wakes the pipeline (a raised limit frees a slot).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl ShipContext {
+    /// Tell the concurrency controller how a request went; a raised limit wakes the pipeline
+    /// so the new slot is used at once.
+    fn report(&self, rtt: Duration, outcome: Outcome) {
+        if let Some(limit) = self.concurrency.observe(rtt, outcome) {
+            let before = self.metrics.concurrency_limit.swap(limit as u64, Relaxed);
+            tracing::debug!(limit, before, "bulk concurrency limit changed");
+            if limit as u64 > before {
+                self.wake.notify_one();
+            }
+        }
+    }
+
     /// The wait before retry number `attempt` (see [`backoff`]).
     pub fn backoff(&self, attempt: u32) -> Duration {
         backoff(self.retry_initial, self.retry_max, attempt)
@@ -97,16 +114,21 @@ impl ShipContext {
 
 /// Exponential backoff with "equal jitter": a delay in [d/2, d] where
 /// d = initial·2^attempt, capped at `max` — so retries of many batches spread out instead of
-/// hitting a recovering cluster together, and no wait exceeds `retry.max`.
+/// hitting a recovering cluster together, and no wait exceeds `retry.max`. Computed in u128
+/// nanoseconds, so no `retry.initial`/`retry.max` (however large) and no attempt count can
+/// overflow: a `Duration` product would panic the sending task.
 pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    let base = initial.saturating_mul(1u32 << attempt.min(20)).min(max);
+    let base = (initial.as_nanos() << attempt.min(20)).min(max.as_nanos());
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
         ^ JITTER.fetch_add(0x9e37_79b9_7f4a_7c15, Relaxed);
-    let r = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % 1_000;
-    base / 2 + base / 2 * r as u32 / 1_000
+    let r = u128::from(xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % 1_000);
+    let half = base / 2;
+    let ns = half + half / 1_000 * r + half % 1_000 * r / 1_000;
+    let secs = u64::try_from(ns / 1_000_000_000).unwrap_or(u64::MAX);
+    Duration::new(secs, (ns % 1_000_000_000) as u32)
 }
 
 /// Mixed into the jitter seed so two retries in the same nanosecond still differ.
@@ -134,11 +156,19 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     enc.finish()
 }
 
-/// Send `batch` until every document is done; returns its documents (all done) and its
-/// encoded size, for the cursor and the in-flight accounting.
-pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
-    let bytes = batch.bytes();
-    let batch = Arc::new(batch.freeze());
+/// Set by a unit test: the next `ship` panics (to show that a panicked task gives its batch
+/// back).
+#[cfg(test)]
+pub(crate) static PANIC_NEXT: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Send `batch` until every document is done (acknowledged or dead-lettered). One request at
+/// a time: the batch holds one concurrency slot for its whole life, retries included.
+pub async fn ship(ctx: Arc<ShipContext>, batch: Arc<FrozenBatch>) {
+    #[cfg(test)]
+    if PANIC_NEXT.swap(false, Relaxed) {
+        panic!("injected panic (unit test)");
+    }
     let mut queue: VecDeque<Vec<usize>> = VecDeque::new();
     queue.push_back((0..batch.docs.len()).collect());
     let mut attempt = 0u32;
@@ -186,8 +216,20 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
         m.bytes_raw.fetch_add(raw_len as u64, Relaxed);
         m.bytes_compressed.fetch_add(body.len() as u64, Relaxed);
         let t0 = Instant::now();
+        m.requests_in_flight_add();
         let answer = ctx.transport.bulk(body, gz).await;
-        m.observe_latency(t0.elapsed().as_secs_f64());
+        m.requests_in_flight.fetch_sub(1, Relaxed);
+        let rtt = t0.elapsed();
+        m.observe_latency(rtt.as_secs_f64());
+        let outcome = match &answer {
+            Answer::Status(200..=299, _) => Outcome::Ok,
+            Answer::Status(408 | 429 | 502 | 503 | 504, _) => Outcome::BackPressure,
+            Answer::Failed { timeout: true, .. } => Outcome::BackPressure,
+            _ => Outcome::Other,
+        };
+        if !matches!(answer, Answer::Status(200..=299, _)) {
+            ctx.report(rtt, outcome);
+        }
         if matches!(answer, Answer::Status(..)) {
             failovers = 0;
         }
@@ -218,6 +260,14 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
                                 }
                             }
                         }
+                        ctx.report(
+                            rtt,
+                            if retry.is_empty() {
+                                outcome
+                            } else {
+                                Outcome::BackPressure
+                            },
+                        );
                         ctx.dead_letter(&batch, rejects).await;
                         if retry.is_empty() {
                             attempt = 0;
@@ -276,8 +326,8 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
                 queue.push_front(chunk);
                 tokio::time::sleep(ctx.retry_max).await;
             }
-            Answer::Failed(e) => {
-                fail(e);
+            Answer::Failed { message, .. } => {
+                fail(message);
                 queue.push_front(chunk);
                 // Fail over at once while another endpoint is up (at most one pass over
                 // them); back off when none is.
@@ -291,7 +341,6 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Batch) -> (Vec<DocRef>, usize) {
             }
         }
     }
-    (batch.docs.clone(), bytes)
 }
 
 #[cfg(test)]
@@ -323,5 +372,23 @@ mod tests {
             backoff(initial, max, 30) >= ms(1000),
             "capped at max, never at zero"
         );
+    }
+
+    #[test]
+    fn backoff_never_overflows_whatever_the_retry_settings() {
+        for (initial, max) in [
+            (Duration::MAX, Duration::MAX),
+            (Duration::from_secs(u64::MAX / 2), Duration::MAX),
+            (Duration::from_millis(500), Duration::from_secs(u64::MAX)),
+            (Duration::from_secs(1 << 40), Duration::from_secs(1 << 41)),
+        ] {
+            for attempt in [0, 1, 19, 20, 21, u32::MAX] {
+                let w = backoff(initial, max, attempt);
+                assert!(
+                    w <= max && w >= initial.min(max) / 2,
+                    "{initial:?} {max:?} {attempt}: {w:?}"
+                );
+            }
+        }
     }
 }

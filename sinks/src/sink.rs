@@ -2,6 +2,7 @@
 //! the index template if asked, and runs the pipeline on its own tokio runtime;
 //! [`SinkHandle`] drains, stops, reports metrics and status.
 
+use crate::concurrency::Controller;
 use crate::cursor::CursorStore;
 use crate::dead_letter::DeadLetter;
 use crate::index_name::IndexPattern;
@@ -76,7 +77,6 @@ impl ElasticsearchSink {
             batch_bytes,
             batch_docs,
             batch_timeout: cfg.batch.timeout,
-            concurrency: cfg.concurrency.max(1),
             max_in_flight,
             parse_json: cfg.parse_json.clone().filter(|f| !f.is_empty()),
         };
@@ -88,6 +88,11 @@ impl ElasticsearchSink {
         let metrics = Arc::new(Metrics::default());
         let status = Arc::new(Status::default());
         let endpoints = transport.endpoints().to_vec();
+        let wake = Arc::new(Notify::new());
+        let concurrency = Controller::new(&cfg.concurrency);
+        metrics
+            .concurrency_limit
+            .store(concurrency.limit() as u64, Relaxed);
         let ctx = Arc::new(ShipContext {
             transport,
             metrics: metrics.clone(),
@@ -98,6 +103,8 @@ impl ElasticsearchSink {
             )),
             retry_initial: cfg.retry.initial.max(Duration::from_millis(1)),
             retry_max: cfg.retry.max.max(cfg.retry.initial),
+            concurrency,
+            wake: wake.clone(),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -106,7 +113,6 @@ impl ElasticsearchSink {
             .enable_all()
             .build()
             .map_err(SinkError::Runtime)?;
-        let wake = Arc::new(Notify::new());
         {
             let wake = wake.clone();
             store.add_listener(Arc::new(move |_key: &str, _next: u64| wake.notify_one()));
@@ -196,7 +202,7 @@ async fn install_template(ctx: &ShipContext, name: &str, body: Vec<u8>) {
                 );
                 return;
             }
-            Answer::Failed(e) => e,
+            Answer::Failed { message, .. } => message,
         };
         if attempt == 0 {
             tracing::warn!(template = name, error = %error,
@@ -211,26 +217,49 @@ async fn install_template(ctx: &ShipContext, name: &str, body: Vec<u8>) {
 
 impl SinkHandle {
     /// Ship everything stored in the index now and wait until it is acknowledged (or
-    /// dead-lettered) and the cursor is saved — for `--oneshot`.
-    pub fn drain(&self, timeout: Duration) -> Result<(), SinkError> {
+    /// dead-lettered) and the cursor is saved — for `--oneshot`. Waits as long as shipping
+    /// makes progress (documents acknowledged, dead-lettered, or found deleted by retention);
+    /// gives up only after `no_progress` without any, saying how far it got.
+    pub fn drain(&self, no_progress: Duration) -> Result<(), SinkError> {
         let t0 = Instant::now();
         let (tx, rx) = std::sync::mpsc::channel();
         self.cmds
             .send(Command::Drain(tx))
             .map_err(|_| SinkError::Stopped)?;
-        match rx.recv_timeout(timeout) {
-            Ok(()) => Ok(()),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(SinkError::Stopped),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(SinkError::DrainTimeout {
-                waited_secs: t0.elapsed().as_secs_f64(),
-                pending_records: self
-                    .metrics
-                    .lag
-                    .lock()
-                    .map(|l| l.values().map(|x| x.records).sum())
-                    .unwrap_or(0),
-                last_error: self.status.last_error().unwrap_or_else(|| "none".into()),
-            }),
+        let m = &self.metrics;
+        let progress = || {
+            m.docs_acked.load(Relaxed)
+                + m.docs_dead_lettered.load(Relaxed)
+                + m.records_lost.load(Relaxed)
+        };
+        let start = progress();
+        let (mut seen, mut last_progress) = (start, Instant::now());
+        let step = no_progress.clamp(Duration::from_millis(1), Duration::from_millis(200));
+        loop {
+            match rx.recv_timeout(step) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(SinkError::Stopped)
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let now = progress();
+            if now != seen {
+                (seen, last_progress) = (now, Instant::now());
+            } else if last_progress.elapsed() >= no_progress {
+                return Err(SinkError::DrainTimeout {
+                    waited_secs: t0.elapsed().as_secs_f64(),
+                    no_progress_secs: last_progress.elapsed().as_secs_f64(),
+                    done_records: now - start,
+                    pending_records: self
+                        .metrics
+                        .lag
+                        .lock()
+                        .map(|l| l.values().map(|x| x.records).sum())
+                        .unwrap_or(0),
+                    last_error: self.status.last_error().unwrap_or_else(|| "none".into()),
+                });
+            }
         }
     }
 
@@ -264,6 +293,7 @@ impl SinkHandle {
 
     /// Prometheus text for the sink's counters (`runnel_sink_es_*`).
     pub fn render_metrics(&self, out: &mut String) {
+        crate::metrics::render_up(out, true);
         self.metrics.render(out);
     }
 

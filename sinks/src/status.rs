@@ -19,7 +19,8 @@ pub struct Status {
     inner: Mutex<Inner>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
+/// `t` as RFC 3339 UTC with nanoseconds.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let ns = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)

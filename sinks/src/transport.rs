@@ -34,7 +34,12 @@ pub enum Answer {
     /// An HTTP response (any status) with its body.
     Status(u16, Bytes),
     /// No usable response: connection refused/reset, timeout, truncated body.
-    Failed(String),
+    Failed {
+        /// What happened, with the URL.
+        message: String,
+        /// The request timed out (the cluster may be overloaded: a back-pressure signal).
+        timeout: bool,
+    },
 }
 
 /// The configured cluster endpoints and an HTTP client for them.
@@ -338,7 +343,10 @@ impl Transport {
                 let status = resp.status().as_u16();
                 match resp.bytes().await {
                     Ok(b) => Answer::Status(status, b),
-                    Err(e) => Answer::Failed(format!("{url}: reading the response: {e}")),
+                    Err(e) => Answer::Failed {
+                        message: format!("{url}: reading the response: {e}"),
+                        timeout: e.is_timeout(),
+                    },
                 }
             }
             Err(e) => {
@@ -358,7 +366,10 @@ impl Transport {
                     msg.push_str(&format!(": {s}"));
                     src = s.source();
                 }
-                Answer::Failed(msg)
+                Answer::Failed {
+                    message: msg,
+                    timeout: e.is_timeout(),
+                }
             }
         }
     }

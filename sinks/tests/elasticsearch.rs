@@ -233,7 +233,7 @@ fn an_aborted_sink_restarts_from_its_cursor_and_duplicates_nothing() {
     fill(&store, CRI_KEY, &cri_identity(), 0, 3000, 0);
     let mut cfg = es_config(&proxy.url);
     cfg.batch.max_docs = 50;
-    cfg.concurrency = 2;
+    cfg.concurrency = runnel_config::Concurrency::fixed(2);
     proxy.state.lock().unwrap().script =
         std::iter::repeat_n(Fault::Delay(Duration::from_millis(100)), 1000).collect();
     let sink = start(&cfg, &store, dir.path());
@@ -1020,4 +1020,79 @@ fn a_source_the_index_forgets_leaves_the_cursor_file_and_a_recreated_one_ships_f
     sink.drain(Duration::from_secs(60)).unwrap();
     assert_eq!(es.count("runnel-test-*"), 60 + 5 + 3);
     sink.shutdown();
+}
+
+#[test]
+fn a_drain_waits_while_documents_are_acknowledged_and_gives_up_only_after_no_progress() {
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, CRI_KEY, &cri_identity(), 0, 60, 0);
+    let mut cfg = es_config(&proxy.url);
+    cfg.template.install = false;
+    cfg.batch.max_docs = 2;
+    cfg.concurrency = runnel_config::Concurrency::fixed(1);
+    // A slow server: 30 requests of 300 ms each, twice the no-progress limit in all (the
+    // limit is generous: a loaded machine stalls osmem for seconds at times).
+    proxy.state.lock().unwrap().delay = Duration::from_millis(300);
+    let sink = start(&cfg, &store, dir.path());
+    let t0 = Instant::now();
+    sink.drain(Duration::from_secs(4)).unwrap();
+    assert!(
+        t0.elapsed() > Duration::from_secs(8),
+        "the drain outlasted its no-progress limit ({:?})",
+        t0.elapsed()
+    );
+    assert_eq!(es.count("runnel-test-*"), 60);
+
+    // Then an outage: nothing moves, and the drain says how far it got.
+    proxy.state.lock().unwrap().down = true;
+    fill(&store, CRI_KEY, &cri_identity(), 60, 10, 0);
+    let t0 = Instant::now();
+    let e = sink
+        .drain(Duration::from_millis(500))
+        .unwrap_err()
+        .to_string();
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(e.contains("without progress"), "{e}");
+    assert!(e.contains("0 records shipped during the drain"), "{e}");
+    assert!(e.contains("10 not yet acknowledged"), "{e}");
+    assert!(e.contains("503"), "the last error is named: {e}");
+    assert!(
+        e.contains("drain.no_progress_timeout"),
+        "names the setting: {e}"
+    );
+    proxy.state.lock().unwrap().down = false;
+    sink.drain(Duration::from_secs(30)).unwrap();
+    assert_eq!(es.count("runnel-test-*"), 70);
+    sink.shutdown();
+}
+
+#[test]
+fn concurrency_is_a_fixed_number_or_an_adaptive_map_and_unknown_keys_are_named() {
+    let parse = |body: &str| {
+        runnel_config::Config::from_yaml_str(
+            &format!("sinks:\n  elasticsearch:\n    concurrency: {body}\n"),
+            "t.yaml",
+        )
+        .map(|c| c.sinks.elasticsearch.concurrency)
+    };
+    assert_eq!(parse("3").unwrap(), runnel_config::Concurrency::fixed(3));
+    let c = parse("{ min: 2, max: 6 }").unwrap();
+    assert!(c.adaptive);
+    assert_eq!((c.min, c.max), (2, 6));
+    let e = parse("{ maximum: 6 }").unwrap_err().to_string();
+    assert!(e.contains("maximum"), "{e}");
+    let e = parse("{ min: 5, max: 2 }").unwrap_err().to_string();
+    assert!(e.contains("sinks.elasticsearch.concurrency"), "{e}");
+    let d = runnel_config::Config::from_yaml_str(
+        "sinks:\n  elasticsearch:\n    drain: { no_progress_timeout: 90s }\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        d.sinks.elasticsearch.drain.no_progress_timeout,
+        Duration::from_secs(90)
+    );
 }

@@ -176,6 +176,10 @@ mod tests {
                 let sub = sub.clone();
                 async move { sub.submit_durable(batch(60 << 10), None).await }
             });
+            // Let the first take its budget before the second asks.
+            while sub.budget.available_permits() > 8 << 10 {
+                tokio::task::yield_now().await;
+            }
             // The writer has not answered: the budget is spent, a second request waits and,
             // with a wait limit, is refused without being queued.
             let second = sub

@@ -24,8 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long `--oneshot` waits for the sink to ship everything.
-const ONESHOT_SINK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Period of the config re-read without a file event (the backstop of the directory watch).
 const CONFIG_BACKSTOP: Duration = Duration::from_secs(10);
 
@@ -91,7 +89,12 @@ pub fn run(launch: Launch) -> Result<(), String> {
         .map_err(|e| format!("starting the index writer: {e}"))?;
     let files = tail::Ingest::start_with(&cfg, store.clone(), writer.handle())
         .map_err(|e| format!("starting inputs: {e}"))?;
-    let sink = parts::start_sink(&cfg, &store)?;
+    // A backfill must ship or fail; a running agent collects locally even without its sink.
+    let (sink, sink_failure) = if oneshot {
+        (parts::start_sink(&cfg, &store)?, None)
+    } else {
+        parts::start_sink_or_report(&cfg, &store)
+    };
 
     if oneshot {
         files
@@ -99,7 +102,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
             .map_err(|e| format!("ingesting: {e}"))?;
         writer.shutdown();
         if let Some(sink) = sink {
-            sink.drain(ONESHOT_SINK_TIMEOUT)
+            sink.drain(cfg.sinks.elasticsearch.drain.no_progress_timeout)
                 .map_err(|e| format!("shipping to elasticsearch: {e}"))?;
             sink.shutdown();
         }
@@ -116,6 +119,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
 
     let metrics = Arc::new(Slot::new(parts::start_metrics(&cfg, &store)?));
     let sink = Arc::new(Slot::new(sink));
+    let sink_failure = Arc::new(Slot::new(sink_failure));
     let files = Arc::new(files);
     let writer = Arc::new(writer);
     let supervisor =
@@ -152,6 +156,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
             store: store.clone(),
             ingest: Arc::downgrade(&files),
             sink: sink.clone(),
+            sink_failure: sink_failure.clone(),
             metrics: metrics.clone(),
             log,
         },
@@ -171,7 +176,14 @@ pub fn run(launch: Launch) -> Result<(), String> {
     }
     reloader.attach_pushed_inputs(forward.clone(), writer.submitter());
     let _ = forward_probe.set(forward.clone());
-    let mut state = app_state(&store, ready, &files, &sink, &metrics, &reloader);
+    let mut state = app_state(
+        &store,
+        ready,
+        &files,
+        (&sink, &sink_failure),
+        &metrics,
+        &reloader,
+    );
     {
         let f = forward.clone();
         state
@@ -269,7 +281,10 @@ fn app_state(
     store: &Arc<Store>,
     ready: Arc<AtomicBool>,
     ingest: &Arc<tail::Ingest>,
-    sink: &Arc<Slot<runnel_sinks::SinkHandle>>,
+    (sink, sink_failure): (
+        &Arc<Slot<runnel_sinks::SinkHandle>>,
+        &Arc<Slot<runnel_sinks::FailedSink>>,
+    ),
     metrics: &Arc<Slot<crate::metrics::MetricsService>>,
     reloader: &Arc<reload::Reloader>,
 ) -> AppState {
@@ -289,18 +304,21 @@ fn app_state(
         Some(m) => m.top(by, limit),
         None => Err("container metrics are disabled (metrics.enabled: false)".into()),
     }) as TopFn);
-    let s = sink.clone();
+    let (s, f) = (sink.clone(), sink_failure.clone());
     state.metrics.push(Arc::new(move |out: &mut String| {
         if let Some(s) = s.get() {
             s.render_metrics(out)
+        } else if let Some(f) = f.get() {
+            f.render_metrics(out)
         }
     }) as MetricsFn);
-    let s = sink.clone();
+    let (s, f) = (sink.clone(), sink_failure.clone());
     state.status.push((
         "elasticsearch".into(),
-        Arc::new(move || match s.get() {
-            Some(s) => s.status(),
-            None => serde_json::json!({ "state": "ok", "enabled": false }),
+        Arc::new(move || match (s.get(), f.get()) {
+            (Some(s), _) => s.status(),
+            (None, Some(f)) => f.status(),
+            (None, None) => serde_json::json!({ "state": "ok", "enabled": false }),
         }) as StatusFn,
     ));
     let r = reloader.clone();

@@ -92,6 +92,32 @@ pub fn start_sink(cfg: &Config, store: &Arc<Store>) -> Result<Option<SinkHandle>
     .map_err(|e| format!("starting the elasticsearch sink: {e}"))
 }
 
+/// Start the sink for the agent's start: a sink that cannot start (an unreadable secret, a
+/// corrupt cursor) must not stop local collection, so its error is kept and reported in
+/// `/v1/status` and `/metrics` (`runnel_sink_es_up 0`) while everything else runs. A reload
+/// with fixed settings starts it.
+pub fn start_sink_or_report(
+    cfg: &Config,
+    store: &Arc<Store>,
+) -> (Option<SinkHandle>, Option<runnel_sinks::FailedSink>) {
+    if !cfg.sinks.elasticsearch.enabled {
+        return (None, None);
+    }
+    let state_dir = cfg.data_dir.join("sinks").join("elasticsearch");
+    match runnel_sinks::ElasticsearchSink::start(
+        &cfg.sinks.elasticsearch,
+        &cfg.node_name,
+        store.clone(),
+        &state_dir,
+    ) {
+        Ok(s) => (Some(s), None),
+        Err(e) => {
+            tracing::error!(error = %e, "the elasticsearch sink cannot start; collecting locally without it (fix the setting; a reload starts it)");
+            (None, Some(runnel_sinks::FailedSink::new(&e)))
+        }
+    }
+}
+
 /// Start the metrics collector the config asks for (none when disabled).
 pub fn start_metrics(
     cfg: &Config,

@@ -52,6 +52,8 @@ pub struct Parts {
     pub ingest: Weak<Ingest>,
     /// The Elasticsearch sink, when enabled.
     pub sink: Arc<Slot<SinkHandle>>,
+    /// Why the sink did not start (at start or after a reload), when it did not.
+    pub sink_failure: Arc<Slot<runnel_sinks::FailedSink>>,
     /// The metrics collector, when enabled.
     pub metrics: Arc<Slot<MetricsService>>,
     /// The log filter.
@@ -225,6 +227,7 @@ impl Reloader {
             match parts::start_sink(new, &p.store) {
                 Ok(s) => {
                     p.sink.replace(s);
+                    p.sink_failure.replace(None);
                 }
                 Err(e) => {
                     match parts::start_sink(old, &p.store) {

@@ -81,6 +81,20 @@ pub struct State {
     pub actions: std::collections::BTreeSet<String>,
     /// Bulk requests received and not yet answered.
     pub in_flight: u64,
+    /// Highest `in_flight` seen (reset it to watch a phase).
+    pub max_in_flight: u64,
+    /// A slow server: every bulk request waits this long before it is handled.
+    pub delay: Duration,
+    /// An overloaded server: a bulk request arriving while this many are in flight is
+    /// answered 429 (0 = no limit).
+    pub capacity: u64,
+    /// Requests answered 429 for being over `capacity`.
+    pub over_capacity: u64,
+    /// Answer every bulk document 201 here instead of forwarding (a server whose pace is
+    /// only `delay` and `capacity`), recording the `_id`s in `acked_ids`.
+    pub ack_locally: bool,
+    /// Distinct `_id`s acknowledged with `ack_locally`.
+    pub acked_ids: std::collections::HashSet<String>,
 }
 
 /// Counts a bulk request in flight until it is answered or its connection dies.
@@ -266,10 +280,28 @@ async fn handle(
     }
     // A bulk request.
     let _in_flight = InFlight(st.clone());
-    let (fault, every) = {
+    let (over, delay) = {
         let mut s = st.lock().unwrap();
         s.in_flight += 1;
         s.requests += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        let over = s.capacity > 0 && s.in_flight > s.capacity;
+        if over {
+            s.over_capacity += 1;
+        }
+        (over, s.delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if over {
+        return Ok(json_response(
+            429,
+            b"{\"error\":{\"type\":\"es_rejected_execution_exception\"},\"status\":429}".to_vec(),
+        ));
+    }
+    let (fault, every) = {
+        let mut s = st.lock().unwrap();
         if ct != "application/x-ndjson" {
             s.violations.push(format!("content-type {ct:?}"));
         }
@@ -310,6 +342,18 @@ async fn handle(
                 None => s.violations.push("action line is not a JSON object".into()),
             }
         }
+    }
+    if st.lock().unwrap().ack_locally {
+        let mut s = st.lock().unwrap();
+        let mut items = Vec::with_capacity(docs.len());
+        for (action, _) in &docs {
+            let v: serde_json::Value = serde_json::from_slice(action).unwrap_or_default();
+            let id = v["create"]["_id"].as_str().unwrap_or("").to_string();
+            let status = if s.acked_ids.insert(id) { 201 } else { 409 };
+            items.push(serde_json::json!({"create": {"status": status}}));
+        }
+        let out = serde_json::json!({"errors": false, "items": items});
+        return Ok(json_response(200, serde_json::to_vec(&out).unwrap()));
     }
     match fault {
         Some(Fault::Status(s)) => {

@@ -1,0 +1,257 @@
+//! The sink's per-source state: where shipping stands in each stored stream (its [`Cursor`]),
+//! kept in a slab so a batch can name a source by slot while the table changes around it.
+//!
+//! A source the index has forgotten (a removed container, deleted by retention) is dropped as
+//! soon as none of its documents is in a batch or in flight — not only when the whole sink is
+//! idle, which a busy node never is — and its slot is reused. So the table holds the sources
+//! the index holds, plus at most those whose documents are still in flight.
+
+use crate::encode::SourceFragment;
+use crate::metrics::SourceLag;
+use runnel_index::{SourceIdentity, SourceInfo};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Shipping state of one stored stream.
+#[derive(Debug)]
+pub struct Cursor {
+    /// The index's source key.
+    pub key: String,
+    /// Document fields shared by every record of the source.
+    pub frag: Arc<SourceFragment>,
+    /// Who produced the records (index names use it).
+    pub identity: SourceIdentity,
+    /// Next sequence the index will assign.
+    pub next_seq: u64,
+    /// Newest stored record time.
+    pub max_time_ns: Option<i64>,
+    /// Next sequence to read.
+    pub read_pos: u64,
+    /// Sequences read and not yet done, with their record times.
+    pub pending: BTreeMap<u64, i64>,
+    /// Oldest record still stored: (first_seq, min_time_ns).
+    pub first: (u64, Option<i64>),
+    /// Newest acknowledged record time.
+    pub acked_time_ns: Option<i64>,
+    /// The index no longer has this source.
+    pub gone: bool,
+    /// The `{"create":{"_index":"…"` prefix of the action line for one time bucket (the hour
+    /// of the record, or all time when the index name has no time in it): rendered once per
+    /// bucket, not per document.
+    pub action_prefix: Option<(i64, Vec<u8>)>,
+}
+
+impl Cursor {
+    /// The first sequence not yet done: what the durable cursor file records.
+    pub fn cursor(&self) -> u64 {
+        self.pending
+            .first_key_value()
+            .map_or(self.read_pos, |(&seq, _)| seq)
+    }
+}
+
+/// The slab of cursors, by slot and by key.
+#[derive(Debug, Default)]
+pub struct SourceTable {
+    slots: Vec<Option<Cursor>>,
+    free: Vec<usize>,
+    by_key: HashMap<String, usize>,
+}
+
+impl SourceTable {
+    /// Number of slots (some may be empty): iterate `0..slots()` with [`SourceTable::get`].
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Sources held.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether no source is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// The cursor in slot `i`, if the slot is used.
+    pub fn get(&self, i: usize) -> Option<&Cursor> {
+        self.slots.get(i).and_then(Option::as_ref)
+    }
+
+    /// The cursor in slot `i`, mutably.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut Cursor> {
+        self.slots.get_mut(i).and_then(Option::as_mut)
+    }
+
+    /// Every used slot with its cursor.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Cursor)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|c| (i, c)))
+    }
+
+    /// Bring the table up to date with the index's list: new sources start at their saved
+    /// cursor (or the oldest stored record), known ones learn their new end, and sources
+    /// missing from the list are marked gone.
+    pub fn refresh(&mut self, infos: Vec<SourceInfo>, node: &str, saved: &BTreeMap<String, u64>) {
+        let present: HashSet<String> = infos.iter().map(|i| i.key.clone()).collect();
+        for info in infos {
+            self.upsert(info, node, saved);
+        }
+        for c in self.slots.iter_mut().flatten() {
+            c.gone = !present.contains(&c.key);
+        }
+    }
+
+    fn upsert(&mut self, info: SourceInfo, node: &str, saved: &BTreeMap<String, u64>) {
+        if let Some(s) = self
+            .by_key
+            .get(&info.key)
+            .and_then(|&i| self.slots[i].as_mut())
+        {
+            if info.next_seq < s.read_pos {
+                // Removed and created again under the same key: a new sequence from 0.
+                tracing::info!(source = %info.key, "source was recreated; shipping it from its start");
+                s.read_pos = info.first_seq;
+                s.acked_time_ns = None;
+            }
+            if s.identity != info.identity {
+                s.frag = Arc::new(SourceFragment::new(node, &info.key, &info.identity));
+                s.identity = info.identity;
+                s.action_prefix = None;
+            }
+            s.next_seq = info.next_seq;
+            s.max_time_ns = info.max_time_ns;
+            s.first = (info.first_seq, info.min_time_ns);
+            return;
+        }
+        // A source the sink has never seen starts at the oldest record still stored.
+        let start = saved.get(&info.key).copied().unwrap_or(info.first_seq);
+        let cursor = Cursor {
+            frag: Arc::new(SourceFragment::new(node, &info.key, &info.identity)),
+            key: info.key,
+            identity: info.identity,
+            next_seq: info.next_seq,
+            max_time_ns: info.max_time_ns,
+            read_pos: start,
+            pending: BTreeMap::new(),
+            first: (info.first_seq, info.min_time_ns),
+            acked_time_ns: None,
+            gone: false,
+            action_prefix: None,
+        };
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        self.by_key.insert(cursor.key.clone(), slot);
+        self.slots[slot] = Some(cursor);
+    }
+
+    /// Drop gone sources none of whose documents is pending (in the batch being built or in
+    /// flight); returns the slots freed, so drains stop waiting on them. Their cursors leave
+    /// the cursor file at the next save.
+    pub fn compact(&mut self) -> Vec<usize> {
+        let mut freed = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot
+                .as_ref()
+                .is_some_and(|c| c.gone && c.pending.is_empty())
+            {
+                if let Some(c) = slot.take() {
+                    self.by_key.remove(&c.key);
+                }
+                self.free.push(i);
+                freed.push(i);
+            }
+        }
+        freed
+    }
+
+    /// Source key → cursor, for the cursor file.
+    pub fn cursor_map(&self) -> BTreeMap<String, u64> {
+        self.iter()
+            .map(|(_, c)| (c.key.clone(), c.cursor()))
+            .collect()
+    }
+
+    /// Lag per source: records not yet acknowledged, and in seconds the newest stored
+    /// record's time minus the time of the oldest record not yet acknowledged (the first
+    /// one in flight, else the oldest stored one when the cursor is at it, else — records
+    /// not read yet — the newest acknowledged one).
+    pub fn lag(&self) -> BTreeMap<String, SourceLag> {
+        let mut out = BTreeMap::new();
+        for (_, s) in self.iter() {
+            let cursor = s.cursor();
+            let records = s.next_seq.saturating_sub(cursor);
+            let oldest = s
+                .pending
+                .first_key_value()
+                .map(|(_, &t)| t)
+                .or(if cursor <= s.first.0 { s.first.1 } else { None })
+                .or(s.acked_time_ns);
+            let seconds = match (records, s.max_time_ns, oldest) {
+                (1.., Some(max), Some(t)) => (max.saturating_sub(t)).max(0) as f64 / 1e9,
+                _ => 0.0,
+            };
+            out.insert(s.key.clone(), SourceLag { records, seconds });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(key: &str, next: u64) -> SourceInfo {
+        SourceInfo {
+            key: key.into(),
+            identity: SourceIdentity::default(),
+            min_time_ns: Some(0),
+            max_time_ns: Some(1),
+            first_seq: 0,
+            next_seq: next,
+            records: next,
+            disk_bytes: 0,
+            segments: 1,
+            retired: false,
+        }
+    }
+
+    #[test]
+    fn a_forgotten_source_is_dropped_while_others_are_busy_and_its_slot_reused() {
+        let mut t = SourceTable::default();
+        let saved = BTreeMap::new();
+        t.refresh(vec![info("a", 10), info("b", 10)], "n", &saved);
+        // "a" has documents in flight, "b" is gone with none.
+        t.get_mut(0).unwrap().pending.insert(3, 0);
+        t.refresh(vec![info("a", 10)], "n", &saved);
+        assert_eq!(t.compact(), vec![1], "b dropped although a is busy");
+        assert_eq!(t.len(), 1);
+        t.refresh(vec![info("a", 10), info("c", 5)], "n", &saved);
+        assert_eq!(t.get(1).map(|c| c.key.as_str()), Some("c"), "slot reused");
+        // A gone source with documents in flight waits for them.
+        t.refresh(vec![info("c", 5)], "n", &saved);
+        assert!(t.compact().is_empty());
+        t.get_mut(0).unwrap().pending.clear();
+        assert_eq!(t.compact(), vec![0]);
+        // Many containers come and go on a busy node: the table stays at what is stored.
+        for round in 0..1000 {
+            t.get_mut(1).unwrap().pending.insert(round, 0);
+            t.refresh(
+                vec![info("c", 5), info(&format!("x{round}"), 1)],
+                "n",
+                &saved,
+            );
+            t.compact();
+        }
+        assert!(t.slots() <= 3, "{} slots", t.slots());
+        assert_eq!(t.cursor_map().len(), 2);
+    }
+}
