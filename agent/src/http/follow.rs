@@ -7,6 +7,7 @@
 
 use runnel_index::Store;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 #[derive(Default)]
 pub struct Followers {
     by_source: Mutex<HashMap<String, watch::Sender<u64>>>,
+    wakeups: AtomicU64,
 }
 
 impl Followers {
@@ -58,6 +60,25 @@ impl Followers {
             // A poisoned map cannot wake anyone: the follower falls back to its backstop.
             Err(_) => watch::channel(0).1,
         }
+    }
+
+    /// Count one follower woken by a sync (the figure that shows idle followers stay asleep).
+    pub fn woke(&self) {
+        self.wakeups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Append the follower figures to a Prometheus page.
+    pub fn render(&self, out: &mut String) {
+        out.push_str(&format!(
+            "# HELP runnel_http_follow_wakeups_total Followers woken by a sync of their source.\n\
+             # TYPE runnel_http_follow_wakeups_total counter\n\
+             runnel_http_follow_wakeups_total {}\n\
+             # HELP runnel_http_followed_sources Sources with at least one follower.\n\
+             # TYPE runnel_http_followed_sources gauge\n\
+             runnel_http_followed_sources {}\n",
+            self.wakeups.load(Ordering::Relaxed),
+            self.sources_followed()
+        ));
     }
 
     /// Sources with at least one follower registered (for tests and status).

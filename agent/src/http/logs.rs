@@ -153,7 +153,10 @@ async fn pump(state: Arc<AppState>, stream: LogStream, follow: bool, tx: mpsc::S
             Ok(Progress::CaughtUp) if !follow => return,
             Ok(Progress::CaughtUp) => {
                 tokio::select! {
-                    changed = appended.changed() => if changed.is_err() { return },
+                    changed = appended.changed() => {
+                        if changed.is_err() { return }
+                        state.followers.woke();
+                    }
                     _ = tx.closed() => return,
                     _ = tokio::time::sleep(FOLLOW_BACKSTOP) => {}
                 }

@@ -192,16 +192,7 @@ async fn top(ctx: &Ctx, query: &str, scope: auth::Namespaces) -> Response<Respon
     // A scoped caller's ranking is of its namespaces only: rank everything, keep theirs, cut.
     let ranked = tokio::task::spawn_blocking(move || {
         let asked = if scope.is_all() { limit } else { TOP_MAX };
-        top(&by, asked).map(|mut v| {
-            if !scope.is_all() {
-                if let Some(list) = v["containers"].as_array_mut() {
-                    list.retain(|c| scope.allows(c["namespace"].as_str()));
-                    list.truncate(limit);
-                }
-                v["limit"] = limit.into();
-            }
-            v
-        })
+        top(&by, asked).map(|v| scope_top(v, &scope, limit))
     })
     .await;
     match ranked {
@@ -213,6 +204,23 @@ async fn top(ctx: &Ctx, query: &str, scope: auth::Namespaces) -> Response<Respon
             None,
         ),
     }
+}
+
+/// Keep only the containers of `scope`'s namespaces in a `/v1/top` answer, at most `limit`.
+fn scope_top(
+    mut v: serde_json::Value,
+    scope: &auth::Namespaces,
+    limit: usize,
+) -> serde_json::Value {
+    if scope.is_all() {
+        return v;
+    }
+    if let Some(list) = v["containers"].as_array_mut() {
+        list.retain(|c| scope.allows(c["namespace"].as_str()));
+        list.truncate(limit);
+    }
+    v["limit"] = limit.into();
+    v
 }
 
 async fn status(ctx: &Ctx) -> Response<ResponseBody> {
@@ -251,6 +259,7 @@ async fn metrics(ctx: &Ctx) -> Response<ResponseBody> {
     ctx.state.render_requests(&mut out);
     ctx.auth_stats.render(&mut out);
     ctx.limits.render(&mut out);
+    ctx.state.followers.render(&mut out);
     if let Some(t) = &ctx.tokens {
         t.render(&mut out);
     }
@@ -263,4 +272,32 @@ async fn metrics(ctx: &Ctx) -> Response<ResponseBody> {
         "text/plain; version=0.0.4; charset=utf-8",
         out,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_of_a_scoped_caller_shows_only_its_namespaces() {
+        let v = serde_json::json!({ "by": "fds", "limit": 10000, "containers": [
+            { "namespace": "kube-system", "pod": "coredns-1", "fds": 90 },
+            { "namespace": "shop", "pod": "web-0", "fds": 80 },
+            { "namespace": null, "pod": null, "fds": 70 },
+            { "namespace": "shop", "pod": "web-1", "fds": 60 },
+            { "namespace": "shop", "pod": "web-2", "fds": 50 },
+        ]});
+        let shop = auth::Namespaces::Only(["shop".to_string()].into_iter().collect());
+        let out = scope_top(v.clone(), &shop, 2);
+        let pods: Vec<&str> = out["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["pod"].as_str().unwrap())
+            .collect();
+        assert_eq!(pods, ["web-0", "web-1"]);
+        assert_eq!(out["limit"], 2);
+        assert!(!out.to_string().contains("kube-system"));
+        assert_eq!(scope_top(v.clone(), &auth::Namespaces::All, 2), v);
+    }
 }
