@@ -224,8 +224,8 @@ pub fn raise_nofile(want: u64) {
         rlim_max: 0,
     };
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-    let cur = want.min(r.rlim_max as u64);
-    r.rlim_cur = cur as libc::rlim_t;
+    let cur = want.min(r.rlim_max);
+    r.rlim_cur = cur;
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
     assert!(
         cur >= want,
