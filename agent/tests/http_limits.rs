@@ -365,3 +365,24 @@ fn a_flood_of_unknown_pods_with_long_names_and_hostile_parameters_stay_4xx() {
     assert_eq!(agent.request("DELETE", "/v1/logs", None).0, 405);
     assert_eq!(agent.get("/healthz", None).0, 200);
 }
+
+#[test]
+fn head_caps_do_not_cap_large_responses() {
+    let node = Node::new();
+    write(&node, "shop", "big-0", 0..30_000);
+    let cfg = config(
+        &node,
+        "  limits: { max_header_bytes: 8KiB, max_uri_bytes: 1KiB }\n",
+    );
+    let agent = LoggedAgent::start(&cfg, node.dir.path().join("agent.log"));
+    assert!(eventually(Duration::from_secs(30), || records(&agent) == 30_000));
+    let (code, body) = agent.get("/v1/logs?namespace=shop&pod=big-0", None);
+    assert_eq!(code, 200);
+    assert_eq!(body.lines().count(), 30_000);
+    assert!(body.ends_with("big-0 line 29999\n"));
+    let (code, _) = agent.get(
+        &format!("/v1/logs?namespace=shop&pod={}", "b".repeat(1100)),
+        None,
+    );
+    assert_eq!(code, 414);
+}

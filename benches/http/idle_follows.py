@@ -40,6 +40,26 @@ def records(addr):
     return sum(s["records"] for s in json.loads(body)["sources"])
 
 
+def appended(addr):
+    _, body = get(addr, "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith("runnel_index_records_appended_total "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("no runnel_index_records_appended_total on /metrics")
+
+
+def drained(addr, timeout=300):
+    """Wait until the agent has ingested the writer's backlog (the counter stops moving)."""
+    deadline, last = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        n = appended(addr)
+        if n == last:
+            return n
+        last = n
+        time.sleep(1.5)  # the index part of /metrics is a snapshot up to 1 s old
+    raise RuntimeError("the agent did not catch up")
+
+
 def cri_log(root, ns, pod):
     d = os.path.join(root, f"{ns}_{pod}_uid-{pod}", "app")
     os.makedirs(d, exist_ok=True)
@@ -59,7 +79,7 @@ def writer(path, stop, written):
 def phase(addr, pid, root, seconds, name):
     stop, written = threading.Event(), [0]
     busy = cri_log(root, "bench", "busy-0")
-    r0, c0 = records(addr), cpu_seconds(pid)
+    r0, c0 = drained(addr), cpu_seconds(pid)
     t = threading.Thread(target=writer, args=(busy, stop, written))
     t0 = time.monotonic()
     t.start()
@@ -72,11 +92,13 @@ def phase(addr, pid, root, seconds, name):
         time.sleep(0.05)
     stop.set()
     t.join()
+    rss = rss_kib(pid)
+    # Until the backlog is in: the agent's CPU for the whole phase's input.
+    ingested = drained(addr) - r0 - 0
     elapsed = time.monotonic() - t0
     cpu = cpu_seconds(pid) - c0
-    ingested = records(addr) - r0
     lat.sort()
-    print(f"{name:<28} cpu {100 * cpu / elapsed:6.1f}%  rss {rss_kib(pid) / 1024:6.1f} MiB  "
+    print(f"{name:<28} cpu {100 * cpu / elapsed:6.1f}%  rss {rss / 1024:6.1f} MiB  "
           f"ingest {ingested / elapsed / 1000:7.1f} k lines/s  query p50 {statistics.median(lat):5.2f} ms  "
           f"p99 {lat[int(len(lat) * 0.99) - 1]:5.2f} ms  ({len(lat)} queries)")
 
@@ -126,6 +148,7 @@ def main():
                 got += s.recv(65536)
         print(f"{a.follows} follows open: rss {rss_kib(pid) / 1024:.1f} MiB")
         phase(addr, pid, root, a.seconds, f"ingest, {a.follows} idle follows")
+        drained(addr)
         c0, t0 = cpu_seconds(pid), time.monotonic()
         time.sleep(a.seconds)
         print(f"{'no ingest, ' + str(a.follows) + ' idle follows':<28} cpu {100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0):6.1f}%  "

@@ -123,7 +123,7 @@ fn validate_http(c: &Config, p: &mut Problems) {
     if l.max_uri_bytes < 256 {
         p.push("http.limits.max_uri_bytes: must be at least 256 bytes".into());
     }
-    // hyper's read buffer cannot be smaller than 8 KiB; the head must also fit the URI.
+    // Common clients send up to 8 KiB of headers; the head must also fit the URI.
     if l.max_header_bytes < 8 * 1024 || l.max_header_bytes < l.max_uri_bytes {
         p.push(
             "http.limits.max_header_bytes: must be at least 8KiB and at least max_uri_bytes".into(),

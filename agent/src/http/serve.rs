@@ -192,7 +192,8 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes as usize)
+        // The head's cap; the read buffer keeps hyper's default so that writes of large
+        // chunks are not throttled by it.
         .max_header_size(limits.max_header_bytes as usize);
     let service = {
         let ctx = ctx.clone();
