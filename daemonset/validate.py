@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Check the DaemonSet manifests: every YAML file parses, the objects are the expected ones,
-and the security-relevant settings are the ones README.md explains. With a `runnel` binary as
-the first argument, the ConfigMap's runnel.yaml is also validated by `runnel check-config`.
+"""Check rendered Runnel manifests keep the settings README.md explains: the objects are the
+expected ones, the pod's security context, host accesses, mounts, probes and env are the
+documented ones. With --runnel, each ConfigMap's runnel.yaml must also pass
+`runnel check-config`.
 
-    python3 daemonset/validate.py [path/to/runnel]
+    python3 daemonset/validate.py [--runnel path/to/runnel] [RENDER.yaml ...]
+
+Without RENDER files it checks the kustomize sources in daemonset/*.yaml; daemonset/check.sh
+passes it the `kubectl kustomize` and `helm template` renders.
 """
+import argparse
 import os
 import pathlib
 import subprocess
@@ -14,83 +19,140 @@ import tempfile
 import yaml
 
 HERE = pathlib.Path(__file__).resolve().parent
+READ_ONLY = ("/etc/runnel", "/etc/runnel/tokens", "/var/log", "/var/lib/docker/containers",
+             "/host/sys/fs/cgroup", "/host/proc")
 
 
-def fail(msg):
-    print(f"daemonset/validate.py: FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
+class Invalid(Exception):
+    pass
 
 
-def load_all():
+def check(cond, msg):
+    if not cond:
+        raise Invalid(msg)
+
+
+def load(paths):
+    """Objects by kind, from multi-document YAML files."""
     objs = {}
-    for path in sorted(HERE.glob("*.yaml")):
+    for path in paths:
         try:
-            docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-        except yaml.YAMLError as e:
-            fail(f"{path.name}: {e}")
+            docs = [d for d in yaml.safe_load_all(pathlib.Path(path).read_text()) if d is not None]
+        except (OSError, yaml.YAMLError) as e:
+            raise Invalid(f"{path}: {e}")
         for d in docs:
-            objs.setdefault(d.get("kind"), []).append((path.name, d))
+            check(isinstance(d, dict) and "kind" in d, f"{path}: a document without a kind")
+            objs.setdefault(d["kind"], []).append(d)
     return objs
 
 
-def main():
-    objs = load_all()
-    for kind in ("Namespace", "ServiceAccount", "ConfigMap", "DaemonSet", "Kustomization"):
-        if kind not in objs:
-            fail(f"no {kind} in daemonset/*.yaml")
-    if "ClusterRole" in objs or "ClusterRoleBinding" in objs:
-        fail("a ClusterRole is present but the agent does not use the API server")
-
-    _, ds = objs["DaemonSet"][0]
+def check_pod(ds):
+    strategy = ds["spec"].get("updateStrategy", {})
+    check(strategy.get("rollingUpdate", {}).get("maxUnavailable") == "10%",
+          f"the rollout must take at most 10% of the nodes at a time: {strategy}")
     pod = ds["spec"]["template"]["spec"]
-    if not pod.get("hostPID"):
-        fail("hostPID must be true (cgroup.procs → /proc mapping)")
-    if {"operator": "Exists"} not in pod.get("tolerations", []):
-        fail("the DaemonSet must tolerate every taint")
+    check(pod.get("hostPID") is True, "hostPID must be true (cgroup.procs → /proc mapping)")
+    check({"operator": "Exists"} in pod.get("tolerations", []), "the DaemonSet must tolerate every taint")
+    check(pod.get("priorityClassName") == "system-node-critical", "priorityClassName must be system-node-critical")
+    check(pod.get("automountServiceAccountToken") is False, "the ServiceAccount token must not be mounted")
+    check(not pod.get("hostNetwork"), "no hostNetwork: the NetworkPolicy must apply to the agent")
     (c,) = pod["containers"]
     sc = c["securityContext"]
     caps = sc["capabilities"]
-    if caps.get("drop") != ["ALL"] or sorted(caps.get("add", [])) != ["DAC_READ_SEARCH", "SYS_PTRACE"]:
-        fail(f"capabilities must be drop ALL + DAC_READ_SEARCH, SYS_PTRACE: {caps}")
-    if sc.get("privileged") or sc.get("allowPrivilegeEscalation") is not False:
-        fail("the container must not be privileged nor allow privilege escalation")
+    check(caps.get("drop") == ["ALL"] and sorted(caps.get("add", [])) == ["DAC_READ_SEARCH", "SYS_PTRACE"],
+          f"capabilities must be drop ALL + DAC_READ_SEARCH, SYS_PTRACE: {caps}")
+    check(not sc.get("privileged") and sc.get("allowPrivilegeEscalation") is False,
+          "the container must not be privileged nor allow privilege escalation")
+    check(sc.get("readOnlyRootFilesystem") is True, "the root filesystem must be read-only")
+    check(sc.get("runAsUser") == 0,
+          "runAsUser must be 0: added capabilities reach the effective set only for UID 0")
+    check(sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "seccomp must be RuntimeDefault")
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
-    for path in ("/var/log", "/var/lib/docker/containers", "/host/sys/fs/cgroup", "/host/proc", "/etc/runnel"):
-        if not mounts.get(path, {}).get("readOnly"):
-            fail(f"{path} must be mounted read-only")
-    if mounts.get("/var/lib/runnel", {}).get("readOnly"):
-        fail("/var/lib/runnel (data_dir) must be writable")
-    if any("subPath" in m for m in c["volumeMounts"]):
-        fail("no subPath mounts: a ConfigMap behind subPath never updates")
+    for path in READ_ONLY:
+        check(mounts.get(path, {}).get("readOnly") is True, f"{path} must be mounted read-only")
+    check("/var/lib/runnel" in mounts and not mounts["/var/lib/runnel"].get("readOnly"),
+          "/var/lib/runnel (data_dir) must be mounted writable")
+    check(not any("subPath" in m for m in c["volumeMounts"]),
+          "no subPath mounts: a ConfigMap or Secret behind subPath never updates")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    tokens = volumes[mounts["/etc/runnel/tokens"]["name"]].get("secret", {})
+    check(tokens.get("optional") is True, "the tokens Secret must be optional: the agent runs without it")
     env = {e["name"]: e for e in c.get("env", [])}
-    if env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "spec.nodeName":
-        fail("NODE_NAME must come from the downward API (spec.nodeName)")
-    if c["livenessProbe"]["httpGet"]["path"] != "/healthz" or c["readinessProbe"]["httpGet"]["path"] != "/readyz":
-        fail("probes must be /healthz (liveness) and /readyz (readiness)")
-    if "memory" not in c["resources"].get("limits", {}):
-        fail("a memory limit is required")
+    check(env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName",
+          "NODE_NAME must come from the downward API (spec.nodeName)")
+    check(c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]["httpGet"]["path"] == "/readyz",
+          "probes must be /healthz (liveness) and /readyz (readiness)")
+    check("memory" in c["resources"].get("limits", {}), "a memory limit is required")
+    check("cpu" not in c["resources"].get("limits", {}), "no CPU limit: it throttles catch-up after a burst")
     ann = ds["spec"]["template"]["metadata"].get("annotations", {})
-    if ann.get("prometheus.io/scrape") != "true":
-        fail("prometheus scrape annotations missing")
+    check(ann.get("prometheus.io/scrape") == "true", "prometheus scrape annotations missing")
+    port = next(pt["containerPort"] for pt in c["ports"] if pt["name"] == "http")
+    check(ann.get("prometheus.io/port") == str(port),
+          f"prometheus.io/port {ann.get('prometheus.io/port')!r} is not the http port {port}")
 
-    _, cm = objs["ConfigMap"][0]
+
+def check_config(cm, runnel):
     text = cm["data"]["runnel.yaml"]
     conf = yaml.safe_load(text)
-    if conf.get("node_name") != "${NODE_NAME}":
-        fail("node_name must be ${NODE_NAME}")
+    check(isinstance(conf, dict), "runnel.yaml is not a mapping")
+    check(conf.get("node_name") == "${NODE_NAME}", "node_name must be ${NODE_NAME}")
     for key in ("data_dir", "inputs", "index", "http", "metrics", "sinks"):
-        if key not in conf:
-            fail(f"runnel.yaml lacks {key}")
-
-    if len(sys.argv) > 1:
+        check(key in conf, f"runnel.yaml lacks {key}")
+    if runnel:
         with tempfile.TemporaryDirectory() as d:
             cfg = pathlib.Path(d) / "runnel.yaml"
             cfg.write_text(text)
             env = dict(os.environ, NODE_NAME="validate-node")
-            r = subprocess.run([sys.argv[1], "check-config", str(cfg)], env=env, capture_output=True, text=True)
-            if r.returncode != 0:
-                fail(f"runnel check-config rejected the ConfigMap's runnel.yaml:\n{r.stdout}{r.stderr}")
-    print(f"daemonset/validate.py: OK ({sum(len(v) for v in objs.values())} objects)")
+            r = subprocess.run([runnel, "check-config", str(cfg)], env=env, capture_output=True, text=True)
+            check(r.returncode == 0, f"runnel check-config rejected the ConfigMap's runnel.yaml:\n{r.stdout}{r.stderr}")
+
+
+def validate(objs, runnel, sources):
+    want = ["ServiceAccount", "ConfigMap", "DaemonSet", "Service", "NetworkPolicy"]
+    if sources:
+        want += ["Namespace", "Kustomization"]
+    for kind in want:
+        check(kind in objs, f"no {kind}")
+    check("ClusterRole" not in objs and "ClusterRoleBinding" not in objs,
+          "a ClusterRole is present but the agent does not use the API server")
+    (ds,) = objs["DaemonSet"]
+    check_pod(ds)
+    (cm,) = objs["ConfigMap"]
+    check_config(cm, runnel)
+    (np,) = objs["NetworkPolicy"]
+    check(np["spec"].get("policyTypes") == ["Ingress"] and np["spec"].get("ingress"),
+          "the NetworkPolicy must restrict ingress and admit the scraper and the API clients")
+    (svc,) = objs["Service"]
+    check(svc["spec"].get("clusterIP") == "None", "the Service must be headless (one target per agent)")
+    # kubernetes-validate has no schema for this CRD: check what makes it scrape the agents.
+    for sm in objs.get("ServiceMonitor", []):
+        selector = sm["spec"]["selector"]["matchLabels"]
+        labels = svc["metadata"].get("labels", {})
+        check(all(labels.get(k) == v for k, v in selector.items()),
+              f"the ServiceMonitor's selector {selector} does not select the Service (labels {labels})")
+        check(sm["spec"].get("namespaceSelector", {}).get("matchNames") == [svc["metadata"]["namespace"]],
+              "the ServiceMonitor must look in the Service's namespace")
+        ports = {pt["name"] for pt in svc["spec"]["ports"]}
+        for ep in sm["spec"]["endpoints"]:
+            check(ep.get("port") in ports and ep.get("path") == "/metrics",
+                  f"a ServiceMonitor endpoint must scrape /metrics on a Service port {sorted(ports)}: {ep}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runnel", help="a runnel binary: run `check-config` on each ConfigMap's runnel.yaml")
+    ap.add_argument("renders", nargs="*", help="rendered manifests (default: daemonset/*.yaml)")
+    args = ap.parse_args()
+    sets = [(r, [r]) for r in args.renders] or [("daemonset/*.yaml", sorted(HERE.glob("*.yaml")))]
+    for name, paths in sets:
+        try:
+            objs = load(paths)
+            validate(objs, args.runnel, sources=not args.renders)
+        except Invalid as e:
+            print(f"daemonset/validate.py: FAIL: {name}: {e}", file=sys.stderr)
+            sys.exit(1)
+        checked = " (runnel check-config passed)" if args.runnel else ""
+        print(f"daemonset/validate.py: OK: {name}: {sum(len(v) for v in objs.values())} objects{checked}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,13 @@
 
 pub mod cli;
 pub mod demo;
+pub mod failpoint;
 pub mod http;
+pub mod ingest;
+pub mod inputs;
 pub mod logs;
 pub mod metrics;
+pub mod progress;
+pub mod runtime;
 pub mod tail;
 pub mod timefmt;

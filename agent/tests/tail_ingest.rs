@@ -626,7 +626,7 @@ fn queue_to_the_index_stays_bounded_on_a_big_file() {
     let mut max_q = 0i64;
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(30) {
-        max_q = max_q.max(ing.stats().queued_bytes.load(Ordering::Relaxed));
+        max_q = max_q.max(ing.stats().queue.queued_bytes.load(Ordering::Relaxed));
         if store.sources().iter().map(|s| s.records).sum::<u64>() >= n {
             break;
         }

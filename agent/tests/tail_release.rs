@@ -10,8 +10,8 @@ mod support;
 use support::append;
 
 use crossbeam_channel::{unbounded, Receiver};
+use runnel_agent::ingest::Msg;
 use runnel_agent::tail::source::{Outbox, Scratch, Source, TailSettings};
-use runnel_agent::tail::writer::Msg;
 use runnel_agent::tail::{Ingest, Input, Stats};
 use runnel_index::{Limits, SourceIdentity, Store};
 use std::path::{Path, PathBuf};

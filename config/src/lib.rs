@@ -10,13 +10,19 @@
 
 #![deny(missing_docs)]
 
+mod diff;
 mod interpolate;
 mod schema;
+mod sidecar;
 mod units;
 mod validate;
+mod watch;
 
+pub use diff::{Diff, NOT_LIVE};
 pub use schema::*;
+pub use sidecar::{ForwardInput, ForwardTls, HttpIngest};
 pub use units::{format_duration, format_size, parse_duration, parse_size};
+pub use watch::{Candidate, ConfigWatcher, Snapshot, WatchError};
 
 use std::path::Path;
 
@@ -26,6 +32,13 @@ use std::path::Path;
 pub struct ConfigError {
     /// Each problem, already prefixed with the file and (where known) line and column.
     pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    /// Every problem on one line (`; ` between them), for a single log line.
+    pub fn one_line(&self) -> String {
+        self.problems.join("; ")
+    }
 }
 
 impl Config {

@@ -34,6 +34,8 @@ pub struct Config {
     pub sinks: Sinks,
     /// The agent's own logging.
     pub log: LogConfig,
+    /// What `/healthz` calls stuck.
+    pub health: HealthConfig,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             sinks: Sinks::default(),
             log: LogConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -59,6 +62,10 @@ pub struct Inputs {
     pub docker: DockerInput,
     /// CRI (containerd, CRI-O) logs.
     pub cri: CriInput,
+    /// The Fluent forward receiver for sidecars.
+    pub forward: crate::ForwardInput,
+    /// `POST /v1/ingest` for scripts and small apps.
+    pub http_ingest: crate::HttpIngest,
     /// Only containers matching these globs are read (an empty list matches everything).
     pub include: Filters,
     /// Containers matching these globs are skipped (applied after `include`).
@@ -87,6 +94,8 @@ impl Default for Inputs {
         Inputs {
             docker: DockerInput::default(),
             cri: CriInput::default(),
+            forward: crate::ForwardInput::default(),
+            http_ingest: crate::HttpIngest::default(),
             include: Filters::default(),
             exclude: Filters::default(),
             max_line_bytes: MIB,
@@ -587,4 +596,23 @@ pub enum LogFormat {
     Json,
     /// Human-readable text.
     Text,
+}
+
+/// Liveness: `/healthz` fails when a part of the pipeline stops moving, so the kubelet restarts
+/// the agent (restart is exact: the index and the cursors say where to resume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// An input with unread bytes that made no progress, or a writer with waiting records that
+    /// completed no sync, for this long is unhealthy.
+    #[serde(with = "duration")]
+    pub stall_timeout: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
 }

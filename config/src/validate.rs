@@ -58,8 +58,12 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.inputs.max_open_rotated_per_source == 0 {
         p.push("inputs.max_open_rotated_per_source: must be at least 1".into());
     }
+    validate_forward(&c.inputs.forward, &mut p);
     if c.metrics.interval.is_zero() {
         p.push("metrics.interval: must be greater than 0".into());
+    }
+    if c.health.stall_timeout < std::time::Duration::from_secs(1) {
+        p.push("health.stall_timeout: must be at least 1s".into());
     }
     let es = &c.sinks.elasticsearch;
     for (i, e) in es.endpoints.iter().enumerate() {
@@ -182,6 +186,47 @@ pub fn line_of(text: &str, key: &str) -> Option<usize> {
         }
     }
     None
+}
+
+fn validate_forward(f: &crate::ForwardInput, p: &mut Problems) {
+    if f.enabled && f.listen.parse::<std::net::SocketAddr>().is_err() && !f.listen.contains(':') {
+        p.push(format!(
+            "inputs.forward.listen: {:?} is not host:port (e.g. 0.0.0.0:24224)",
+            f.listen
+        ));
+    }
+    if u32::from_str_radix(f.unix_mode.trim_start_matches("0o"), 8).map_or(true, |m| m > 0o777) {
+        p.push(format!(
+            "inputs.forward.unix_mode: {:?} is not an octal mode such as \"0660\"",
+            f.unix_mode
+        ));
+    }
+    let pat = &f.tag_pattern;
+    if !pat.contains("{pod}") {
+        p.push(format!(
+            "inputs.forward.tag_pattern: {pat:?} must contain {{pod}} (and may contain {{namespace}} and {{container}})"
+        ));
+    }
+    if f.message_key.is_empty() {
+        p.push("inputs.forward.message_key: must not be empty".into());
+    }
+    if f.max_connections == 0 {
+        p.push("inputs.forward.max_connections: must be at least 1".into());
+    }
+    if f.max_frame_bytes < 1024 || f.max_frame_bytes > 1 << 30 {
+        p.push("inputs.forward.max_frame_bytes: must be between 1KiB and 1GiB".into());
+    }
+    if f.max_decompressed_bytes < f.max_frame_bytes.min(1 << 20)
+        || f.max_decompressed_bytes > 4 << 30
+    {
+        p.push("inputs.forward.max_decompressed_bytes: must be between 1MiB (or max_frame_bytes) and 4GiB".into());
+    }
+    if f.tls.cert_file.is_some() != f.tls.key_file.is_some() {
+        p.push("inputs.forward.tls: cert_file and key_file go together".into());
+    }
+    if f.tls.client_ca_file.is_some() && f.tls.cert_file.is_none() {
+        p.push("inputs.forward.tls.client_ca_file: needs cert_file and key_file".into());
+    }
 }
 
 #[cfg(test)]

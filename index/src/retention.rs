@@ -108,8 +108,8 @@ pub fn enforce(store: &Store) -> Result<(), Error> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    let cutoff =
-        now_ns.saturating_sub(store.limits.max_age.as_nanos().min(i64::MAX as u128) as i64);
+    let (max_disk_bytes, max_age) = store.retention();
+    let cutoff = now_ns.saturating_sub(max_age.as_nanos().min(i64::MAX as u128) as i64);
     for pass in 0..2 {
         let all: Vec<Arc<Mutex<Source>>> = store
             .sources
@@ -139,7 +139,7 @@ pub fn enforce(store: &Store) -> Result<(), Error> {
         while let Some(Reverse((max_time, _, i))) = heap.pop() {
             let reason = if max_time < cutoff {
                 "age"
-            } else if total > store.limits.max_disk_bytes {
+            } else if total > max_disk_bytes {
                 "disk"
             } else {
                 break;
@@ -156,7 +156,7 @@ pub fn enforce(store: &Store) -> Result<(), Error> {
                 heap.push(Reverse((f.max_time, f.first_seq, i)));
             }
         }
-        if total <= store.limits.max_disk_bytes || pass == 1 {
+        if total <= max_disk_bytes || pass == 1 {
             break;
         }
         // Over budget with no sealed segment left to delete: seal the largest active segment.

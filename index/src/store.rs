@@ -33,6 +33,9 @@ pub(crate) struct Counters {
 pub struct Store {
     pub(crate) dir: PathBuf,
     pub(crate) limits: Limits,
+    /// `max_disk_bytes` and `max_age` as they are now: [`Store::set_retention`] changes them
+    /// while the store is open (a config reload), `limits` keeps the values it opened with.
+    retention: RwLock<(u64, Duration)>,
     read_only: bool,
     _lock: Option<File>,
     pub(crate) sources: RwLock<BTreeMap<String, Arc<Mutex<Source>>>>,
@@ -91,6 +94,7 @@ impl Store {
     fn new(dir: &Path, limits: Limits, read_only: bool, lock: Option<File>) -> Store {
         Store {
             dir: dir.to_path_buf(),
+            retention: RwLock::new((limits.max_disk_bytes, limits.max_age)),
             limits,
             read_only,
             _lock: lock,
@@ -101,6 +105,18 @@ impl Store {
             sync_lock: Mutex::new(()),
             counters: Mutex::new(Counters::default()),
         }
+    }
+
+    /// Change the disk budget and the maximum age of a running store (a config reload); the
+    /// next retention pass applies them. Segment sizes and compression are not changed live:
+    /// open segments were cut with them.
+    pub fn set_retention(&self, max_disk_bytes: u64, max_age: Duration) {
+        *self.retention.write().unwrap_or_else(|p| p.into_inner()) = (max_disk_bytes, max_age);
+    }
+
+    /// The disk budget and maximum age in force (see [`Store::set_retention`]).
+    pub fn retention(&self) -> (u64, Duration) {
+        *self.retention.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn chunk_target(&self) -> u64 {
@@ -496,7 +512,7 @@ impl Store {
     /// less than a quarter of `segment_max_bytes`, up to `segment_max_bytes` and a time span of
     /// `max_age / 16` (so data outlives `max_age` by at most a sixteenth of it).
     fn merge_limits(&self) -> source::Merge {
-        let max_age = self.limits.max_age.as_nanos().min(i64::MAX as u128) as i64;
+        let max_age = self.retention().1.as_nanos().min(i64::MAX as u128) as i64;
         source::Merge {
             max_prev_raw: self.limits.segment_max_bytes / 4,
             max_raw: self.limits.segment_max_bytes,
@@ -680,6 +696,13 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The first stored and the next durable sequence of one source, without listing every
+    /// source (what an input needs to read back its own recent records at start).
+    pub fn seq_range(&self, key: &str) -> Option<(u64, u64)> {
+        self.with_source(key, |src| (src.first_seq(), src.durable_next))
+            .ok()
     }
 
     /// Store-wide counters.

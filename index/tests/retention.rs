@@ -334,3 +334,29 @@ fn crc32c(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn retention_limits_change_while_the_store_is_open() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path(), small_limits()).unwrap();
+    let old = now_ns() - 2 * 3600 * 1_000_000_000;
+    fill(&s, "k", 2, 20, old, 1);
+    fill(&s, "k", 1, 20, now_ns(), 1);
+    s.enforce_retention().unwrap();
+    assert_eq!(
+        s.sources()[0].records,
+        60,
+        "the opening limits keep everything"
+    );
+    // A reload lowers max_age below the old segments' age: the next pass deletes them, on the
+    // same open store.
+    s.set_retention(small_limits().max_disk_bytes, Duration::from_secs(3600));
+    assert_eq!(s.retention().1, Duration::from_secs(3600));
+    s.enforce_retention().unwrap();
+    assert_eq!(s.sources()[0].records, 20);
+    // And a disk budget of one byte leaves only what cannot go (the active segment is empty:
+    // everything was sealed, so the last sealed segment goes too).
+    s.set_retention(1, Duration::from_secs(3600));
+    s.enforce_retention().unwrap();
+    assert!(s.stats().disk_bytes < 4096, "{:?}", s.stats());
+}

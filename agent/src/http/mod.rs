@@ -9,6 +9,7 @@
 pub mod auth;
 mod body;
 mod follow;
+mod ingest;
 mod limits;
 mod logs;
 mod reply;
@@ -19,8 +20,9 @@ pub mod tokens;
 mod watch;
 
 pub use body::ResponseBody;
+pub use logs::decode as decode_query_value;
 pub use serve::Server;
-pub use state::{AppState, MetricsFn, StatusFn, TopFn};
+pub use state::{AppState, HealthFn, MetricsFn, StatusFn, TopFn};
 
 use auth::{Decision, RequestMeta};
 use hyper::body::Incoming;
@@ -30,27 +32,32 @@ use std::sync::atomic::Ordering;
 
 async fn route(ctx: &Ctx, info: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path().to_string();
-    let resp = authorized(ctx, info, &req, &path).await;
+    let resp = match check(ctx, info, &req, &path) {
+        Ok(decision) => dispatch(ctx, info, req, &path, decision).await,
+        Err(refused) => *refused,
+    };
     ctx.state.count_request(&path, resp.status().as_u16());
     resp
 }
 
-async fn authorized(
+/// The checks every request passes before dispatch: the target's size, then who is calling
+/// and whether they hold the endpoint's right. `Ok(None)` for open endpoints.
+fn check(
     ctx: &Ctx,
     info: ConnInfo,
     req: &Request<Incoming>,
     path: &str,
-) -> Response<ResponseBody> {
+) -> Result<Option<Decision>, Box<Response<ResponseBody>>> {
     let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len as u64 > ctx.limits.config.max_uri_bytes {
-        return reply::error(
+        return Err(Box::new(reply::error(
             StatusCode::URI_TOO_LONG,
             &format!(
                 "the request target is {target_len} bytes; at most {} are accepted (http.limits.max_uri_bytes)",
                 ctx.limits.config.max_uri_bytes
             ),
             None,
-        );
+        )));
     }
     let meta = RequestMeta {
         peer: info.peer,
@@ -66,7 +73,7 @@ async fn authorized(
         req.method(),
         path,
     ) {
-        Ok(decision) => dispatch(ctx, info, req, path, decision).await,
+        Ok(decision) => Ok(decision),
         Err(refusal) => {
             let mut resp = reply::error(refusal.status, &refusal.message, None);
             if refusal.status == StatusCode::UNAUTHORIZED {
@@ -75,7 +82,7 @@ async fn authorized(
                     header::HeaderValue::from_static("Bearer realm=\"runnel\""),
                 );
             }
-            resp
+            Err(Box::new(resp))
         }
     }
 }
@@ -84,10 +91,20 @@ async fn authorized(
 async fn dispatch(
     ctx: &Ctx,
     info: ConnInfo,
-    req: &Request<Incoming>,
+    req: Request<Incoming>,
     path: &str,
     decision: Option<Decision>,
 ) -> Response<ResponseBody> {
+    let scope = decision
+        .as_ref()
+        .map_or(auth::Namespaces::All, |d| d.namespaces.clone());
+    if path == "/v1/ingest" {
+        let query = req.uri().query().unwrap_or("").to_string();
+        return match &decision {
+            Some(d) => ingest::handle(ctx, info, d, req, &query).await,
+            None => reply::error(StatusCode::FORBIDDEN, "ingest needs a caller", None),
+        };
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -96,11 +113,8 @@ async fn dispatch(
         );
     }
     let query = req.uri().query().unwrap_or("");
-    let scope = decision
-        .as_ref()
-        .map_or(auth::Namespaces::All, |d| d.namespaces.clone());
     match (path, &decision) {
-        ("/healthz", _) => reply::text(StatusCode::OK, "text/plain", "ok\n"),
+        ("/healthz", _) => healthz(&ctx.state),
         ("/readyz", _) => {
             if ctx.state.ready.load(Ordering::Acquire) {
                 reply::text(StatusCode::OK, "text/plain", "ok\n")
@@ -126,6 +140,24 @@ async fn dispatch(
             None,
         ),
     }
+}
+
+/// `/healthz`: `ok`, or 503 with a Status error whose message and `details.problems` say which
+/// part is stuck (see `runtime::health`).
+fn healthz(state: &AppState) -> Response<ResponseBody> {
+    let problems = state.health.as_ref().map(|h| h()).unwrap_or_default();
+    if problems.is_empty() {
+        return reply::text(StatusCode::OK, "text/plain", "ok\n");
+    }
+    let mut v = serde_json::json!({
+        "kind": "Status",
+        "status": "Failure",
+        "code": 503,
+        "reason": "ServiceUnavailable",
+        "message": format!("unhealthy: {}", problems.join("; ")),
+    });
+    v["details"] = serde_json::json!({ "problems": problems });
+    reply::json(StatusCode::SERVICE_UNAVAILABLE, &v)
 }
 
 async fn sources(ctx: &Ctx, scope: auth::Namespaces) -> Response<ResponseBody> {

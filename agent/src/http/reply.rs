@@ -39,6 +39,8 @@ pub fn error(status: StatusCode, message: &str, parameter: Option<&str>) -> Resp
         StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
         StatusCode::URI_TOO_LONG => "RequestURITooLong",
         StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+        StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
         _ => "InternalError",
     };
     let mut v = serde_json::json!({

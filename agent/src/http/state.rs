@@ -16,6 +16,8 @@ pub type MetricsFn = Arc<dyn Fn(&mut String) + Send + Sync>;
 pub type TopFn = Arc<dyn Fn(&str, usize) -> Result<serde_json::Value, String> + Send + Sync>;
 /// One component's status for `/v1/status`.
 pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+/// `/healthz`: why the agent is unhealthy (empty: healthy).
+pub type HealthFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Shared state of the HTTP server.
 pub struct AppState {
@@ -31,6 +33,10 @@ pub struct AppState {
     pub top: Option<TopFn>,
     /// Components reporting into `/v1/status`.
     pub status: Vec<(String, StatusFn)>,
+    /// The liveness check behind `/healthz` (none: always healthy).
+    pub health: Option<HealthFn>,
+    /// `POST /v1/ingest`, when enabled.
+    pub ingest: Option<crate::inputs::http_ingest::IngestEndpoint>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     components_page: tokio::sync::Mutex<Option<(Instant, Arc<String>)>>,
 }
@@ -50,6 +56,8 @@ impl AppState {
             metrics: Vec::new(),
             top: None,
             status: Vec::new(),
+            health: None,
+            ingest: None,
             requests: Mutex::new(BTreeMap::new()),
             components_page: tokio::sync::Mutex::new(None),
         }

@@ -57,6 +57,9 @@ impl MetricsService {
             .spawn(move || {
                 let mut collector = Collector::new(settings, store);
                 loop {
+                    if crate::failpoint::at("metrics") == crate::failpoint::Action::Exit {
+                        return;
+                    }
                     let snap = Arc::new(collector.pass());
                     if let Ok(mut slot) = publish.write() {
                         *slot = snap;
@@ -90,6 +93,12 @@ impl MetricsService {
     /// `/v1/top` over the latest snapshot.
     pub fn top(&self, by: &str, limit: usize) -> Result<serde_json::Value, String> {
         top::top(&self.snapshot(), by, limit)
+    }
+
+    /// True once the collector thread has ended (a panic or an unexpected return), for the
+    /// supervisor.
+    pub fn has_died(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| t.is_finished())
     }
 
     /// Stop the thread and wait for it.

@@ -6,8 +6,8 @@
 //! follows one container's live file and drains its rotated files oldest first; [`file`] reads
 //! 64 KiB blocks into one buffer shared by all files; [`lines`] cuts lines, [`parse`]s them
 //! without building JSON values, merges partial fragments and caps long lines; the records go in
-//! bounded batches through a crossbeam channel to the one [`writer`] thread, which appends them
-//! and syncs once per group (group commit).
+//! bounded batches to the one ingest writer ([`crate::ingest`]), which appends them and syncs
+//! once per group (group commit).
 //!
 //! Exactly once: each record carries `Position::File { file, offset }` where `file` is the
 //! file's identity (dev, inode, xxh3 of its first line) and `offset` is just after the line's
@@ -25,10 +25,10 @@ pub mod lines;
 pub mod parse;
 pub mod source;
 pub mod stats;
-pub mod writer;
 
 mod tailer;
 
+use crate::ingest::{Writer, WriterHandle, WriterSettings};
 use crossbeam_channel::{bounded, Sender};
 use runnel_index::Store;
 use std::path::PathBuf;
@@ -74,7 +74,11 @@ pub enum TailError {
 pub(crate) enum Cmd {
     Oneshot(Sender<()>),
     Stop(Sender<()>),
+    Reconfigure(Box<tailer::Settings>, Sender<()>),
 }
+
+/// The inputs' part of a config reload, checked and ready to apply ([`Ingest::prepare`]).
+pub struct Reconfig(Box<tailer::Settings>);
 
 /// Set once the first discovery pass is done (for `/readyz`).
 #[derive(Default)]
@@ -92,41 +96,47 @@ impl Ready {
     }
 }
 
-/// The running inputs: one tailer thread and one index writer thread.
+/// The running file inputs: one tailer thread feeding the ingest writer.
 pub struct Ingest {
     cmd: Sender<Cmd>,
     stats: Arc<Stats>,
     ready: Arc<Ready>,
     tailer: Option<JoinHandle<()>>,
-    writer: Option<JoinHandle<()>>,
+    /// The writer this tailer started itself ([`Ingest::start`]); `None` when it was given one.
+    own_writer: Option<Writer>,
 }
 
 impl Ingest {
-    /// Start following the configured Docker and CRI roots into `store`. Roots that do not exist
-    /// yet are waited for.
+    /// Start following the configured Docker and CRI roots into `store` with a writer of its
+    /// own (tools and tests that run the file inputs alone). Roots that do not exist yet are
+    /// waited for.
     pub fn start(cfg: &runnel_config::Config, store: Arc<Store>) -> Result<Ingest, TailError> {
-        let settings = tailer::Settings::from_config(cfg)?;
-        let stats = Arc::new(Stats::default());
-        let ready = Arc::new(Ready::default());
-        let (wtx, wrx) = bounded(settings.queue_batches);
-        // Emptied batches go back to the tailer and are refilled: the queue's buffers are
-        // allocated once, so the allocator never fragments under a steady stream.
-        let (recycle_tx, recycle_rx) = bounded(settings.queue_batches + 2);
-        let (ctx, crx) = bounded(4);
-        let writer = {
-            let (store, stats) = (store.clone(), stats.clone());
-            std::thread::Builder::new()
-                .name("runnel-ingest-writer".into())
-                .spawn(move || writer::run(store, wrx, recycle_tx, stats))
-                .map_err(|source| TailError::Thread {
+        let writer =
+            Writer::start(store.clone(), WriterSettings::from_config(cfg)).map_err(|source| {
+                TailError::Thread {
                     name: "index writer",
                     source,
-                })?
-        };
+                }
+            })?;
+        let mut ingest = Ingest::start_with(cfg, store, writer.handle())?;
+        ingest.own_writer = Some(writer);
+        Ok(ingest)
+    }
+
+    /// Start following the configured roots, handing records to the shared `writer`.
+    pub fn start_with(
+        cfg: &runnel_config::Config,
+        store: Arc<Store>,
+        writer: WriterHandle,
+    ) -> Result<Ingest, TailError> {
+        let settings = tailer::Settings::from_config(cfg)?;
+        let stats = Arc::new(Stats::new(writer.stats.clone()));
+        let ready = Arc::new(Ready::default());
+        let (ctx, crx) = bounded(4);
         let t = tailer::Tailer::new(
             settings,
             store,
-            (wtx, recycle_rx),
+            (writer.tx, writer.pool),
             stats.clone(),
             ready.clone(),
         )?;
@@ -142,7 +152,7 @@ impl Ingest {
             stats,
             ready,
             tailer: Some(tailer),
-            writer: Some(writer),
+            own_writer: None,
         })
     }
 
@@ -195,9 +205,43 @@ impl Ingest {
         if let Some(t) = self.tailer.take() {
             let _ = t.join();
         }
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
+        if let Some(w) = self.own_writer.take() {
+            w.shutdown();
         }
+    }
+
+    /// Check the `inputs:` section of a new config (globs compile, sizes fit) without
+    /// applying anything: the first half of an all-or-nothing reload.
+    pub fn prepare(cfg: &runnel_config::Config) -> Result<Reconfig, TailError> {
+        tailer::Settings::from_config(cfg).map(|s| Reconfig(Box::new(s)))
+    }
+
+    /// Hand a prepared reconfiguration to the tailer thread, which applies it between polls;
+    /// waits up to `wait` for it to be applied (a tailer held back by a full queue applies it
+    /// when it is free). Returns false when it was not applied in time.
+    pub fn reconfigure(&self, r: Reconfig, wait: std::time::Duration) -> bool {
+        let (tx, rx) = bounded(1);
+        if self.cmd.send(Cmd::Reconfigure(r.0, tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(wait).is_ok()
+    }
+
+    /// The name of a thread of this input that has ended (a panic or an unexpected return),
+    /// for the supervisor; `None` while it runs (or after a requested shutdown).
+    pub fn dead_part(&self) -> Option<&'static str> {
+        if self.tailer.as_ref().is_some_and(|t| t.is_finished()) {
+            return Some("tailer");
+        }
+        if self.own_writer.as_ref().is_some_and(|w| w.is_finished()) {
+            return Some("index writer");
+        }
+        None
+    }
+
+    /// True once the tailer thread has ended (it should only when stopped).
+    pub fn is_finished(&self) -> bool {
+        self.tailer.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// The counters (for tests and the HTTP layer).

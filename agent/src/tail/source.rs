@@ -7,7 +7,7 @@
 use super::file::{is_gz, look, Looked, ReadOutcome, TailFile};
 use super::lines::Event;
 use super::stats::{Input, Stats};
-use super::writer::{Batch, Msg, QueuedRecord};
+use crate::ingest::{Batch, Msg, QueuedRecord};
 use crossbeam_channel::{Receiver, Sender};
 use runnel_index::{FileId, Position, Query, SourceIdentity, Store};
 use std::collections::VecDeque;
@@ -64,12 +64,7 @@ impl Outbox {
             .try_recv()
             .unwrap_or_else(|_| Batch::with_budget(self.limit));
         let b = std::mem::replace(&mut self.batch, next);
-        self.stats
-            .queued_records
-            .fetch_add(b.records.len() as i64, Ordering::Relaxed);
-        self.stats
-            .queued_bytes
-            .fetch_add(b.held_bytes() as i64, Ordering::Relaxed);
+        self.stats.queue.enqueued(b.records.len(), b.held_bytes());
         if self.tx.send(Msg::Records(b)).is_err() {
             tracing::error!(
                 "index writer stopped; records not queued will be re-read after restart"
@@ -715,8 +710,10 @@ fn queue(
             flags: r.flags,
             start: 0,
             len: 0,
-            file: *file,
-            offset: r.offset,
+            position: Position::File {
+                file: *file,
+                offset: r.offset,
+            },
         },
         r.message,
     );

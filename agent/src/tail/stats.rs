@@ -1,7 +1,9 @@
 //! Counters of the inputs and their Prometheus rendering (`runnel_input_*`, `runnel_ingest_*`).
 
+use crate::ingest::QueueStats;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Which input a file belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,21 +70,27 @@ pub struct Stats {
     inputs: [PerInput; 2],
     /// Files open now.
     pub open_files: AtomicI64,
-    /// Records queued for the writer.
-    pub queued_records: AtomicI64,
-    /// Memory held by the batches queued for the writer (messages and record descriptors).
-    pub queued_bytes: AtomicI64,
-    /// Syncs (group commits) done by the writer.
-    pub syncs: AtomicU64,
-    /// Index write errors (retried).
-    pub write_errors: AtomicU64,
+    /// The ingest queue's counters (shared with the writer and the other inputs).
+    pub queue: Arc<QueueStats>,
     /// Sources being read.
     pub sources: AtomicI64,
     /// Times file events were dropped (queue or kernel overflow) and a full rescan replaced them.
     pub events_lost: AtomicU64,
+    /// Stamped when the tailer read something or finished a pass (for `/healthz`).
+    pub input_beat: crate::progress::Beat,
+    /// Stamped when a file under a log root changed: bytes may be waiting to be read.
+    pub input_pending: crate::progress::Beat,
 }
 
 impl Stats {
+    /// Counters of a tailer whose records go into the queue counted by `queue`.
+    pub fn new(queue: Arc<QueueStats>) -> Stats {
+        Stats {
+            queue,
+            ..Stats::default()
+        }
+    }
+
     /// The counters of one input.
     pub fn input(&self, i: Input) -> &PerInput {
         &self.inputs[i.i()]
@@ -90,6 +98,7 @@ impl Stats {
 
     /// Append the Prometheus text.
     pub fn render(&self, out: &mut String) {
+        self.queue.render(out);
         let per: [(&str, &str, Getter); 12] = [
             (
                 "runnel_input_lines_total",
@@ -163,7 +172,7 @@ impl Stats {
                 );
             }
         }
-        let gauges: [(&str, &str, i64); 4] = [
+        let gauges: [(&str, &str, i64); 2] = [
             (
                 "runnel_input_open_files",
                 "Log files open now.",
@@ -174,42 +183,15 @@ impl Stats {
                 "Container logs being followed.",
                 self.sources.load(Ordering::Relaxed),
             ),
-            (
-                "runnel_ingest_queue_records",
-                "Records queued between the tailer and the index writer.",
-                self.queued_records.load(Ordering::Relaxed),
-            ),
-            (
-                "runnel_ingest_queue_bytes",
-                "Memory held by batches queued between the tailer and the index writer.",
-                self.queued_bytes.load(Ordering::Relaxed),
-            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        for (name, help, v) in [
-            (
-                "runnel_ingest_syncs_total",
-                "Group commits (index syncs) by the ingest writer.",
-                &self.syncs,
-            ),
-            (
-                "runnel_ingest_write_errors_total",
-                "Index append/sync errors (the batch is retried).",
-                &self.write_errors,
-            ),
-            (
-                "runnel_input_events_lost_total",
-                "File event overflows replaced by a full rescan.",
-                &self.events_lost,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
+        let name = "runnel_input_events_lost_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} File event overflows replaced by a full rescan.\n# TYPE {name} counter\n{name} {}",
+            self.events_lost.load(Ordering::Relaxed)
+        );
     }
 }

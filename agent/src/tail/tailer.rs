@@ -5,8 +5,8 @@ use super::discover::{self, Found};
 use super::filter::{Filter, Globs};
 use super::source::{Outbox, Scratch, Source, TailSettings};
 use super::stats::{Input, Stats};
-use super::writer::Msg;
 use super::{Cmd, Ready, TailError};
+use crate::ingest::Msg;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use notify::{RecursiveMode, Watcher};
 use runnel_index::Store;
@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod reconfigure;
 
 /// How often every source is polled even without an inotify event.
 const POLL_ALL_EVERY: Duration = Duration::from_secs(1);
@@ -31,7 +33,6 @@ pub struct Settings {
     pub(crate) filter: Filter,
     pub(crate) tail: TailSettings,
     pub(crate) rescan: Duration,
-    pub(crate) queue_batches: usize,
 }
 
 fn usize_of(v: u64, key: &'static str) -> Result<usize, TailError> {
@@ -75,8 +76,7 @@ impl Settings {
         let block = usize_of(i.read_buffer_bytes, "read_buffer_bytes")?.max(64 * 1024);
         // The queue's memory is `queue_max_bytes` in all: the batches waiting in the channel,
         // the one being filled and the one being appended.
-        let queue = usize_of(i.queue_max_bytes, "queue_max_bytes")?.max(1 << 20);
-        let batch_bytes = (queue / 16).clamp(64 * 1024, 1 << 20);
+        let batch_bytes = crate::ingest::WriterSettings::from_config(cfg).batch_bytes;
         Ok(Settings {
             roots,
             filter: Filter::new(inc, exc),
@@ -93,7 +93,6 @@ impl Settings {
             } else {
                 i.rescan_interval
             },
-            queue_batches: (queue / batch_bytes).saturating_sub(2).max(2),
         })
     }
 }
@@ -125,7 +124,7 @@ impl Tailer {
     pub(crate) fn new(
         settings: Settings,
         store: Arc<Store>,
-        (tx, recycled): (Sender<Msg>, Receiver<super::writer::Batch>),
+        (tx, recycled): (Sender<Msg>, Receiver<crate::ingest::Batch>),
         stats: Arc<Stats>,
         ready: Arc<Ready>,
     ) -> Result<Tailer, TailError> {
@@ -137,7 +136,7 @@ impl Tailer {
             store,
             out: Outbox {
                 tx,
-                batch: super::writer::Batch::with_budget(limit),
+                batch: crate::ingest::Batch::with_budget(limit),
                 recycled,
                 limit,
                 stats: stats.clone(),
@@ -166,7 +165,9 @@ impl Tailer {
         if self.watcher.is_none() {
             let tx = self.events_tx.clone();
             let lost = self.events_lost.clone();
-            match notify::recommended_watcher(move |ev| {
+            let stats = self.stats.clone();
+            match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+                note_pending(&stats, &ev);
                 if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
                     lost.store(true, Ordering::Release);
                 }
@@ -362,6 +363,9 @@ impl Tailer {
                 );
                 total += n;
                 released |= r;
+                if n > 0 {
+                    self.stats.input_beat.beat();
+                }
                 if n > 0 || r {
                     // It may have more (budget spent): poll it again next round.
                     self.dirty.insert(dir);
@@ -424,6 +428,9 @@ impl Tailer {
         let mut last_all = Instant::now();
         let mut all = true;
         loop {
+            if crate::failpoint::at("tailer") == crate::failpoint::Action::Exit {
+                return;
+            }
             let (n, _) = self.poll(all, SOURCE_BUDGET);
             if all {
                 last_all = Instant::now();
@@ -442,6 +449,10 @@ impl Tailer {
                         self.sync_writer();
                         let _ = ack.send(());
                         return;
+                    }
+                    Ok(Cmd::Reconfigure(settings, ack)) => {
+                        self.reconfigure(*settings);
+                        let _ = ack.send(());
                     }
                     Ok(Cmd::Stop(ack)) => {
                         self.sync_writer();
@@ -484,6 +495,22 @@ impl Tailer {
             all = lost || last_all.elapsed() >= POLL_ALL_EVERY;
             let open: usize = self.sources.values().map(Source::open_files).sum();
             self.stats.open_files.store(open as i64, Ordering::Relaxed);
+            self.stats.input_beat.beat();
+        }
+    }
+}
+
+/// A file under a log root was created or written: bytes may wait to be read (`/healthz`
+/// compares this stamp with the tailer's progress).
+fn note_pending(stats: &Stats, ev: &notify::Result<notify::Event>) {
+    if let Ok(ev) = ev {
+        use notify::event::ModifyKind;
+        if matches!(
+            ev.kind,
+            notify::EventKind::Create(_)
+                | notify::EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_))
+        ) {
+            stats.input_pending.beat();
         }
     }
 }

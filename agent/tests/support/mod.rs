@@ -174,6 +174,42 @@ impl Agent {
         agent
     }
 
+    /// Start an agent with the forward input on; returns it and the forward `host:port`.
+    pub fn start_forward(config: &Path) -> (Agent, String) {
+        let mut child = Command::new(runnel_bin())
+            .args(["agent", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting runnel agent");
+        let lines = stdout_lines(&mut child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut forward = None;
+        let addr = loop {
+            let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                panic!("runnel agent did not print its listening addresses within 30 s");
+            };
+            if let Some(a) = line.strip_prefix("runnel: forward listening on ") {
+                forward = Some(a.to_string());
+            }
+            if let Some(a) = line.strip_prefix("runnel: listening on http://") {
+                break a.to_string();
+            }
+        };
+        let Some(forward) = forward else {
+            let _ = child.kill();
+            panic!(
+                "runnel agent printed no forward listening line (is inputs.forward.enabled set?)"
+            );
+        };
+        let agent = Agent { child, addr };
+        agent.wait_ready();
+        (agent, forward)
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -270,6 +306,18 @@ pub fn logs_from_dir(node: &Node, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// The Python of the test venv (scripts/test.sh makes it, with msgpack, fluent-logger and
+/// zstandard); fails with a clear message when it is missing.
+pub fn python() -> String {
+    let py = std::env::var("RUNNEL_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    assert!(
+        Path::new(&py).exists(),
+        "{py} is missing: run the tests with scripts/test.sh, which creates .venv with the Python packages they need"
+    );
+    py
 }
 
 /// Poll `f` until it returns true or `timeout` passes.

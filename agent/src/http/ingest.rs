@@ -1,0 +1,119 @@
+//! The HTTP side of `POST /v1/ingest`: method, size limit and encoding of the body; the
+//! records themselves are parsed and stored by [`crate::inputs::http_ingest`].
+
+use super::auth::{self, Decision};
+use super::body::ResponseBody;
+use super::reply;
+use super::serve::{ConnInfo, Ctx};
+use crate::inputs::http_ingest::{self, BodyFormat, Refusal};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
+
+fn refusal(r: Refusal) -> Response<ResponseBody> {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    reply::error(status, &r.message, r.parameter)
+}
+
+/// Answer one ingest request of a caller allowed by `decision` (records of its namespaces
+/// only); the answer comes only after the records are durable.
+pub(super) async fn handle(
+    ctx: &Ctx,
+    info: ConnInfo,
+    decision: &Decision,
+    req: Request<Incoming>,
+    query: &str,
+) -> Response<ResponseBody> {
+    let state = &ctx.state;
+    if req.method() != Method::POST {
+        return reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("{} is not supported on /v1/ingest; use POST", req.method()),
+            None,
+        );
+    }
+    let Some(ep) = &state.ingest else {
+        return reply::error(
+            StatusCode::NOT_FOUND,
+            "HTTP ingest is disabled (inputs.http_ingest.enabled: false)",
+            None,
+        );
+    };
+    let h = req.headers();
+    let text = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let request_id = h
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let q = match http_ingest::parse_query(query, request_id.as_deref()) {
+        Ok(q) => q,
+        Err(r) => return refusal(r),
+    };
+    let namespace = q.source.identity.namespace.as_deref();
+    if !decision.namespaces.allows(namespace) {
+        let r = auth::outside_scope(
+            &ctx.auth_stats,
+            info.peer,
+            "/v1/ingest",
+            decision,
+            namespace.unwrap_or(""),
+        );
+        return reply::error(r.status, &r.message, Some("namespace"));
+    }
+    let format = match BodyFormat::from_content_type(text(header::CONTENT_TYPE).as_deref()) {
+        Ok(f) => f,
+        Err(r) => return refusal(r),
+    };
+    let gzip = match text(header::CONTENT_ENCODING).as_deref().map(str::trim) {
+        None | Some("") | Some("identity") => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+        Some(e) => {
+            return reply::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("Content-Encoding {e:?} is not accepted; send gzip or none"),
+                Some("body"),
+            )
+        }
+    };
+    let max = ep.max_body_bytes;
+    let declared = text(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return refusal(http_ingest::too_large(max));
+    }
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return refusal(http_ingest::too_large(max));
+            }
+            return reply::error(
+                StatusCode::BAD_REQUEST,
+                &format!("reading the body failed: {e}"),
+                Some("body"),
+            );
+        }
+    };
+    let decoded;
+    let body: &[u8] = if gzip {
+        decoded = match http_ingest::gunzip(&body, max) {
+            Ok(d) => d,
+            Err(r) => return refusal(r),
+        };
+        &decoded
+    } else {
+        &body
+    };
+    let batch = match http_ingest::parse_body(&q, format, body) {
+        Ok(b) => b,
+        Err(r) => return refusal(r),
+    };
+    match http_ingest::store(ep, &q, batch).await {
+        Ok(done) => reply::json(
+            StatusCode::OK,
+            &serde_json::json!({ "stored": done.stored, "duplicates": done.duplicates }),
+        ),
+        Err(r) => refusal(r),
+    }
+}
