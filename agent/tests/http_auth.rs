@@ -55,6 +55,20 @@ fn source_names(body: &str) -> Vec<String> {
         .collect()
 }
 
+fn post_text(agent: &LoggedAgent, query: &str, token: &str, body: &str) -> (u16, String) {
+    let url = format!("http://{}/v1/ingest?{query}", agent.addr);
+    let r = ureq::post(&url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "text/plain")
+        .timeout(Duration::from_secs(30))
+        .send_bytes(body.as_bytes());
+    match r {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("POST /v1/ingest: {e}"),
+    }
+}
+
 fn node_with_three_tenants() -> Node {
     let node = Node::new();
     write(
@@ -178,9 +192,33 @@ fn tokens_rights_and_namespace_scope_on_every_endpoint() {
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("ingest right"), "{body}");
 
-    // The ingest token may only ingest; the metrics token only scrape.
-    let (code, _) = agent.request("POST", "/v1/ingest", Some(INGESTER));
-    assert!(code != 401 && code != 403, "ingest right admitted: {code}");
+    // The ingest token may only ingest, and only into its namespaces; the metrics token only
+    // scrape.
+    let (code, body) = post_text(
+        &agent,
+        "namespace=shop&pod=side-0&container=c",
+        INGESTER,
+        "pushed line\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post_text(
+        &agent,
+        "namespace=kube-system&pod=side-0&container=c",
+        INGESTER,
+        "intruder\n",
+    );
+    assert_eq!(code, 403, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["message"],
+        "\"shop-sidecars\" is scoped to namespaces [shop], not namespace \"kube-system\""
+    );
+    assert_eq!(
+        agent.get("/v1/logs?namespace=shop&pod=side-0", Some(SHOP)),
+        (200, "pushed line\n".into())
+    );
+    let (code, _) = agent.get("/v1/logs?namespace=kube-system&pod=side-0", Some(PLATFORM));
+    assert_eq!(code, 404, "a refused ingest was stored");
     assert_eq!(
         agent
             .get("/v1/logs?namespace=shop&pod=web-0", Some(INGESTER))
@@ -200,6 +238,7 @@ fn tokens_rights_and_namespace_scope_on_every_endpoint() {
             "docker:plain-redis",
             "kube-system/coredns-7f9",
             "kube-system/web-1",
+            "shop/side-0",
             "shop/web-0"
         ]
     );

@@ -306,7 +306,7 @@ pub fn outside_scope(
     Refusal {
         status: StatusCode::FORBIDDEN,
         message: format!(
-            "{:?} may read {}, not namespace {:?}",
+            "{:?} is scoped to {}, not namespace {:?}",
             decision.who,
             decision.namespaces.describe(),
             truncate(namespace, 253)
