@@ -16,6 +16,15 @@ pub const NOT_LIVE: &[(&str, &str)] = &[
     ),
     ("http.listen", "the listening socket is bound once"),
     (
+        "http.auth",
+        "the access policy is built once; the tokens file itself is re-read when it changes",
+    ),
+    (
+        "http.tls",
+        "the TLS files are named once; their contents are re-read when they change",
+    ),
+    ("http.limits", "the server's caps are set once"),
+    (
         "inputs.queue_max_bytes",
         "the ingest queue holds records and is not rebuilt",
     ),

@@ -207,12 +207,96 @@ impl Default for IndexConfig {
 pub struct HttpConfig {
     /// `host:port` to listen on.
     pub listen: String,
+    /// Who may call which endpoint: anonymous callers and bearer tokens.
+    pub auth: HttpAuth,
+    /// Serve HTTPS instead of HTTP (plain HTTP on the port is then refused).
+    pub tls: HttpTls,
+    /// Caps that keep a hostile or broken client from holding the server's memory.
+    pub limits: HttpLimits,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "0.0.0.0:2020".into(),
+            auth: HttpAuth::default(),
+            tls: HttpTls::default(),
+            limits: HttpLimits::default(),
+        }
+    }
+}
+
+/// Access control of the HTTP API. `/healthz` and `/readyz` are always open.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpAuth {
+    /// Who may call without a token.
+    pub anonymous: Anonymous,
+    /// YAML file of tokens (`tokens: [{ name, token_sha256, namespaces, rights }]`), usually
+    /// mounted from a Secret; re-read when it changes.
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// Who may call the API without a token; such a caller gets every right on every namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anonymous {
+    /// Only connections from a loopback address (inside the pod, or `kubectl exec`).
+    #[default]
+    Loopback,
+    /// Nobody: every call but the health probes needs a token.
+    None,
+    /// Everybody who can reach the port (a trusted network only).
+    All,
+}
+
+/// HTTPS for the API; certificate and key are re-read when they change (cert-manager rotation).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpTls {
+    /// Server certificate chain (PEM), with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Server private key (PEM: PKCS#8, PKCS#1 or SEC1), with `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// When set, clients must present a certificate signed by one of these CAs (PEM).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl HttpTls {
+    /// True when HTTPS is configured.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some() || self.key_file.is_some()
+    }
+}
+
+/// Limits of the HTTP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Open connections at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Concurrent `follow=true` streams; more get a 429.
+    pub max_follows: usize,
+    /// Time a client has to send a request's headers (and, with TLS, to finish the
+    /// handshake); a slower connection is closed.
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
+    /// Longest request target (path and query); longer ones get a 414.
+    #[serde(with = "size")]
+    pub max_uri_bytes: u64,
+    /// Largest request head (request line and headers); larger ones get a 431.
+    #[serde(with = "size")]
+    pub max_header_bytes: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 4096,
+            max_follows: 1024,
+            header_timeout: Duration::from_secs(10),
+            max_uri_bytes: 8 * KIB,
+            max_header_bytes: 16 * KIB,
         }
     }
 }

@@ -33,6 +33,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             c.http.listen
         ));
     }
+    validate_http(c, &mut p);
     if c.index.block_bytes == 0 || c.index.segment_max_bytes < c.index.block_bytes {
         p.push("index.segment_max_bytes: must be at least index.block_bytes".into());
     }
@@ -105,6 +106,53 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         p.push("sinks.elasticsearch.batch: max_docs and max_bytes must be at least 1".into());
     }
     p.0
+}
+
+fn validate_http(c: &Config, p: &mut Problems) {
+    let auth = &c.http.auth;
+    if auth.anonymous == crate::Anonymous::None && auth.tokens_file.is_none() {
+        p.push(
+            "http.auth.anonymous: none without http.auth.tokens_file leaves no caller able to \
+             use the API (set a tokens_file, or anonymous: loopback)"
+                .into(),
+        );
+    }
+    if auth
+        .tokens_file
+        .as_ref()
+        .is_some_and(|f| f.as_os_str().is_empty())
+    {
+        p.push("http.auth.tokens_file: must not be empty (leave it out for no tokens)".into());
+    }
+    let tls = &c.http.tls;
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        p.push("http.tls: cert_file and key_file must be set together".into());
+    }
+    if tls.client_ca_file.is_some() && !tls.enabled() {
+        p.push("http.tls.client_ca_file: needs cert_file and key_file (client certificates are checked only over TLS)".into());
+    }
+    let l = &c.http.limits;
+    if l.max_connections == 0 {
+        p.push("http.limits.max_connections: must be at least 1".into());
+    }
+    if l.max_follows == 0 {
+        p.push("http.limits.max_follows: must be at least 1".into());
+    }
+    if l.max_follows > l.max_connections {
+        p.push("http.limits.max_follows: must not exceed http.limits.max_connections (each follow holds a connection)".into());
+    }
+    if l.header_timeout.is_zero() {
+        p.push("http.limits.header_timeout: must be greater than 0".into());
+    }
+    if l.max_uri_bytes < 256 {
+        p.push("http.limits.max_uri_bytes: must be at least 256 bytes".into());
+    }
+    // Common clients send up to 8 KiB of headers; the head must also fit the URI.
+    if l.max_header_bytes < 8 * 1024 || l.max_header_bytes < l.max_uri_bytes {
+        p.push(
+            "http.limits.max_header_bytes: must be at least 8KiB and at least max_uri_bytes".into(),
+        );
+    }
 }
 
 /// The 1-based line of `text` where the dotted `key` is set, for block (`a:\n  b: 1`) and flow
@@ -204,6 +252,62 @@ fn validate_forward(f: &crate::ForwardInput, p: &mut Problems) {
 #[cfg(test)]
 mod tests {
     use super::line_of;
+
+    #[test]
+    fn http_access_and_limits_are_checked() {
+        let ok = crate::Config::from_yaml_str(
+            "http:\n  auth: { anonymous: none, tokens_file: /etc/runnel/tokens/tokens.yaml }\n  \
+             tls: { cert_file: /c.pem, key_file: /k.pem, client_ca_file: /ca.pem }\n  \
+             limits: { max_follows: 10, header_timeout: 2s, max_uri_bytes: 4KiB }\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(ok.http.auth.anonymous, crate::Anonymous::None);
+        assert_eq!(ok.http.limits.max_uri_bytes, 4096);
+        for (yaml, key) in [
+            (
+                "http: { auth: { anonymous: none } }",
+                "c:1: http.auth.anonymous",
+            ),
+            (
+                "http: { auth: { anonymous: nobody } }",
+                "unknown variant `nobody`",
+            ),
+            (
+                "http: { tls: { cert_file: /c.pem } }",
+                "c:1: http.tls: cert_file and key_file",
+            ),
+            (
+                "http: { tls: { client_ca_file: /ca.pem } }",
+                "http.tls.client_ca_file",
+            ),
+            (
+                "http: { limits: { max_follows: 0 } }",
+                "http.limits.max_follows",
+            ),
+            (
+                "http: { limits: { max_connections: 5 } }",
+                "http.limits.max_follows",
+            ),
+            (
+                "http: { limits: { header_timeout: 0s } }",
+                "http.limits.header_timeout",
+            ),
+            (
+                "http: { limits: { max_header_bytes: 1KiB } }",
+                "http.limits.max_header_bytes",
+            ),
+            (
+                "http: { limits: { max_uri_bytes: 10 } }",
+                "http.limits.max_uri_bytes",
+            ),
+        ] {
+            let e = crate::Config::from_yaml_str(&format!("{yaml}\n"), "c")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{yaml}: {e}");
+        }
+    }
 
     #[test]
     fn keys_are_found_in_block_and_flow_mappings() {

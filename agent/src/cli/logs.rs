@@ -88,7 +88,8 @@ pub fn run_logs(args: &LogsArgs) -> i32 {
                 .server
                 .clone()
                 .unwrap_or_else(|| "http://127.0.0.1:2020".to_string());
-            client::stream_logs(&server, &req)
+            client::ClientAuth::from_flags(args.token_file.as_ref(), args.cacert.as_ref())
+                .and_then(|auth| client::stream_logs(&server, &req, &auth))
         }
     };
     match result {

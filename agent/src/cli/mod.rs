@@ -25,7 +25,7 @@ pub enum Command {
     /// Run the agent: tail container logs into the index, serve HTTP, ship to sinks.
     Agent(AgentArgs),
     /// Print a pod's or container's logs, with the flags of `kubectl logs`.
-    Logs(LogsArgs),
+    Logs(Box<LogsArgs>),
     /// Validate a config file and print the effective config, or every error with its line.
     CheckConfig {
         /// The YAML file.
@@ -85,6 +85,12 @@ pub struct LogsArgs {
     /// Agent HTTP address (default http://127.0.0.1:2020).
     #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
     pub server: Option<String>,
+    /// File holding a bearer token for the agent (default: the RUNNEL_TOKEN variable).
+    #[arg(long = "token-file", value_name = "FILE", conflicts_with = "data_dir")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the agent's certificate, for an https:// --server.
+    #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
+    pub cacert: Option<PathBuf>,
     /// Read the index directly from this data directory instead of asking an agent.
     #[arg(long = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

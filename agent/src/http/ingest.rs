@@ -1,9 +1,10 @@
 //! The HTTP side of `POST /v1/ingest`: method, size limit and encoding of the body; the
 //! records themselves are parsed and stored by [`crate::inputs::http_ingest`].
 
+use super::auth::{self, Decision};
 use super::body::ResponseBody;
 use super::reply;
-use super::state::AppState;
+use super::serve::{ConnInfo, Ctx};
 use crate::inputs::http_ingest::{self, BodyFormat, Refusal};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -14,12 +15,16 @@ fn refusal(r: Refusal) -> Response<ResponseBody> {
     reply::error(status, &r.message, r.parameter)
 }
 
-/// Answer one ingest request; the answer comes only after the records are durable.
-pub async fn handle(
-    state: &AppState,
+/// Answer one ingest request of a caller allowed by `decision` (records of its namespaces
+/// only); the answer comes only after the records are durable.
+pub(super) async fn handle(
+    ctx: &Ctx,
+    info: ConnInfo,
+    decision: &Decision,
     req: Request<Incoming>,
     query: &str,
 ) -> Response<ResponseBody> {
+    let state = &ctx.state;
     if req.method() != Method::POST {
         return reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -44,6 +49,17 @@ pub async fn handle(
         Ok(q) => q,
         Err(r) => return refusal(r),
     };
+    let namespace = q.source.identity.namespace.as_deref();
+    if !decision.namespaces.allows(namespace) {
+        let r = auth::outside_scope(
+            &ctx.auth_stats,
+            info.peer,
+            "/v1/ingest",
+            decision,
+            namespace.unwrap_or(""),
+        );
+        return reply::error(r.status, &r.message, Some("namespace"));
+    }
     let format = match BodyFormat::from_content_type(text(header::CONTENT_TYPE).as_deref()) {
         Ok(f) => f,
         Err(r) => return refusal(r),

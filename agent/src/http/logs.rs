@@ -1,8 +1,11 @@
 //! `GET /v1/logs`: a chunked text stream of one source's lines with kubectl semantics, and with
-//! `follow=true` new lines as they become durable (woken by the index's after-sync listener).
+//! `follow=true` new lines as they become durable (woken by the index's after-sync listener,
+//! for this source only). Only sources in the caller's namespaces are seen.
 
+use super::auth::{self, Decision};
 use super::body::ResponseBody;
 use super::reply;
+use super::serve::{ConnInfo, Ctx};
 use super::state::AppState;
 use crate::logs::{LogRequest, LogStream, LogsError, Progress};
 use bytes::Bytes;
@@ -13,8 +16,9 @@ use tokio::sync::mpsc;
 
 /// Chunks buffered per response before the reader waits for the client.
 const CHANNEL_CHUNKS: usize = 8;
-/// A follower re-checks its source this often even without a wake-up (retention, clock).
-const FOLLOW_BACKSTOP: Duration = Duration::from_secs(5);
+/// A follower re-checks its source this often even without a wake-up (retention, clock);
+/// long, so that an idle follower costs next to nothing.
+const FOLLOW_BACKSTOP: Duration = Duration::from_secs(60);
 
 /// Decode a query-string value.
 pub fn decode(v: &str) -> String {
@@ -36,16 +40,53 @@ fn error_response(e: &LogsError) -> Response<ResponseBody> {
     }
 }
 
-/// Serve one `/v1/logs` request.
-pub async fn handle(state: Arc<AppState>, query: &str) -> Response<ResponseBody> {
+/// Serve one `/v1/logs` request for a caller allowed by `decision`.
+pub(super) async fn handle(
+    ctx: &Ctx,
+    info: ConnInfo,
+    decision: &Decision,
+    query: &str,
+) -> Response<ResponseBody> {
     let req = match LogRequest::from_query(query) {
         Ok(r) => r,
         Err(e) => return error_response(&LogsError::Request(e)),
     };
+    // The namespace is checked before anything is looked up, so a 403 says nothing about
+    // what exists there.
+    let namespace = req.namespace.as_deref().unwrap_or("default");
+    if !decision.namespaces.allows(Some(namespace)) {
+        let r = auth::outside_scope(&ctx.auth_stats, info.peer, "/v1/logs", decision, namespace);
+        return reply::error(r.status, &r.message, Some("namespace"));
+    }
+    let permit = if req.follow {
+        match ctx.limits.follow() {
+            Some(p) => Some(p),
+            None => {
+                return reply::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "too many concurrent follows: {} are running (http.limits.max_follows); \
+                         retry later, or ask without follow=true",
+                        ctx.limits.config.max_follows
+                    ),
+                    None,
+                )
+            }
+        }
+    } else {
+        None
+    };
+    let state = ctx.state.clone();
     let store = state.store.clone();
     let opened = {
         let req = req.clone();
-        tokio::task::spawn_blocking(move || LogStream::open(&store, &req)).await
+        let scope = decision.namespaces.clone();
+        tokio::task::spawn_blocking(move || {
+            LogStream::open_within(&store, &req, |s| {
+                scope.allows(s.identity.namespace.as_deref())
+            })
+        })
+        .await
     };
     let stream = match opened {
         Ok(Ok(s)) => s,
@@ -59,7 +100,10 @@ pub async fn handle(state: Arc<AppState>, query: &str) -> Response<ResponseBody>
         }
     };
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    tokio::spawn(pump(state, stream, req.follow, tx));
+    tokio::spawn(async move {
+        pump(state, stream, req.follow, tx).await;
+        drop(permit);
+    });
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -72,7 +116,8 @@ pub async fn handle(state: Arc<AppState>, query: &str) -> Response<ResponseBody>
 /// Move chunks from the index to the client until done, caught up (without follow), or the
 /// client goes away.
 async fn pump(state: Arc<AppState>, stream: LogStream, follow: bool, tx: mpsc::Sender<Bytes>) {
-    let mut appended = state.appended.clone();
+    // Woken only by syncs that gave this source records.
+    let mut appended = state.followers.subscribe(stream.key());
     let mut stream = Some(stream);
     loop {
         // Mark the current generation seen before reading, so a sync that lands during the read
@@ -108,7 +153,10 @@ async fn pump(state: Arc<AppState>, stream: LogStream, follow: bool, tx: mpsc::S
             Ok(Progress::CaughtUp) if !follow => return,
             Ok(Progress::CaughtUp) => {
                 tokio::select! {
-                    changed = appended.changed() => if changed.is_err() { return },
+                    changed = appended.changed() => {
+                        if changed.is_err() { return }
+                        state.followers.woke();
+                    }
                     _ = tx.closed() => return,
                     _ = tokio::time::sleep(FOLLOW_BACKSTOP) => {}
                 }

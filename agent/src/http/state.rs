@@ -1,13 +1,14 @@
-//! What the HTTP handlers share: the store, readiness, the follow wake-up channel, and the
-//! renderers other parts of the agent plug in for `/metrics`, `/v1/top` and `/v1/status`.
+//! What the HTTP handlers share: the store, readiness, the per-source follow wake-ups, and
+//! the renderers other parts of the agent plug in for `/metrics`, `/v1/top` and `/v1/status`.
 
+use super::follow::Followers;
 use crate::timefmt::utc_nanos_string;
 use runnel_index::{SourceInfo, Store};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use std::time::{Duration, Instant};
 
 /// Appends Prometheus text for one part of the agent.
 pub type MetricsFn = Arc<dyn Fn(&mut String) + Send + Sync>;
@@ -24,8 +25,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Set once the index is open and the first discovery pass is done.
     pub ready: Arc<AtomicBool>,
-    /// Bumped after every index sync; followers wait on it.
-    pub appended: watch::Receiver<u64>,
+    /// Per-source wake-ups after index syncs; followers wait on their source's channel.
+    pub followers: Arc<Followers>,
     /// Renderers for `/metrics` beside the HTTP and index metrics.
     pub metrics: Vec<MetricsFn>,
     /// `/v1/top`, when container metrics are on.
@@ -37,25 +38,28 @@ pub struct AppState {
     /// `POST /v1/ingest`, when enabled.
     pub ingest: Arc<crate::inputs::http_ingest::IngestSlot>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
+    components_page: tokio::sync::Mutex<Option<(Instant, Arc<String>)>>,
 }
+
+/// A `/metrics` page of the index and the components is reused for this long, so a burst of
+/// scrapes renders it once.
+const COMPONENTS_PAGE_FRESH: Duration = Duration::from_secs(1);
 
 impl AppState {
     /// State over `store`; registers the after-sync listener that wakes followers.
     pub fn new(store: Arc<Store>, ready: Arc<AtomicBool>) -> AppState {
-        let (tx, rx) = watch::channel(0u64);
-        store.add_listener(Arc::new(move |_key: &str, _next: u64| {
-            tx.send_modify(|generation| *generation = generation.wrapping_add(1));
-        }));
+        let followers = Followers::attach(&store);
         AppState {
             store,
             ready,
-            appended: rx,
+            followers,
             metrics: Vec::new(),
             top: None,
             status: Vec::new(),
             health: None,
             ingest: Arc::default(),
             requests: Mutex::new(BTreeMap::new()),
+            components_page: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -77,9 +81,8 @@ impl AppState {
         }
     }
 
-    /// The whole `/metrics` page.
-    pub fn render_metrics(&self) -> String {
-        let mut out = String::with_capacity(16 << 10);
+    /// Append the request counters (cheap: one small map).
+    pub fn render_requests(&self, out: &mut String) {
         out.push_str(
             "# HELP runnel_http_requests_total HTTP requests served, by path and status code.\n",
         );
@@ -92,11 +95,32 @@ impl AppState {
                 );
             }
         }
-        render_index_metrics(&self.store, &mut out);
-        for render in &self.metrics {
-            render(&mut out);
+    }
+
+    /// The index's and the components' part of `/metrics`. It takes every source's lock
+    /// (index stats) and the components' own locks, so it runs on the blocking pool, never
+    /// on the async workers, and one render serves all scrapes within a second.
+    pub async fn components_page(self: &Arc<Self>) -> Arc<String> {
+        let mut cached = self.components_page.lock().await;
+        if let Some((at, page)) = cached.as_ref() {
+            if at.elapsed() < COMPONENTS_PAGE_FRESH {
+                return page.clone();
+            }
         }
-        out
+        let me = self.clone();
+        let page = tokio::task::spawn_blocking(move || {
+            let mut out = String::with_capacity(16 << 10);
+            render_index_metrics(&me.store, &mut out);
+            for render in &me.metrics {
+                render(&mut out);
+            }
+            out
+        })
+        .await
+        .unwrap_or_else(|e| format!("# rendering metrics failed: {e}\n"));
+        let page = Arc::new(page);
+        *cached = Some((Instant::now(), page.clone()));
+        page
     }
 
     /// `/v1/status`: every component's status, and `degraded` if any is not ok.

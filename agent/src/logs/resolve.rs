@@ -43,6 +43,14 @@ pub enum ResolveError {
         /// Container.
         container: String,
     },
+    /// A name longer than any Kubernetes or Docker name can be.
+    #[error("{what} name is {len} bytes long; names are at most 253 bytes")]
+    NameTooLong {
+        /// `pod`, `namespace` or `container`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+    },
     /// A Docker id prefix matches several containers.
     #[error("container id prefix \"{prefix}\" is ambiguous: [{}]", .choices.join(" "))]
     Ambiguous {
@@ -71,43 +79,93 @@ fn hint(close: &[String]) -> String {
     }
 }
 
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
+/// Longest name looked up: Kubernetes names are DNS subdomains (at most 253 bytes), and a
+/// longer one cannot exist, so it is refused before any search.
+pub const MAX_NAME_BYTES: usize = 253;
+/// Most distinct names compared for "did you mean" (the first ones, in source order).
+const MAX_CANDIDATES: usize = 1024;
+/// Most edits between a name and a suggestion.
+const MAX_EDITS: usize = 8;
+/// Suggestions shown.
+const MAX_SUGGESTIONS: usize = 5;
+
+/// Levenshtein distance if it is at most `max`, computed only in the band `|i - j| <= max`
+/// and abandoned once a whole row exceeds `max`: O(len × max), not O(len²).
+fn distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    if a.len().abs_diff(b.len()) > max {
+        return None;
     }
-    prev[b.len()]
+    let inf = max + 1;
+    let mut prev: Vec<usize> = (0..=b.len()).map(|j| j.min(inf)).collect();
+    let mut cur = vec![inf; b.len() + 1];
+    for i in 1..=a.len() {
+        let lo = i.saturating_sub(max).max(1);
+        let hi = (i + max).min(b.len());
+        cur.iter_mut().for_each(|c| *c = inf);
+        cur[0] = i.min(inf);
+        let mut row_min = cur[0];
+        for j in lo..=hi {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let v = (prev[j - 1] + cost).min(prev[j] + 1).min(cur[j - 1] + 1);
+            cur[j] = v.min(inf);
+            row_min = row_min.min(cur[j]);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    Some(prev[b.len()]).filter(|d| *d <= max)
 }
 
 fn close_matches(sources: &[SourceInfo], namespace: &str, pod: &str) -> Vec<String> {
+    close_matches_counted(sources, namespace, pod).0
+}
+
+/// The suggestions, and how many names were compared to find them.
+fn close_matches_counted(
+    sources: &[SourceInfo],
+    namespace: &str,
+    pod: &str,
+) -> (Vec<String>, usize) {
+    let max = (pod.len() / 2).clamp(2, MAX_EDITS);
     let mut names: Vec<(usize, String)> = Vec::new();
+    let mut compared = 0usize;
     for s in sources {
+        if compared >= MAX_CANDIDATES {
+            break;
+        }
         let id = &s.identity;
         let (name, label) = match (&id.namespace, &id.pod, &id.container_name) {
             (Some(ns), Some(p), _) => (p.as_str(), format!("{ns}/{p}")),
             (_, _, Some(n)) => (n.as_str(), format!("{n} (docker)")),
             _ => continue,
         };
-        let mut d = distance(pod, name);
-        if name.contains(pod) || pod.contains(name) {
-            d = d.min(1);
+        if names.iter().any(|(_, l)| *l == label) {
+            continue;
         }
+        compared += 1;
+        let mut d = if name.contains(pod) || pod.contains(name) {
+            Some(1)
+        } else {
+            distance_within(pod, name, max)
+        };
         if id.namespace.as_deref() != Some(namespace) && id.namespace.is_some() {
-            d += 1;
+            d = d.map(|d| d + 1).filter(|d| *d <= max);
         }
-        if d <= (pod.len() / 2).max(2) && !names.iter().any(|(_, l)| *l == label) {
+        if let Some(d) = d {
             names.push((d, label));
         }
     }
     names.sort();
-    names.into_iter().take(5).map(|(_, l)| l).collect()
+    let names = names
+        .into_iter()
+        .take(MAX_SUGGESTIONS)
+        .map(|(_, l)| l)
+        .collect();
+    (names, compared)
 }
 
 /// Pick the source a request names. Kubernetes identity first (namespace defaults to
@@ -115,6 +173,15 @@ fn close_matches(sources: &[SourceInfo], namespace: &str, pod: &str) -> Vec<Stri
 pub fn resolve(sources: &[SourceInfo], req: &LogRequest) -> Result<SourceInfo, ResolveError> {
     let namespace = req.namespace.as_deref().unwrap_or("default");
     let pod = req.pod.strip_prefix("pod/").unwrap_or(&req.pod);
+    for (what, name) in [
+        ("pod", Some(pod)),
+        ("namespace", Some(namespace)),
+        ("container", req.container.as_deref()),
+    ] {
+        if let Some(n) = name.filter(|n| n.len() > MAX_NAME_BYTES) {
+            return Err(ResolveError::NameTooLong { what, len: n.len() });
+        }
+    }
     let mut in_pod: Vec<&SourceInfo> = sources
         .iter()
         .filter(|s| {
@@ -297,6 +364,89 @@ mod tests {
         assert!(
             e.to_string().contains("choose one of: [nginx sidecar]"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn banded_distance_agrees_with_the_full_one() {
+        fn full(a: &str, b: &str) -> usize {
+            let b: Vec<char> = b.chars().collect();
+            let mut prev: Vec<usize> = (0..=b.len()).collect();
+            for (i, ca) in a.chars().enumerate() {
+                let mut cur = vec![i + 1; b.len() + 1];
+                for (j, cb) in b.iter().enumerate() {
+                    let cost = usize::from(ca != *cb);
+                    cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+                }
+                prev = cur;
+            }
+            prev[b.len()]
+        }
+        let words = [
+            "",
+            "a",
+            "web",
+            "web-7d9",
+            "web-7d8",
+            "wbe-7d9",
+            "api-server",
+            "web-7d9-x",
+            "7d9",
+        ];
+        for a in words {
+            for b in words {
+                for max in 0..5 {
+                    let d = full(a, b);
+                    assert_eq!(
+                        distance_within(a, b, max),
+                        (d <= max).then_some(d),
+                        "{a:?} {b:?} {max}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_names_are_refused_and_hint_search_is_bounded() {
+        let mut s = fixture();
+        let long = "x".repeat(254);
+        let e = resolve(&s, &req(Some("shop"), &long, None, false)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ResolveError::NameTooLong {
+                    what: "pod",
+                    len: 254
+                }
+            ),
+            "{e}"
+        );
+        assert!(!e.is_not_found());
+        let e = resolve(&s, &req(Some(&long), "web", None, false)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ResolveError::NameTooLong {
+                    what: "namespace",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Many long candidate names: the answer stays a short list, and no more than
+        // MAX_CANDIDATES names are compared, each in O(len × MAX_EDITS).
+        for i in 0..5000 {
+            let pod = format!("{}{i}", "p".repeat(240));
+            s.push(src(&format!("z{i}"), Some("shop"), Some(&pod), "c", 0));
+        }
+        let (close, compared) = close_matches_counted(&s, "shop", &"q".repeat(253));
+        assert!(close.is_empty(), "{close:?}");
+        assert_eq!(compared, MAX_CANDIDATES);
+        let (close, _) = close_matches_counted(&s, "shop", &format!("{}7", "p".repeat(240)));
+        assert!(
+            !close.is_empty() && close.len() <= MAX_SUGGESTIONS,
+            "{close:?}"
         );
     }
 

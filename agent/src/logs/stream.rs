@@ -4,7 +4,7 @@
 //! caught up, `follow` keeps reading new records from the same cursor.
 
 use super::{query_for, resolve, LogRequest, Renderer, RequestError, ResolveError};
-use runnel_index::{Query, Store};
+use runnel_index::{Query, SourceInfo, Store};
 
 /// Largest first page, in message bytes; also the read granularity afterwards.
 const PAGE_BYTES: u64 = 4 << 20;
@@ -49,8 +49,20 @@ pub struct LogStream {
 impl LogStream {
     /// Validate and resolve the request against the store's sources.
     pub fn open(store: &Store, req: &LogRequest) -> Result<LogStream, LogsError> {
+        LogStream::open_within(store, req, |_| true)
+    }
+
+    /// Like [`LogStream::open`], seeing only the sources `visible` admits: a caller scoped to
+    /// some namespaces resolves (and gets "did you mean" hints) among those alone.
+    pub fn open_within(
+        store: &Store,
+        req: &LogRequest,
+        visible: impl Fn(&SourceInfo) -> bool,
+    ) -> Result<LogStream, LogsError> {
         req.validate()?;
-        let source = resolve(&store.sources(), req)?;
+        let mut sources = store.sources();
+        sources.retain(|s| visible(s));
+        let source = resolve(&sources, req)?;
         let mut first_page = query_for(req);
         first_page.limit_bytes = Some(first_page.limit_bytes.unwrap_or(u64::MAX).min(PAGE_BYTES));
         Ok(LogStream {

@@ -348,12 +348,13 @@ async fn serve_until_signal(
     let addr = listener
         .local_addr()
         .map_err(|e| format!("http.listen {}: {e}", cfg.http.listen))?;
-    println!("runnel: listening on http://{addr}");
+    let server = http::Server::new(&cfg.http, state).map_err(|e| format!("http: {e}"))?;
+    println!("runnel: listening on {}://{addr}", server.scheme());
     if demo {
         print_demo_help(cfg, addr);
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(http::serve(listener, state, stop_rx));
+    let mut server = tokio::spawn(server.serve(listener, stop_rx));
     tokio::select! {
         _ = wait_for_signal(wake_reload, has_file) => {}
         r = &mut server => {
