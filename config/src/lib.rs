@@ -20,7 +20,7 @@ mod watch;
 
 pub use diff::{Diff, NOT_LIVE};
 pub use schema::*;
-pub use sidecar::{ForwardInput, ForwardTls, HttpIngest};
+pub use sidecar::{ForwardInput, HttpIngest};
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use watch::{Candidate, ConfigWatcher, Snapshot, WatchError};
 

@@ -21,8 +21,8 @@ pub struct ForwardInput {
     pub unix_path: Option<PathBuf>,
     /// Permissions of the Unix socket, octal text.
     pub unix_mode: String,
-    /// TLS for the TCP listener.
-    pub tls: ForwardTls,
+    /// TLS for the TCP listener (same keys as `http.tls`); with it, plain TCP is refused.
+    pub tls: crate::HttpTls,
     /// A file holding the shared key: enables the HELO/PING/PONG handshake.
     pub shared_key_file: Option<PathBuf>,
     /// The hostname this server gives in PONG (empty: `node_name`, else the host name).
@@ -61,7 +61,7 @@ impl Default for ForwardInput {
             listen: "0.0.0.0:24224".into(),
             unix_path: None,
             unix_mode: "0660".into(),
-            tls: ForwardTls::default(),
+            tls: crate::HttpTls::default(),
             shared_key_file: None,
             self_hostname: String::new(),
             users_file: None,
@@ -76,18 +76,6 @@ impl Default for ForwardInput {
             chunk_window_age: Duration::from_secs(3600),
         }
     }
-}
-
-/// TLS of the forward listener (PEM files; re-read on each new connection's handshake setup).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ForwardTls {
-    /// Server certificate chain.
-    pub cert_file: Option<PathBuf>,
-    /// Server private key.
-    pub key_file: Option<PathBuf>,
-    /// When set, clients must present a certificate signed by this CA.
-    pub client_ca_file: Option<PathBuf>,
 }
 
 /// `POST /v1/ingest` on the agent's HTTP server.

@@ -15,7 +15,7 @@ mod logs;
 mod reply;
 mod serve;
 mod state;
-mod tls;
+pub mod tls;
 pub mod tokens;
 mod watch;
 

@@ -22,6 +22,10 @@ struct Files {
     cert: PathBuf,
     key: PathBuf,
     client_ca: Option<PathBuf>,
+    /// The config section, for messages (`http.tls`, `inputs.forward.tls`).
+    section: &'static str,
+    /// ALPN protocols offered (`http/1.1` for the API; none for forward).
+    alpn: Vec<Vec<u8>>,
 }
 
 /// The TLS configuration in force, and how reloads went.
@@ -33,57 +37,58 @@ pub struct Tls {
     last_error: Mutex<Option<String>>,
 }
 
-fn read(what: &str, path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("http.tls.{what} {}: {e}", path.display()))
+fn read(section: &str, what: &str, path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{section}.{what} {}: {e}", path.display()))
 }
 
 fn build(files: &Files, bytes: &Snapshot) -> Result<ServerConfig, String> {
+    let sec = files.section;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes.cert)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("http.tls.cert_file {}: {e}", files.cert.display()))?;
+        .map_err(|e| format!("{sec}.cert_file {}: {e}", files.cert.display()))?;
     if certs.is_empty() {
         return Err(format!(
-            "http.tls.cert_file {}: no CERTIFICATE in the file",
+            "{sec}.cert_file {}: no CERTIFICATE in the file",
             files.cert.display()
         ));
     }
     let key = PrivateKeyDer::from_pem_slice(&bytes.key)
-        .map_err(|e| format!("http.tls.key_file {}: {e}", files.key.display()))?;
+        .map_err(|e| format!("{sec}.key_file {}: {e}", files.key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("http.tls: {e}"))?;
+        .map_err(|e| format!("{sec}: {e}"))?;
     let builder = match (&files.client_ca, &bytes.client_ca) {
         (Some(path), Some(pem)) => {
             let mut roots = RootCertStore::empty();
             for c in CertificateDer::pem_slice_iter(pem) {
                 let c =
-                    c.map_err(|e| format!("http.tls.client_ca_file {}: {e}", path.display()))?;
+                    c.map_err(|e| format!("{sec}.client_ca_file {}: {e}", path.display()))?;
                 roots
                     .add(c)
-                    .map_err(|e| format!("http.tls.client_ca_file {}: {e}", path.display()))?;
+                    .map_err(|e| format!("{sec}.client_ca_file {}: {e}", path.display()))?;
             }
             if roots.is_empty() {
                 return Err(format!(
-                    "http.tls.client_ca_file {}: no CERTIFICATE in the file",
+                    "{sec}.client_ca_file {}: no CERTIFICATE in the file",
                     path.display()
                 ));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
-                .map_err(|e| format!("http.tls.client_ca_file {}: {e}", path.display()))?;
+                .map_err(|e| format!("{sec}.client_ca_file {}: {e}", path.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
         _ => builder.with_no_client_auth(),
     };
     let mut config = builder.with_single_cert(certs, key).map_err(|e| {
         format!(
-            "http.tls: certificate {} and key {}: {e}",
+            "{sec}: certificate {} and key {}: {e}",
             files.cert.display(),
             files.key.display()
         )
     })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = files.alpn.clone();
     Ok(config)
 }
 
@@ -97,10 +102,10 @@ struct Snapshot {
 impl Snapshot {
     fn read(files: &Files) -> Result<Snapshot, String> {
         Ok(Snapshot {
-            cert: read("cert_file", &files.cert)?,
-            key: read("key_file", &files.key)?,
+            cert: read(files.section, "cert_file", &files.cert)?,
+            key: read(files.section, "key_file", &files.key)?,
             client_ca: match &files.client_ca {
-                Some(p) => Some(read("client_ca_file", p)?),
+                Some(p) => Some(read(files.section, "client_ca_file", p)?),
                 None => None,
             },
         })
@@ -122,6 +127,16 @@ impl Tls {
     /// Load the configured files; None when TLS is not configured. At start a broken file is
     /// an error.
     pub fn load(cfg: &HttpTls) -> Result<Option<Tls>, String> {
+        Tls::load_section(cfg, "http.tls", vec![b"http/1.1".to_vec()])
+    }
+
+    /// [`Tls::load`] for another listener's `tls:` section with the same keys (the forward
+    /// input), naming `section` in errors and offering `alpn`.
+    pub fn load_section(
+        cfg: &HttpTls,
+        section: &'static str,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<Option<Tls>, String> {
         let (Some(cert), Some(key)) = (&cfg.cert_file, &cfg.key_file) else {
             return Ok(None);
         };
@@ -129,6 +144,8 @@ impl Tls {
             cert: cert.clone(),
             key: key.clone(),
             client_ca: cfg.client_ca_file.clone(),
+            section,
+            alpn,
         };
         let snap = Snapshot::read(&files)?;
         let config = build(&files, &snap)?;

@@ -12,6 +12,7 @@ use super::codec::{self, DecodeError, Entry, Events, Framer, Limits, Request};
 use super::handshake::{Handshake, ServerAuth, User};
 use super::stats::ForwardStats;
 use super::tag::{kubernetes_names, Names, TagPattern};
+use crate::http::tls::Tls;
 use crate::ingest::Submitter;
 use crate::inputs::sidecar::{utc_style, PushInput, RequestBatch, SidecarSource};
 use runnel_index::Stream;
@@ -47,6 +48,8 @@ pub struct ForwardSettings {
     pub max_connections: usize,
     /// The shared-key handshake, when configured.
     pub auth: Option<Arc<ServerAuth>>,
+    /// TLS on the TCP listener, when configured (plain TCP is then refused).
+    pub tls: Option<Arc<Tls>>,
     /// How a tag names the source.
     pub pattern: TagPattern,
     /// Namespace when nothing names one.
@@ -105,6 +108,7 @@ impl ForwardSettings {
             None => None,
         };
         let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        let tls = Tls::load_section(&f.tls, "inputs.forward.tls", Vec::new())?.map(Arc::new);
         Ok(ForwardSettings {
             listen: f.listen.clone(),
             unix,
@@ -116,6 +120,7 @@ impl ForwardSettings {
             idle_timeout: f.idle_timeout.max(Duration::from_secs(1)),
             max_connections: f.max_connections.max(1),
             auth,
+            tls,
             pattern,
             default_namespace: f.default_namespace.clone(),
             message_key: f.message_key.as_bytes().to_vec(),
@@ -241,20 +246,47 @@ struct Shared {
     slots: Arc<Semaphore>,
 }
 
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+/// Certificate files are re-read at most this often (cert-manager renews them in place).
+const TLS_RECHECK: Duration = Duration::from_secs(10);
+
 async fn accept_tcp(l: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut checked = std::time::Instant::now();
     loop {
         let accepted = tokio::select! {
             a = l.accept() => a,
             _ = stop.changed() => return,
         };
-        match accepted {
-            Ok((s, peer)) => {
-                let _ = s.set_nodelay(true);
-                spawn_connection(s, peer.to_string(), &shared, stop.clone());
-            }
+        let (s, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "forward: accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = s.set_nodelay(true);
+        let peer = peer.to_string();
+        let Some(slot) = take_slot(&shared, &peer) else {
+            continue;
+        };
+        match &shared.settings.tls {
+            None => spawn_connection(s, peer, slot, &shared, stop.clone()),
+            Some(tls) => {
+                if checked.elapsed() >= TLS_RECHECK {
+                    checked = std::time::Instant::now();
+                    tls.reload();
+                }
+                let acceptor = tls.acceptor();
+                let (shared, stop) = (shared.clone(), stop.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(s)).await {
+                        Ok(Ok(t)) => spawn_connection(t, peer, slot, &shared, stop),
+                        Ok(Err(e)) => shared.stats.reject("tls_failed", &peer, &format_args!("TLS handshake failed: {e}")),
+                        Err(_) => shared.stats.reject("tls_failed", &peer, &"TLS handshake timed out"),
+                    }
+                });
             }
         }
     }
@@ -267,7 +299,11 @@ async fn accept_unix(l: UnixListener, shared: Arc<Shared>, mut stop: watch::Rece
             _ = stop.changed() => return,
         };
         match accepted {
-            Ok((s, _)) => spawn_connection(s, "unix".into(), &shared, stop.clone()),
+            Ok((s, _)) => {
+                if let Some(slot) = take_slot(&shared, "unix") {
+                    spawn_connection(s, "unix".into(), slot, &shared, stop.clone())
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "forward: accept on the unix socket failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -291,21 +327,33 @@ async fn answer_udp(s: UdpSocket, stats: Arc<ForwardStats>, mut stop: watch::Rec
     }
 }
 
-fn spawn_connection<S>(s: S, peer: String, shared: &Arc<Shared>, stop: watch::Receiver<bool>)
-where
+/// A connection slot, or a counted refusal when `max_connections` are open.
+fn take_slot(shared: &Arc<Shared>, peer: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    match shared.slots.clone().try_acquire_owned() {
+        Ok(s) => Some(s),
+        Err(_) => {
+            shared.stats.reject(
+                "too_many_connections",
+                peer,
+                &format_args!(
+                    "more than inputs.forward.max_connections ({}) connections",
+                    shared.settings.max_connections
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn spawn_connection<S>(
+    s: S,
+    peer: String,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    shared: &Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
-        shared.stats.reject(
-            "too_many_connections",
-            &peer,
-            &format_args!(
-                "more than inputs.forward.max_connections ({}) connections",
-                shared.settings.max_connections
-            ),
-        );
-        return;
-    };
     let shared = shared.clone();
     tokio::spawn(async move {
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
