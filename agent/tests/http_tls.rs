@@ -416,8 +416,14 @@ fn forward_over_tls_with_client_certificates_and_plain_tcp_refused() {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    assert_eq!(run(&f("fwd-client.pem"), &f("fwd-client.key"), "ok"), "acked");
-    assert_eq!(run(&f("other-client.pem"), &f("other-client.key"), "refused"), "refused");
+    assert_eq!(
+        run(&f("fwd-client.pem"), &f("fwd-client.key"), "ok"),
+        "acked"
+    );
+    assert_eq!(
+        run(&f("other-client.pem"), &f("other-client.key"), "refused"),
+        "refused"
+    );
     assert_eq!(run("-", "-", "refused"), "refused");
     assert_eq!(run("-", "-", "plain"), "no ack in plain");
     let (code, body) = agent.get("/v1/logs?namespace=shop&pod=tls-0&container=app");

@@ -120,13 +120,26 @@ pub struct Merge {
     pub max_span_ns: i64,
 }
 
-/// Directory name for a key: hex of its bytes (any key is a safe file name).
+/// Longest key whose directory is the plain hex of its bytes (file names stop at 255 bytes;
+/// stores written before long keys were possible keep their names).
+const HEX_KEY_MAX: usize = 127;
+
+/// Directory name for a key: hex of its bytes (any key is a safe file name). A longer key (a
+/// long pod name) would pass the 255-byte file name limit, so its directory is `h-`, the hex
+/// of its first bytes and a 128-bit hash of the whole key; `source.json` holds the key.
 pub fn dir_name(key: &str) -> String {
-    let mut s = String::with_capacity(key.len() * 2);
-    for b in key.bytes() {
-        s.push_str(&format!("{b:02x}"));
+    let hex = |b: &[u8]| {
+        let mut s = String::with_capacity(b.len() * 2);
+        for x in b {
+            s.push_str(&format!("{x:02x}"));
+        }
+        s
+    };
+    if key.len() <= HEX_KEY_MAX {
+        return hex(key.as_bytes());
     }
-    s
+    let h = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
+    format!("h-{}-{h:032x}", hex(&key.as_bytes()[..48]))
 }
 
 fn key_from_dir(name: &str) -> Option<String> {

@@ -362,3 +362,36 @@ fn sealed_quiet_sources_hold_no_file_descriptor() {
     assert_eq!(s.append("quiet-7", &rec(2, b"again", 2)).unwrap(), 1);
     assert_eq!(s.stats().active_segments, 1);
 }
+
+#[test]
+fn a_key_too_long_for_a_hex_file_name_is_stored_and_reopened() {
+    use runnel_index::{Limits, NewRecord, Position, RecordFlags, Stream, TimeStyle};
+    let dir = tempfile::tempdir().unwrap();
+    let key = format!("cri:shop_{}_uid/app/0", "a-very-long-pod-name-".repeat(12));
+    assert!(key.len() * 2 > 255);
+    {
+        let store = Store::open(dir.path(), Limits::default()).unwrap();
+        store
+            .upsert_source(&key, &runnel_index::SourceIdentity::default())
+            .unwrap();
+        store
+            .append(
+                &key,
+                &NewRecord {
+                    time_ns: 1,
+                    time_style: TimeStyle::default(),
+                    stream: Stream::Stdout,
+                    flags: RecordFlags::default(),
+                    message: b"long key",
+                    position: Position::None,
+                },
+            )
+            .unwrap();
+        store.sync().unwrap();
+    }
+    let store = Store::open(dir.path(), Limits::default()).unwrap();
+    let got = store.query(&key, &Query::default()).unwrap();
+    assert_eq!(got.records.len(), 1);
+    assert_eq!(got.records[0].message, b"long key");
+    assert!(store.sources().iter().any(|s| s.key == key));
+}

@@ -62,8 +62,7 @@ fn build(files: &Files, bytes: &Snapshot) -> Result<ServerConfig, String> {
         (Some(path), Some(pem)) => {
             let mut roots = RootCertStore::empty();
             for c in CertificateDer::pem_slice_iter(pem) {
-                let c =
-                    c.map_err(|e| format!("{sec}.client_ca_file {}: {e}", path.display()))?;
+                let c = c.map_err(|e| format!("{sec}.client_ca_file {}: {e}", path.display()))?;
                 roots
                     .add(c)
                     .map_err(|e| format!("{sec}.client_ca_file {}: {e}", path.display()))?;

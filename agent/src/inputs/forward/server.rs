@@ -283,8 +283,16 @@ async fn accept_tcp(l: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiv
                 tokio::spawn(async move {
                     match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(s)).await {
                         Ok(Ok(t)) => spawn_connection(t, peer, slot, &shared, stop),
-                        Ok(Err(e)) => shared.stats.reject("tls_failed", &peer, &format_args!("TLS handshake failed: {e}")),
-                        Err(_) => shared.stats.reject("tls_failed", &peer, &"TLS handshake timed out"),
+                        Ok(Err(e)) => shared.stats.reject(
+                            "tls_failed",
+                            &peer,
+                            &format_args!("TLS handshake failed: {e}"),
+                        ),
+                        Err(_) => {
+                            shared
+                                .stats
+                                .reject("tls_failed", &peer, &"TLS handshake timed out")
+                        }
                     }
                 });
             }
