@@ -272,6 +272,10 @@ fn a_json_file_that_begins_with_garbage_keeps_every_good_line() {
         .map(|i| json(&format!("good {i}\n"), "stdout", "2024-05-01T12:00:01Z"))
         .collect();
     text.push_str(&good);
+    // The format the first byte chose before (anything but `{` meant CRI) loses every line.
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::Cri), 1 << 20);
+    let (recs, bad) = feed_all(&mut asm, text.as_bytes(), 65536);
+    assert_eq!((recs.len(), bad.len()), (0, 13_334));
     for rule in [
         FormatRule::Fixed(Format::JsonFile),
         FormatRule::FirstParseable,

@@ -184,8 +184,9 @@ impl Source {
     }
 
     /// Emit this source's oldest held line now, flagged truncated (the node-wide bound on
-    /// pending lines, `inputs.max_pending_bytes`, is reached); counted as an eviction.
-    pub fn evict_oldest(&mut self, out: &mut Outbox, sc: &mut Scratch) {
+    /// pending lines, `inputs.max_pending_bytes`, is reached); counted as an eviction. False
+    /// when it holds none.
+    pub fn evict_oldest(&mut self, out: &mut Outbox, sc: &mut Scratch) -> bool {
         let (input, key, stats) = (self.input, self.key.clone(), out.stats.clone());
         let Some(f) = self
             .files
@@ -193,17 +194,19 @@ impl Source {
             .filter(|f| f.lines.oldest().is_some())
             .min_by_key(|f| f.lines.oldest())
         else {
-            return;
+            return false;
         };
         let id = f.id;
-        if f.lines.evict(&mut sc.unescape, &mut |ev| {
+        let evicted = f.lines.evict(&mut sc.unescape, &mut |ev| {
             queue(ev, &id, input, &key, out, &stats)
-        }) {
+        });
+        if evicted {
             stats
                 .input(input)
                 .pending_evictions
                 .fetch_add(1, Ordering::Relaxed);
         }
+        evicted
     }
 
     /// `--oneshot` at the end: store every line still held (see

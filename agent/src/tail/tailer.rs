@@ -297,20 +297,13 @@ impl Tailer {
                 .min()
                 .map(|(_, k)| k.clone());
             let Some(key) = oldest else { break };
-            let before = self.pending_total;
-            if let Some(s) = self.sources.get_mut(&key) {
-                s.evict_oldest(&mut self.out, &mut self.scratch);
-            }
+            let evicted = self
+                .sources
+                .get_mut(&key)
+                .is_some_and(|s| s.evict_oldest(&mut self.out, &mut self.scratch));
             self.account(&key);
-            if self.pending_total >= before
-                && self
-                    .sources
-                    .get(&key)
-                    .and_then(Source::oldest_held)
-                    .is_some()
-                && self.pending_total > self.settings.max_pending
-            {
-                // Nothing was freed (cannot happen: an eviction drops a line); never spin.
+            if !evicted {
+                // Every eviction drops one held line, so the loop ends; never spin regardless.
                 break;
             }
         }
