@@ -139,7 +139,10 @@ fn expected(source: &str) -> String {
 #[test]
 fn sigkill_and_rotation_lose_and_duplicate_nothing() {
     let node = Node::new();
-    let config = node.config("index: { segment_max_bytes: 256KiB }\n");
+    // The lines are dated 2024: without a long max_age the index's retention pass (every 5 s)
+    // deletes their sealed segments as soon as an agent lives that long (a loaded machine),
+    // and the counts below drop. Retention is tested elsewhere; here it must keep everything.
+    let config = node.config("index: { segment_max_bytes: 256KiB, max_age: 36500d }\n");
     // A small line limit so truncation is exercised; small segments so sealing happens mid-run.
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "  rescan_interval: 1s\n",
