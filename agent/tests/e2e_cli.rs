@@ -320,7 +320,7 @@ fn follow_keeps_streaming_from_server_and_data_dir() {
     };
     write(0..10);
     let agent = Agent::start(&node.config(""));
-    assert!(eventually(Duration::from_secs(10), || {
+    assert!(eventually(Duration::from_secs(30), || {
         agent
             .get("/v1/logs?namespace=shop&pod=follow-me")
             .1
@@ -346,7 +346,7 @@ fn follow_keeps_streaming_from_server_and_data_dir() {
         followers.push((args.join(" "), child, rx));
     }
     let next = |rx: &std::sync::mpsc::Receiver<String>, what: &str| {
-        rx.recv_timeout(Duration::from_secs(10))
+        rx.recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("{what}: no line within 10 s"))
     };
     for (what, _, rx) in &followers {

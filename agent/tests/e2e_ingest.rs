@@ -139,7 +139,10 @@ fn expected(source: &str) -> String {
 #[test]
 fn sigkill_and_rotation_lose_and_duplicate_nothing() {
     let node = Node::new();
-    let config = node.config("index: { segment_max_bytes: 256KiB }\n");
+    // The lines are dated 2024: without a long max_age the index's retention pass (every 5 s)
+    // deletes their sealed segments as soon as an agent lives that long (a loaded machine),
+    // and the counts below drop. Retention is tested elsewhere; here it must keep everything.
+    let config = node.config("index: { segment_max_bytes: 256KiB, max_age: 36500d }\n");
     // A small line limit so truncation is exercised; small segments so sealing happens mid-run.
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "  rescan_interval: 1s\n",
@@ -186,9 +189,16 @@ fn sigkill_and_rotation_lose_and_duplicate_nothing() {
 
     // Let the last agent catch up, then stop it cleanly; a oneshot pass must find nothing new.
     let a = agent.take().unwrap();
+    let mut counts = String::new();
     let caught_up = eventually(Duration::from_secs(60), || {
         let (_, body) = a.get("/v1/sources");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        counts = v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| format!("{}={} ", s["key"], s["records"]))
+            .collect();
         let total: u64 = v["sources"]
             .as_array()
             .unwrap()
@@ -197,10 +207,17 @@ fn sigkill_and_rotation_lose_and_duplicate_nothing() {
             .sum();
         total >= 3 * LINES
     });
+    // The input counters, for the failure message.
+    let (_, metrics) = a.get("/metrics");
+    let metrics: String = metrics
+        .lines()
+        .filter(|l| l.starts_with("runnel_in") && !l.ends_with(" 0"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     a.stop();
     assert!(
         caught_up,
-        "the agent did not ingest all {} lines",
+        "the agent did not ingest all {} lines: {counts}\n{metrics}",
         3 * LINES
     );
     oneshot(&config);

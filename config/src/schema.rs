@@ -14,6 +14,11 @@ const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
+/// The largest `inputs.max_line_bytes` accepted: a message must fit one index record frame
+/// (`runnel_index::MAX_MESSAGE`, 64 MiB less the record's fixed fields; this crate cannot name
+/// the index, so a test in the agent checks that this limit is below it).
+pub const MAX_LINE_BYTES_LIMIT: u64 = 64 * MIB - 4 * KIB;
+
 /// The whole agent configuration (one YAML file, usually mounted from a ConfigMap).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -70,9 +75,15 @@ pub struct Inputs {
     pub include: Filters,
     /// Containers matching these globs are skipped (applied after `include`).
     pub exclude: Filters,
-    /// Longer lines (after merging partials) are cut to this size and flagged truncated.
+    /// Longer lines (after merging partials) are cut to this size and flagged truncated: a line
+    /// is emitted as soon as it reaches it, and the rest of it is skipped (and counted).
     #[serde(with = "size")]
     pub max_line_bytes: u64,
+    /// Memory for lines not yet ended (partial fragments, a progress bar that never writes its
+    /// `\n`), all files of the node together: past it the oldest such line is emitted, flagged
+    /// truncated, so many containers doing this cannot push the agent past its memory limit.
+    #[serde(with = "size")]
+    pub max_pending_bytes: u64,
     /// Size of each file read.
     #[serde(with = "size")]
     pub read_buffer_bytes: u64,
@@ -99,6 +110,7 @@ impl Default for Inputs {
             include: Filters::default(),
             exclude: Filters::default(),
             max_line_bytes: MIB,
+            max_pending_bytes: 8 * MIB,
             read_buffer_bytes: 64 * KIB,
             rescan_interval: Duration::from_secs(10),
             max_open_rotated_per_source: 4,

@@ -62,6 +62,22 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.inputs.max_line_bytes < 1024 {
         p.push("inputs.max_line_bytes: must be at least 1KiB".into());
     }
+    if c.inputs.max_line_bytes > crate::MAX_LINE_BYTES_LIMIT {
+        p.push(format!(
+            "inputs.max_line_bytes: {} is more than an index record can hold (at most {}, \
+             64MiB less 4KiB)",
+            crate::format_size(c.inputs.max_line_bytes),
+            crate::format_size(crate::MAX_LINE_BYTES_LIMIT)
+        ));
+    }
+    if c.inputs.max_pending_bytes < c.inputs.max_line_bytes {
+        p.push(format!(
+            "inputs.max_pending_bytes: {} is less than inputs.max_line_bytes ({}): a line is \
+             held whole until it reaches max_line_bytes",
+            crate::format_size(c.inputs.max_pending_bytes),
+            crate::format_size(c.inputs.max_line_bytes)
+        ));
+    }
     if c.inputs.read_buffer_bytes < 4096 {
         p.push("inputs.read_buffer_bytes: must be at least 4KiB".into());
     }

@@ -150,19 +150,26 @@ fn read_only_store_sees_writer_data_after_refresh_and_refuses_writes() {
 fn seal_due_seals_by_age_counted_from_the_first_record() {
     let dir = tempfile::tempdir().unwrap();
     let limits = runnel_index::Limits {
-        segment_max_age: std::time::Duration::from_millis(150),
+        // Long enough that a loaded machine never spends it between two adjacent calls.
+        segment_max_age: std::time::Duration::from_secs(2),
         ..small_limits()
     };
     let s = Store::open(dir.path(), limits).unwrap();
     s.append("k", &rec(1, b"a", 1)).unwrap();
     s.seal("k").unwrap();
-    // The new (empty) active segment ages without records: nothing to seal.
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The new (empty) active segment ages without records (time has to pass here: a sleep
+    // that is a precondition, not a wait for a result).
+    std::thread::sleep(std::time::Duration::from_millis(2200));
     s.append("k", &rec(2, b"b", 2)).unwrap();
     s.seal_due().unwrap();
     assert_eq!(s.stats().sealed_segments, 1, "young first record: not due");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    s.seal_due().unwrap();
+    assert_eq!(s.stats().active_segments, 1, "young first record: not due");
+    // Due once the first record is older than the age: waited for with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while s.stats().active_segments != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        s.seal_due().unwrap();
+    }
     // Sealed, and merged with the small segment before it.
     assert_eq!(s.stats().sealed_segments, 1);
     // The empty active segment that follows is on disk but not open.

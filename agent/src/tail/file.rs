@@ -3,7 +3,7 @@
 //! stream whose offsets count decompressed bytes.
 
 use super::lines::{Event, LineAssembler};
-use super::parse::Format;
+use super::parse::FormatRule;
 use flate2::read::MultiGzDecoder;
 use runnel_index::FileId;
 use std::fs::File;
@@ -17,13 +17,12 @@ pub fn is_gz(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
 }
 
-/// A fingerprint and the first byte of a file's content.
+/// A fingerprint of a file's content (its format is not read from it: see
+/// [`super::parse::FormatRule`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Print {
     /// xxh3 of the first line (capped at `fingerprint_bytes`).
     pub hash: u64,
-    /// The first byte (format detection).
-    pub first: u8,
 }
 
 /// Fingerprint of content starting with `head`: xxh3 of its first line including the `\n`, or
@@ -40,7 +39,6 @@ pub fn fingerprint(head: &[u8], n: usize) -> Option<Print> {
     };
     Some(Print {
         hash: xxhash_rust::xxh3::xxh3_64(&head[..len]),
-        first: head[0],
     })
 }
 
@@ -123,22 +121,23 @@ pub struct TailFile {
 }
 
 impl TailFile {
-    /// Start reading a file that was [`look`]ed at (under `path`); records carry `id`; reading
-    /// starts at `offset` (for gzip the first `offset` decompressed bytes are skipped).
+    /// Start reading a file that was [`look`]ed at (under `path`) in the format `rule` gives;
+    /// records carry `id`; reading starts at `offset` (for gzip the first `offset` decompressed
+    /// bytes are skipped).
     pub fn open(
         path: &Path,
         looked: Looked,
         id: FileId,
         offset: u64,
+        rule: FormatRule,
         max_line: usize,
     ) -> io::Result<TailFile> {
         let Looked {
-            file: f,
-            meta: m,
-            print,
+            file: f, meta: m, ..
         } = looked;
         let dev_ino = (m.dev(), m.ino());
         let gz = is_gz(path);
+        let mut lines = LineAssembler::new(rule, max_line);
         let handle = if gz {
             let mut d = MultiGzDecoder::new(f);
             let skipped = io::copy(&mut (&mut d).take(offset), &mut io::sink())?;
@@ -150,13 +149,18 @@ impl TailFile {
             }
             Handle::Gz(Box::new(d))
         } else {
+            // Resuming inside a line (one emitted truncated before it ended): skip its rest.
+            let mut before = [0u8; 1];
+            if offset > 0 && f.read_at(&mut before, offset - 1)? == 1 && before[0] != b'\n' {
+                lines.start_mid_line();
+            }
             Handle::Plain(f)
         };
         Ok(TailFile {
             path: path.to_path_buf(),
             id,
             offset,
-            lines: LineAssembler::new(Format::detect(print.first), max_line),
+            lines,
             gz,
             last_warn: None,
             unreported_bad: 0,

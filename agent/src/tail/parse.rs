@@ -4,7 +4,7 @@
 
 use runnel_index::{Stream, TimeStyle};
 
-/// Which format a file is written in (decided by its first byte).
+/// Which format a file is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Docker json-file: one JSON object a line.
@@ -13,15 +13,16 @@ pub enum Format {
     Cri,
 }
 
-impl Format {
-    /// json-file when the first byte is `{`, CRI otherwise.
-    pub fn detect(first_byte: u8) -> Format {
-        if first_byte == b'{' {
-            Format::JsonFile
-        } else {
-            Format::Cri
-        }
-    }
+/// How a file's format is chosen. Never from one byte or one line: a file that starts with
+/// garbage (the NULs and cut line a copytruncate leaves) must not be read in the wrong format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatRule {
+    /// Known from where the file lives (a file under the Docker root is json-file).
+    Fixed(Format),
+    /// Decided by the first line that parses: CRI first (the kubelet's pod directories hold
+    /// CRI files), json-file when the runtime is Docker (dockershim links json-file logs
+    /// there). Lines before it are counted as unparsable.
+    FirstParseable,
 }
 
 /// One parsed physical line. The message bytes are in the caller's buffer (json-file, unescaped)
@@ -214,6 +215,47 @@ pub fn parse_json_oversize(
         stream,
         partial: false,
     })
+}
+
+/// The stream and time of a json-file line from its last bytes (they are written after `log`),
+/// when they are there.
+pub fn json_stream_time(tail: &[u8]) -> Option<(Stream, i64, TimeStyle)> {
+    let find_str = |key: &[u8]| -> Option<&[u8]> {
+        let at = memchr::memmem::rfind(tail, key)?;
+        let mut c = Cursor {
+            s: tail,
+            i: at + key.len(),
+        };
+        c.ws();
+        if !c.eat(b':') {
+            return None;
+        }
+        c.ws();
+        c.raw_string()
+    };
+    let stream = parse_stream(find_str(b"\"stream\"")?).ok()?;
+    let (t, style) = find_str(b"\"time\"").and_then(parse_rfc3339)?;
+    Some((stream, t, style))
+}
+
+/// The `log` text at the start of a json-file line cut before its end, unescaped into `out`
+/// as far as it goes. False when the head has no `log` string.
+pub fn json_log_prefix(head: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(at) = memchr::memmem::find(head, b"\"log\"") else {
+        return false;
+    };
+    let mut p = Cursor { s: head, i: at + 5 };
+    p.ws();
+    if !p.eat(b':') {
+        return false;
+    }
+    p.ws();
+    if p.peek() != Some(b'"') {
+        return false;
+    }
+    // An unterminated string is expected here: take what was unescaped.
+    let _ = p.unescape_string(out);
+    true
 }
 
 struct Cursor<'a> {

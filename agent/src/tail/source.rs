@@ -6,6 +6,7 @@
 
 use super::file::{is_gz, look, Looked, ReadOutcome, TailFile};
 use super::lines::Event;
+use super::parse::{Format, FormatRule};
 use super::stats::{Input, Stats};
 use crate::ingest::{Batch, Msg, QueuedRecord};
 use crossbeam_channel::{Receiver, Sender};
@@ -115,6 +116,8 @@ pub struct Source {
     retry_scan: bool,
     /// The index knew this source when it was first looked at (it was read before).
     known_to_index: bool,
+    /// [`Source::held_bytes`] as last added to the tailer's node-wide total.
+    pub held_accounted: usize,
 }
 
 fn file_name(p: &Path) -> &str {
@@ -156,12 +159,60 @@ impl Source {
             finished: false,
             retry_scan: false,
             known_to_index: false,
+            held_accounted: 0,
         }
     }
 
     /// Files open now.
     pub fn open_files(&self) -> usize {
         self.files.len()
+    }
+
+    /// Memory held for lines not yet ended, over this source's open files.
+    pub fn held_bytes(&self) -> usize {
+        self.files.iter().map(|f| f.lines.held_bytes()).sum()
+    }
+
+    /// When the oldest line held by this source began (a global order), if any.
+    pub fn oldest_held(&self) -> Option<u64> {
+        self.files.iter().filter_map(|f| f.lines.oldest()).min()
+    }
+
+    /// Emit this source's oldest held line now, flagged truncated (the node-wide bound on
+    /// pending lines, `inputs.max_pending_bytes`, is reached); counted as an eviction. False
+    /// when it holds none.
+    pub fn evict_oldest(&mut self, out: &mut Outbox, sc: &mut Scratch) -> bool {
+        let (input, key, stats) = (self.input, self.key.clone(), out.stats.clone());
+        let Some(f) = self
+            .files
+            .iter_mut()
+            .filter(|f| f.lines.oldest().is_some())
+            .min_by_key(|f| f.lines.oldest())
+        else {
+            return false;
+        };
+        let id = f.id;
+        let evicted = f.lines.evict(&mut sc.unescape, &mut |ev| {
+            queue(ev, &id, input, &key, out, &stats)
+        });
+        if evicted {
+            stats
+                .input(input)
+                .pending_evictions
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        evicted
+    }
+
+    /// `--oneshot` at the end: store every line still held (see
+    /// [`super::lines::LineAssembler::flush_at_eof`]).
+    pub fn flush_at_eof(&mut self, out: &mut Outbox) {
+        let (input, key, stats) = (self.input, self.key.clone(), out.stats.clone());
+        for f in self.files.iter_mut() {
+            let id = f.id;
+            f.lines
+                .flush_at_eof(&mut |ev| queue(ev, &id, input, &key, out, &stats));
+        }
     }
 
     fn remember(&mut self, hash: u64, id: FileId, offset: u64, done: bool) {
@@ -238,7 +289,13 @@ impl Source {
         stats: &Stats,
     ) -> Option<TailFile> {
         let hash = looked.print.hash;
-        match TailFile::open(path, looked, id, offset, st.max_line) {
+        // A file under the Docker root is json-file; under the kubelet's pod directories it is
+        // CRI unless its lines are json-file (dockershim links Docker's files there).
+        let rule = match self.input {
+            Input::Docker => FormatRule::Fixed(Format::JsonFile),
+            Input::Cri => FormatRule::FirstParseable,
+        };
+        match TailFile::open(path, looked, id, offset, rule, st.max_line) {
             Ok(f) => {
                 stats.open_files.fetch_add(1, Ordering::Relaxed);
                 Some(f)
@@ -688,8 +745,18 @@ fn queue(
     out: &mut Outbox,
     stats: &Stats,
 ) {
-    let Event::Record(r) = ev else { return };
     let p = stats.input(input);
+    let r = match ev {
+        Event::Record(r) => r,
+        Event::Skipped(n) => {
+            p.skipped_bytes.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        Event::Bad { .. } => {
+            p.parse_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
     p.lines.fetch_add(1, Ordering::Relaxed);
     if r.flags.partial_merged() {
         p.partial_merges.fetch_add(1, Ordering::Relaxed);

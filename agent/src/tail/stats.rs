@@ -46,6 +46,12 @@ pub struct PerInput {
     pub partial_merges: AtomicU64,
     /// Records truncated to the line limit.
     pub truncations: AtomicU64,
+    /// Bytes of truncated lines not stored: the part past `max_line_bytes`, up to the line's
+    /// end (message bytes; raw bytes for a physical line cut before its end).
+    pub skipped_bytes: AtomicU64,
+    /// Lines emitted (truncated) before they ended because the node held
+    /// `max_pending_bytes` for lines not yet ended.
+    pub pending_evictions: AtomicU64,
     /// Rotated files drained and released.
     pub rotations: AtomicU64,
     /// Files found truncated in place (copytruncate).
@@ -82,6 +88,11 @@ pub struct Stats {
     pub input_pending: crate::progress::Beat,
     /// The Docker Engine API client's counters (`inputs.docker.api`).
     pub docker_api: super::docker_api::ApiStats,
+    /// Memory held for lines not yet ended (partial fragments, unterminated lines), all files.
+    pub pending_bytes: AtomicI64,
+    /// Logs found and not read (filtered out, or a second path to a file read already) that
+    /// are still on disk; forgotten when they go.
+    pub ignored_sources: AtomicI64,
 }
 
 impl Stats {
@@ -101,7 +112,7 @@ impl Stats {
     /// Append the Prometheus text.
     pub fn render(&self, out: &mut String) {
         self.queue.render(out);
-        let per: [(&str, &str, Getter); 12] = [
+        let per: [(&str, &str, Getter); 14] = [
             (
                 "runnel_input_lines_total",
                 "Records read from log files and queued for the index.",
@@ -126,6 +137,16 @@ impl Stats {
                 "runnel_input_truncated_lines_total",
                 "Records cut to inputs.max_line_bytes.",
                 |p| &p.truncations,
+            ),
+            (
+                "runnel_input_skipped_bytes_total",
+                "Bytes of truncated lines not stored (past inputs.max_line_bytes, to the line's end).",
+                |p| &p.skipped_bytes,
+            ),
+            (
+                "runnel_input_pending_evictions_total",
+                "Lines emitted truncated before their end because inputs.max_pending_bytes was reached.",
+                |p| &p.pending_evictions,
             ),
             (
                 "runnel_input_rotations_total",
@@ -174,7 +195,17 @@ impl Stats {
                 );
             }
         }
-        let gauges: [(&str, &str, i64); 2] = [
+        let gauges: [(&str, &str, i64); 4] = [
+            (
+                "runnel_input_pending_bytes",
+                "Memory held for lines not yet ended (bounded by inputs.max_pending_bytes).",
+                self.pending_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_input_ignored_sources",
+                "Logs on disk that are not read (filtered out, or a second path to a file read).",
+                self.ignored_sources.load(Ordering::Relaxed),
+            ),
             (
                 "runnel_input_open_files",
                 "Log files open now.",

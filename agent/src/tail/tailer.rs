@@ -36,6 +36,8 @@ pub struct Settings {
     pub(crate) rescan: Duration,
     /// `inputs.docker.api`: the Docker Engine API socket, when Docker discovery uses it.
     pub(crate) docker_api: Option<String>,
+    /// Memory for lines not yet ended, all files together; past it the oldest is emitted.
+    pub(crate) max_pending: usize,
 }
 
 fn usize_of(v: u64, key: &'static str) -> Result<usize, TailError> {
@@ -75,6 +77,16 @@ impl Settings {
             key: "exclude",
             what,
         })?;
+        if i.max_line_bytes > runnel_index::MAX_MESSAGE as u64 {
+            return Err(TailError::Config {
+                key: "max_line_bytes",
+                what: format!(
+                    "{} is more than an index record can hold ({} bytes)",
+                    i.max_line_bytes,
+                    runnel_index::MAX_MESSAGE
+                ),
+            });
+        }
         let max_line = usize_of(i.max_line_bytes, "max_line_bytes")?.max(16);
         let block = usize_of(i.read_buffer_bytes, "read_buffer_bytes")?.max(64 * 1024);
         // The queue's memory is `queue_max_bytes` in all: the batches waiting in the channel,
@@ -97,6 +109,7 @@ impl Settings {
                 i.rescan_interval
             },
             docker_api: i.docker.api.clone().filter(|_| i.docker.enabled),
+            max_pending: usize_of(i.max_pending_bytes, "max_pending_bytes")?,
         })
     }
 }
@@ -116,7 +129,12 @@ pub(crate) struct Tailer {
     watched: HashSet<PathBuf>,
     sources: HashMap<String, Source>,
     canonical: HashMap<PathBuf, String>,
+    /// Logs found and not read (filtered, or a second path to a file read): not looked at
+    /// again while they exist; pruned at each full scan to those still on disk, so pods that
+    /// come and go do not grow it.
     ignored: HashSet<String>,
+    /// Sum of the sources' held bytes (lines not yet ended), kept under `max_pending`.
+    pending_total: usize,
     dirty: HashSet<PathBuf>,
     rotated_dirty: HashSet<PathBuf>,
     /// Directories created recently: files created in them before inotify watched them send no
@@ -159,6 +177,7 @@ impl Tailer {
             sources: HashMap::new(),
             canonical: HashMap::new(),
             ignored: HashSet::new(),
+            pending_total: 0,
             dirty: HashSet::new(),
             rotated_dirty: HashSet::new(),
             young: Vec::new(),
@@ -255,12 +274,53 @@ impl Tailer {
                 Input::Cri => discover::scan_cri(root, &mut found),
             }
         }
+        let present: HashSet<&str> = found.iter().map(|f| f.key.as_str()).collect();
+        self.ignored.retain(|k| present.contains(k.as_str()));
         for f in found {
             self.add(f);
         }
+        self.stats
+            .ignored_sources
+            .store(self.ignored.len() as i64, Ordering::Relaxed);
         for s in self.sources.values_mut() {
             s.scan_rotated(&self.settings.tail, &self.stats);
         }
+    }
+
+    /// Bring the node-wide total of held bytes up to date for source `key`.
+    fn account(&mut self, key: &str) {
+        let Some(s) = self.sources.get_mut(key) else {
+            return;
+        };
+        let now = s.held_bytes();
+        self.pending_total = self.pending_total.saturating_sub(s.held_accounted) + now;
+        s.held_accounted = now;
+    }
+
+    /// While the lines not yet ended hold more than `max_pending_bytes`, emit the oldest one
+    /// (truncated; the rest of it is skipped when it comes).
+    fn enforce_pending(&mut self) {
+        while self.pending_total > self.settings.max_pending {
+            let oldest = self
+                .sources
+                .iter()
+                .filter_map(|(k, s)| s.oldest_held().map(|b| (b, k)))
+                .min()
+                .map(|(_, k)| k.clone());
+            let Some(key) = oldest else { break };
+            let evicted = self
+                .sources
+                .get_mut(&key)
+                .is_some_and(|s| s.evict_oldest(&mut self.out, &mut self.scratch));
+            self.account(&key);
+            if !evicted {
+                // Every eviction drops one held line, so the loop ends; never spin regardless.
+                break;
+            }
+        }
+        self.stats
+            .pending_bytes
+            .store(self.pending_total as i64, Ordering::Relaxed);
     }
 
     fn on_event(&mut self, ev: notify::Event) {
@@ -358,7 +418,11 @@ impl Tailer {
         let mut total = 0;
         let mut released = false;
         let mut finished = Vec::new();
-        for (key, s) in self.sources.iter_mut() {
+        let keys: Vec<String> = self.sources.keys().cloned().collect();
+        for key in keys {
+            let Some(s) = self.sources.get_mut(&key) else {
+                continue;
+            };
             let dir = parent(&s.live);
             if rotated.contains(&dir) {
                 s.scan_rotated(&self.settings.tail, &self.stats);
@@ -380,14 +444,19 @@ impl Tailer {
                     // It may have more (budget spent): poll it again next round.
                     self.dirty.insert(dir);
                 }
-            }
-            if s.finished && s.open_files() == 0 && !s.live.exists() {
+                if s.finished && s.open_files() == 0 && !s.live.exists() {
+                    finished.push(key.clone());
+                }
+                self.account(&key);
+                self.enforce_pending();
+            } else if s.finished && s.open_files() == 0 && !s.live.exists() {
                 finished.push(key.clone());
             }
         }
         self.out.flush();
         for k in finished {
             if let Some(s) = self.sources.remove(&k) {
+                self.pending_total = self.pending_total.saturating_sub(s.held_accounted);
                 self.canonical.remove(&s.canonical);
                 self.stats.sources.fetch_sub(1, Ordering::Relaxed);
                 // After the records just flushed, in the same queue.
@@ -420,6 +489,17 @@ impl Tailer {
                 break;
             }
         }
+        // Lines still held at the end of what is there are stored too: a backfill must not
+        // leave a line that never ended (a progress bar) behind.
+        for s in self.sources.values_mut() {
+            s.flush_at_eof(&mut self.out);
+            s.held_accounted = s.held_bytes();
+        }
+        self.pending_total = self.sources.values().map(|s| s.held_accounted).sum();
+        self.stats
+            .pending_bytes
+            .store(self.pending_total as i64, Ordering::Relaxed);
+        self.out.flush();
     }
 
     fn sync_writer(&mut self) {
