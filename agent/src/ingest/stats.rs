@@ -16,6 +16,8 @@ pub struct QueueStats {
     pub write_errors: AtomicU64,
     /// Records of resent chunks that were already stored and were not appended again.
     pub duplicates_skipped: AtomicU64,
+    /// Records the index refused for good (too large, unknown source): skipped, counted.
+    pub refused_records: AtomicU64,
     /// Unix time in ms of the writer's last completed sync (0 = none yet).
     pub last_sync_ms: AtomicU64,
     /// Stamped when the writer completed a sync or found its queue empty (for `/healthz`).
@@ -56,6 +58,11 @@ impl QueueStats {
                 "runnel_ingest_write_errors_total",
                 "Index append/sync errors (the batch is retried).",
                 &self.write_errors,
+            ),
+            (
+                "runnel_ingest_refused_records_total",
+                "Records the index refused for good (too large, unknown source), skipped instead of retried forever.",
+                &self.refused_records,
             ),
             (
                 "runnel_ingest_duplicate_records_total",

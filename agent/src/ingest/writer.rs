@@ -23,6 +23,17 @@ pub struct Appended {
     pub stored: u64,
     /// Records already stored by an earlier send of the same chunk (not appended again).
     pub duplicates: u64,
+    /// Records the index refused for good (see [`is_permanent`]): counted and skipped.
+    pub refused: u64,
+}
+
+/// An append error that no retry can fix: the record is counted and skipped, so one bad
+/// record cannot wedge the writer (and with it sealing, retention and every input).
+pub fn is_permanent(e: &runnel_index::Error) -> bool {
+    matches!(
+        e,
+        runnel_index::Error::TooLarge { .. } | runnel_index::Error::UnknownSource(_)
+    )
 }
 
 /// Told once the batch is durable; dropped unanswered if the writer stops first.
@@ -205,8 +216,27 @@ impl WriterLoop {
                 message: &batch.data[r.start..r.start + r.len],
                 position: r.position,
             };
-            retry(&self.stats, "append", || self.store.append(&r.key, &rec));
-            done.stored += 1;
+            let mut refused = None;
+            retry(&self.stats, "append", || {
+                match self.store.append(&r.key, &rec) {
+                    Err(e) if is_permanent(&e) => {
+                        refused = Some(e);
+                        Ok(0)
+                    }
+                    other => other,
+                }
+            });
+            match refused {
+                None => done.stored += 1,
+                Some(e) => {
+                    done.refused += 1;
+                    let n = self.stats.refused_records.fetch_add(1, Ordering::Relaxed);
+                    if n.is_power_of_two() || n == 0 {
+                        tracing::error!(source = %r.key, error = %e, refused_so_far = n + 1,
+                            "the index refused a record for good; it is skipped and counted in runnel_ingest_refused_records_total");
+                    }
+                }
+            }
         }
         self.stats.queued_bytes.fetch_sub(held, Ordering::Relaxed);
         done
