@@ -202,7 +202,7 @@ mod tests {
             assert_eq!(b.records.len(), 1);
             tell.send(Appended {
                 stored: 1,
-                duplicates: 0,
+                ..Appended::default()
             })
             .unwrap();
             assert_eq!(first.await.unwrap().unwrap().stored, 1);
@@ -221,7 +221,7 @@ mod tests {
             };
             tell.send(Appended {
                 stored: 1,
-                duplicates: 0,
+                ..Appended::default()
             })
             .unwrap();
             assert_eq!(third.await.unwrap().unwrap().stored, 1);
