@@ -32,11 +32,8 @@ fn records_the_index_refuses_for_good_are_counted_and_skipped_not_retried_foreve
     )
     .unwrap();
     let h = writer.handle();
-    h.tx.send(Msg::Source(
-        "good".into(),
-        Box::new(SourceIdentity::default()),
-    ))
-    .unwrap();
+    h.tx.send(Msg::Source("good".into(), Box::default()))
+        .unwrap();
     let mut b = Batch::with_budget(1 << 20);
     b.push(record("good"), b"before");
     let huge = vec![b'x'; runnel_index::MAX_MESSAGE + 1];
