@@ -3,9 +3,7 @@
 //! record does not wedge every input.
 
 use runnel_agent::ingest::{Batch, Msg, QueuedRecord, Writer, WriterSettings};
-use runnel_index::{
-    Limits, Position, Query, RecordFlags, SourceIdentity, Store, Stream, TimeStyle,
-};
+use runnel_index::{Limits, Position, Query, RecordFlags, Store, Stream, TimeStyle};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
