@@ -69,6 +69,7 @@ def main():
         put("config_load", "example", f.read())
     put("config_load", "small", "index: { max_disk_bytes: 2GiB, max_age: 1h30m }\nhttp:\n  listen: \"127.0.0.1:2020\"\n")
     put("config_load", "interpolate", "node_name: ${NODE_NAME:-node-$$1}\ndata_dir: /tmp/$$x\n# ${NOT_READ}\n")
+    put("config_load", "huge", "inputs: { rescan_interval: 18446744073709551615 }\nindex: { max_age: 213503982334601d, max_disk_bytes: 16777216TiB }\n")
     put("config_load", "sinks", "sinks:\n  elasticsearch:\n    enabled: true\n    endpoints: [\"https://es:9200\"]\n    retry: { initial: 500ms, max: 30s }\n    parse_json: message\n")
 
     put("logs_query", "full", "pod=web-1&namespace=shop&container=nginx&sinceTime=2024-05-01T12%3A00%3A00Z&untilTime=2024-05-01T13:00:00.5%2B02:00&tailLines=10&limitBytes=100&timestamps=true&follow=1")
