@@ -16,6 +16,21 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
     Ok(out)
 }
 
+/// The inverse of [`interpolate`] for text with no variables: `$` becomes `$$` on every line that
+/// [`interpolate`] reads (whole-line `#` comments are left as they are, as it leaves them), so
+/// printed YAML whose values hold a `$` loads back as the same values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            out.push_str(&line.replace('$', "$$"));
+        }
+    }
+    out
+}
+
 fn interpolate_line(
     text: &str,
     lookup: &impl Fn(&str) -> Option<String>,
@@ -79,5 +94,21 @@ mod tests {
             interpolate("# see ${DOCS}\na: 1\n", env).unwrap(),
             "# see ${DOCS}\na: 1\n"
         );
+    }
+
+    #[test]
+    fn escape_is_undone_by_interpolate() {
+        for text in [
+            "a: ${X}",
+            "a: $$ $5 ${ $",
+            "  # ${X} $\nb: '$${Y:-z}'\n",
+            "|\n  #$\n  $x\n",
+        ] {
+            assert_eq!(
+                interpolate(&escape(text), |_| None).unwrap(),
+                text,
+                "{text:?}"
+            );
+        }
     }
 }

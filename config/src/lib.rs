@@ -96,9 +96,13 @@ impl Config {
         }
     }
 
-    /// The effective config as YAML (sizes and durations human-readable).
+    /// The effective config as YAML (sizes and durations human-readable) that loads back as
+    /// this config: a `$` in a value is written `$$`, so interpolation does not read it again.
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+        match serde_yaml::to_string(self) {
+            Ok(text) => interpolate::escape(&text),
+            Err(e) => format!("# cannot print config: {e}\n"),
+        }
     }
 }
 
@@ -170,6 +174,17 @@ mod tests {
             .to_string();
             assert!(e.contains("inputs.docker.api"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn printed_config_with_dollars_loads_as_itself() {
+        // Found by fuzz/config_load: a value holding "${A}" (written "$${A}") was printed raw,
+        // and loading the print looked up the variable A.
+        let cfg = Config::from_yaml_str("node_name: \"$${A} $$$$ $5\"\ndata_dir: /tmp/$$x\n", "c")
+            .unwrap();
+        assert_eq!(cfg.node_name, "${A} $$ $5");
+        let printed = cfg.to_yaml();
+        assert_eq!(Config::from_yaml_str(&printed, "printed").unwrap(), cfg);
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub fn format_size(n: u64) -> String {
     n.to_string()
 }
 
-/// Parse a duration: one or more `<integer><unit>` with units `ms, s, m, h, d` (`1h30m`).
+/// Parse a duration: one or more `<integer><unit>` with units `ms, s, m, h, d` (`1h30m`); a
+/// total past what a `Duration` holds is an error.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let bad = || format!("{text:?} is not a duration (examples: 500ms, 10s, 5m, 1h30m, 7d)");
@@ -67,28 +68,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let u = after
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(after.len());
+        let secs = |unit: u64| n.checked_mul(unit).map(Duration::from_secs);
         let part = match &after[..u] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "d" => Duration::from_secs(n.saturating_mul(86_400)),
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => secs(60),
+            "h" => secs(3600),
+            "d" => secs(86_400),
             _ => return Err(bad()),
         };
-        total = total.saturating_add(part);
+        // An error rather than a silent cap: a capped value would not print back as written.
+        total = part
+            .and_then(|p| total.checked_add(p))
+            .ok_or_else(|| format!("{text:?} is too large"))?;
         rest = &after[u..];
     }
     Ok(total)
 }
 
-/// Print a duration in the largest unit that divides it.
+/// Print a duration in the largest unit that divides it, in a form [`parse_duration`] reads
+/// back: past `u64::MAX` milliseconds (reachable as a plain number of seconds) the seconds and
+/// the milliseconds are printed apart (`…s999ms`).
 pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
+    let ms = d.as_millis();
     if ms == 0 {
         return "0s".into();
     }
     for (unit, m) in [
-        ("d", 86_400_000u64),
+        ("d", 86_400_000u128),
         ("h", 3_600_000),
         ("m", 60_000),
         ("s", 1000),
@@ -97,7 +104,11 @@ pub fn format_duration(d: Duration) -> String {
             return format!("{}{unit}", ms / m);
         }
     }
-    format!("{ms}ms")
+    if ms <= u128::from(u64::MAX) {
+        format!("{ms}ms")
+    } else {
+        format!("{}s{}ms", ms / 1000, ms % 1000)
+    }
 }
 
 #[derive(Deserialize)]
@@ -154,6 +165,24 @@ mod tests {
         assert!(parse_size("MiB").is_err());
         assert_eq!(format_size(10 << 30), "10GiB");
         assert_eq!(format_size(1000), "1000");
+    }
+
+    #[test]
+    fn durations_past_u64_milliseconds_print_and_parse_back() {
+        for d in [
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(u64::MAX / 1000 + 1),
+            Duration::from_secs(u64::MAX) + Duration::from_millis(999),
+            Duration::from_secs(1 << 62) + Duration::from_millis(1),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+        assert!(parse_duration("18446744073709551615s1000ms")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_duration("999999999999999999d")
+            .unwrap_err()
+            .contains("too large"));
     }
 
     #[test]

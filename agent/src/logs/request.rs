@@ -84,7 +84,12 @@ pub fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
+            // Exactly two hex digits (RFC 3986 2.1); `from_str_radix` alone would also take a
+            // sign, reading "%+1" as byte 1.
+            b'%' if i + 2 < b.len()
+                && b[i + 1].is_ascii_hexdigit()
+                && b[i + 2].is_ascii_hexdigit() =>
+            {
                 let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(v) => {
@@ -181,7 +186,9 @@ impl LogRequest {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_nanos() as i64)
                 .unwrap_or(0);
-            now.saturating_sub((s as i64).saturating_mul(1_000_000_000))
+            // A count past i64::MAX must not wrap negative (a since time in the future).
+            let s = i64::try_from(s).unwrap_or(i64::MAX);
+            now.saturating_sub(s.saturating_mul(1_000_000_000))
         })
     }
 
@@ -264,5 +271,17 @@ mod tests {
         assert_eq!(percent_decode("a%2Bb+c"), "a+b c");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
+        // Found by fuzz/logs_query: a sign is not a hex digit.
+        assert_eq!(percent_decode("%+1%-1%+f"), "% 1%-1% f");
+    }
+
+    #[test]
+    fn huge_since_seconds_reaches_back_not_forward() {
+        let r = LogRequest::from_query("pod=a&sinceSeconds=18446744073709551615").unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        assert!(r.since_ns().unwrap() <= now, "since {:?}", r.since_ns());
     }
 }
