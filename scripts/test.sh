@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Runnel on a fresh machine: installs what the tests need first.
 #   - Debian: busybox-static (the FROM-scratch image of the Docker end-to-end test), golang-go
-#     and golang-github-fluent-fluent-logger-golang-dev (Fluentd's Go forward client)
+#     and golang-github-fluent-fluent-logger-golang-dev (Fluentd's Go forward client), openssl
+#     and curl (the test CA and a real TLS client)
 #   - PyPI, into ./.venv: osmem-server 0.1.6 (an OpenSearch-compatible server for bulk round
 #     trips), prometheus_client (an independent parser for /metrics), msgpack, fluent-logger
 #     and zstandard (independent forward-protocol clients)
@@ -29,6 +30,8 @@ apt_install() {
 need=()
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v go >/dev/null || need+=(golang-go)
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 [ -d /usr/share/gocode/src/github.com/fluent/fluent-logger-golang ] \
   || need+=(golang-github-fluent-fluent-logger-golang-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
