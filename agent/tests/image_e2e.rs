@@ -225,8 +225,13 @@ impl AgentSpec {
 }
 
 /// GET with a timeout; `None` when the connection itself fails.
+/// The token the test's tokens Secret admits (read, metrics) and its SHA-256.
+const E2E_TOKEN: &str = "e2e-token-0123456789";
+const E2E_TOKEN_SHA256: &str = "819f81e65648836f09a1479c79c17766e5a540f114d514dc024af263933d9eba";
+
 fn get(base: &str, path: &str) -> Option<(u16, String)> {
     match ureq::get(&format!("{base}{path}"))
+        .set("Authorization", &format!("Bearer {E2E_TOKEN}"))
         .timeout(Duration::from_secs(30))
         .call()
     {
@@ -324,7 +329,25 @@ fn the_image_runs_as_the_daemonset_runs_it_and_a_restart_loses_and_duplicates_no
     for d in [&spec.config_dir, &spec.tokens_dir, &spec.data_dir] {
         std::fs::create_dir_all(d).unwrap();
     }
-    configmap_volume(&spec.config_dir, &configmap_runnel_yaml());
+    // As the README says to deploy with the API off loopback: a tokens Secret and
+    // `http.auth.tokens_file` pointing into it; the test reads with that token.
+    let runnel_yaml = configmap_runnel_yaml().replace(
+        "http:\n  listen: \"0.0.0.0:2020\"\n",
+        "http:\n  listen: \"0.0.0.0:2020\"\n  auth: { tokens_file: /etc/runnel/tokens/tokens.yaml }\n",
+    );
+    assert!(
+        runnel_yaml.contains("tokens_file"),
+        "the ConfigMap's http section moved:\n{runnel_yaml}"
+    );
+    std::fs::write(
+        spec.tokens_dir.join("tokens.yaml"),
+        format!(
+            "tokens:\n  - {{ name: e2e, token_sha256: \"{}\", namespaces: [\"*\"], rights: [read, metrics] }}\n",
+            E2E_TOKEN_SHA256
+        ),
+    )
+    .unwrap();
+    configmap_volume(&spec.config_dir, &runnel_yaml);
     let ctl = tmp.path().join("ctl");
     std::fs::create_dir_all(&ctl).unwrap();
 
