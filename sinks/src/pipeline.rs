@@ -573,7 +573,7 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ship::PANIC_NEXT;
+    use crate::ship::PANIC_NEXT_FOR_RETRY_MS;
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
     use runnel_index::{
@@ -680,12 +680,17 @@ mod tests {
         cfg.template.install = false;
         cfg.batch.max_docs = 100;
         cfg.compression = runnel_config::Compression::None;
-        PANIC_NEXT.store(true, SeqCst);
+        cfg.retry.initial = Duration::from_millis(4321);
+        PANIC_NEXT_FOR_RETRY_MS.store(4321, SeqCst);
         let sink =
             crate::ElasticsearchSink::start(&cfg, "node", store, &dir.path().join("sink")).unwrap();
         sink.drain(Duration::from_secs(30)).unwrap();
         let m = sink.metrics();
-        assert!(!PANIC_NEXT.load(SeqCst), "the first batch's task panicked");
+        assert_eq!(
+            PANIC_NEXT_FOR_RETRY_MS.load(SeqCst),
+            0,
+            "the first batch's task panicked"
+        );
         assert_eq!(m.ship_panics.load(Relaxed), 1);
         assert_eq!(
             ids.lock().unwrap().len() as u64,

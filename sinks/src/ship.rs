@@ -156,18 +156,26 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     enc.finish()
 }
 
-/// Set by a unit test: the next `ship` panics (to show that a panicked task gives its batch
-/// back).
+/// Set by a unit test: the next `ship` of the sink whose `retry.initial` is this many ms
+/// panics (to show that a panicked task gives its batch back). Keyed so that sinks of other
+/// tests running in parallel never take it.
 #[cfg(test)]
-pub(crate) static PANIC_NEXT: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+pub(crate) static PANIC_NEXT_FOR_RETRY_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
 
 /// Send `batch` until every document is done (acknowledged or dead-lettered). One request at
 /// a time: the batch holds one concurrency slot for its whole life, retries included.
 pub async fn ship(ctx: Arc<ShipContext>, batch: Arc<FrozenBatch>) {
     #[cfg(test)]
-    if PANIC_NEXT.swap(false, Relaxed) {
-        panic!("injected panic (unit test)");
+    {
+        let key = ctx.retry_initial.as_millis() as u64;
+        if key != 0
+            && PANIC_NEXT_FOR_RETRY_MS
+                .compare_exchange(key, 0, Relaxed, Relaxed)
+                .is_ok()
+        {
+            panic!("injected panic (unit test)");
+        }
     }
     let mut queue: VecDeque<Vec<usize>> = VecDeque::new();
     queue.push_back((0..batch.docs.len()).collect());
