@@ -593,8 +593,11 @@ fn build(
         None
     };
     let mut batch = RequestBatch::new(ev.options().chunk, ev.len() * 256);
-    let mut sources: HashMap<NameKey, SidecarSource> = HashMap::new();
+    // Sources of this request, by their names as sent; most requests have one, so the last
+    // one used is checked first without a lookup or an allocation.
+    let mut index: HashMap<NameKey, usize> = HashMap::new();
     let mut order: Vec<SidecarSource> = Vec::new();
+    let mut last: Option<(Names<'_>, usize)> = None;
     let mut json = Vec::new();
     let arrival = now_ns();
     for e in ev.iter() {
@@ -609,31 +612,51 @@ fn build(
         let ns = names.namespace.unwrap_or(set.default_namespace.as_bytes());
         let pod = names.pod.unwrap_or(tag);
         let container = names.container.unwrap_or(b"forward");
-        let k = (ns.to_vec(), pod.to_vec(), container.to_vec());
-        let src = match sources.get(&k) {
-            Some(s) => s.clone(),
-            None => {
-                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-                let s =
-                    SidecarSource::new(&text(ns), &text(pod), &text(container), PushInput::Forward)
+        let at = match &last {
+            Some((n, i))
+                if n.namespace == Some(ns)
+                    && n.pod == Some(pod)
+                    && n.container == Some(container) =>
+            {
+                *i
+            }
+            _ => {
+                let k = (ns.to_vec(), pod.to_vec(), container.to_vec());
+                let i = match index.get(&k) {
+                    Some(&i) => i,
+                    None => {
+                        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                        let s = SidecarSource::new(
+                            &text(ns),
+                            &text(pod),
+                            &text(container),
+                            PushInput::Forward,
+                        )
                         .map_err(|m| {
                             format!(
                                 "tag {:?} names no usable source: {m}",
                                 String::from_utf8_lossy(&tag[..tag.len().min(80)])
                             )
                         })?;
-                sources.insert(k, s.clone());
-                order.push(s.clone());
-                s
+                        order.push(s);
+                        index.insert(k, order.len() - 1);
+                        order.len() - 1
+                    }
+                };
+                last = Some((
+                    Names {
+                        namespace: Some(ns),
+                        pod: Some(pod),
+                        container: Some(container),
+                    },
+                    i,
+                ));
+                i
             }
         };
         let (message, stream) = message_of(set, &e, &mut json);
-        let (time_ns, style) = if e.time_ns == 0 {
-            (arrival, utc_style(9))
-        } else {
-            (e.time_ns, utc_style(9))
-        };
-        batch.push(&src, time_ns, style, stream, message)?;
+        let time_ns = if e.time_ns == 0 { arrival } else { e.time_ns };
+        batch.push(&order[at], time_ns, utc_style(9), stream, message)?;
     }
     Ok((batch, order))
 }
