@@ -108,7 +108,8 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("runnel-ingest-writer".into())
             .spawn(move || body.run())?;
-        let submitter = Submitter::start(tx.clone(), settings.socket_budget_bytes, stats.clone())?;
+        let submitter = Submitter::start(tx.clone(), settings.socket_budget_bytes, stats.clone())?
+            .with_pool(pool.clone());
         Ok(Writer {
             handle: WriterHandle {
                 tx,

@@ -39,6 +39,8 @@ pub struct Submitter {
     budget_bytes: u32,
     announced: Arc<Mutex<HashSet<Arc<str>>>>,
     stats: Arc<QueueStats>,
+    /// Emptied batches the writer hands back (shared with the file tailer).
+    pool: Option<crossbeam_channel::Receiver<Batch>>,
 }
 
 impl Submitter {
@@ -65,7 +67,26 @@ impl Submitter {
             budget_bytes,
             announced: Arc::new(Mutex::new(HashSet::new())),
             stats,
+            pool: None,
         })
+    }
+
+    /// Take emptied batches from `pool` (the writer's recycling channel) for [`Submitter::batch`].
+    pub(crate) fn with_pool(mut self, pool: crossbeam_channel::Receiver<Batch>) -> Submitter {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// An empty batch for about `bytes` of records: a recycled one when one is free and large
+    /// enough (its pages are already mapped: a fresh large allocation per request costs page
+    /// faults on every first touch), else a new one.
+    pub fn batch(&self, bytes: usize) -> Batch {
+        if let Some(b) = self.pool.as_ref().and_then(|p| p.try_recv().ok()) {
+            if b.data.capacity() >= bytes {
+                return b;
+            }
+        }
+        Batch::with_budget(bytes.clamp(4096, 64 << 20))
     }
 
     /// Create or update the source before its first records in this process (idempotent).

@@ -99,8 +99,16 @@ pub struct RequestBatch {
 impl RequestBatch {
     /// A batch for a request carrying `chunk_id` (forward `chunk`, HTTP request id), or none.
     pub fn new(chunk_id: Option<&[u8]>, size_hint: usize) -> RequestBatch {
+        RequestBatch::with_batch(
+            chunk_id,
+            Batch::with_budget(size_hint.clamp(4096, 64 << 20)),
+        )
+    }
+
+    /// [`RequestBatch::new`] filling an empty `batch` (a recycled one).
+    pub fn with_batch(chunk_id: Option<&[u8]>, batch: Batch) -> RequestBatch {
         RequestBatch {
-            batch: Batch::with_budget(size_hint.clamp(4096, 64 << 20)),
+            batch,
             chunk: chunk_id.map(|c| (chunk_hash(c), now_secs())),
             n: 0,
         }
@@ -135,6 +143,9 @@ impl RequestBatch {
             Some((chunk, arrival)) => chunk_position(chunk, arrival, self.n),
             None => Position::None,
         };
+        // Amortized growth: a request may hold far more than a batch's budget.
+        self.batch.data.reserve(message.len());
+        self.batch.records.reserve(1);
         self.batch.push(
             QueuedRecord {
                 key: source.key.clone(),

@@ -526,8 +526,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 Request::Events(ev) => ev,
             };
+            let empty = sh.submitter.batch(n.max(ev.len() * 160));
             let (batch, sources) =
-                build(&sh.settings, &ev).map_err(|m| End::Refused("bad_source", m))?;
+                build(&sh.settings, &ev, empty).map_err(|m| End::Refused("bad_source", m))?;
             (batch, sources, ev.options().chunk.map(<[u8]>::to_vec))
         };
         let records = batch.len() as u64;
@@ -585,6 +586,7 @@ type NameKey = (Vec<u8>, Vec<u8>, Vec<u8>);
 fn build(
     set: &ForwardSettings,
     ev: &Events<'_>,
+    empty: crate::ingest::Batch,
 ) -> Result<(RequestBatch, Vec<SidecarSource>), String> {
     let tag = ev.tag();
     let by_tag = if tag.len() <= MAX_PATTERN_TAG {
@@ -592,7 +594,7 @@ fn build(
     } else {
         None
     };
-    let mut batch = RequestBatch::new(ev.options().chunk, ev.len() * 256);
+    let mut batch = RequestBatch::with_batch(ev.options().chunk, empty);
     // Sources of this request, by their names as sent; most requests have one, so the last
     // one used is checked first without a lookup or an allocation.
     let mut index: HashMap<NameKey, usize> = HashMap::new();
