@@ -158,6 +158,14 @@ pub fn utc_nanos_string(time_ns: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Wall-clock time now in ns since the epoch (UTC); 0 before 1970, saturated after 2262.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{eventually, python, Agent, Node};
+use support::{eventually, python, run_script, Agent, Node};
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -15,13 +15,10 @@ fn free_port() -> u16 {
 }
 
 fn forward_config(node: &Node, port: u16) -> std::path::PathBuf {
-    let cfg = node.config("");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "inputs:\n",
-        &format!("inputs:\n  forward: {{ enabled: true, listen: \"127.0.0.1:{port}\" }}\n"),
-    );
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+    node.config_with_inputs(
+        &format!("  forward: {{ enabled: true, listen: \"127.0.0.1:{port}\" }}\n"),
+        "",
+    )
 }
 
 /// The lines of a source, or none while it does not exist yet.
@@ -43,18 +40,10 @@ fn python_fluent_logger_records_are_stored_with_their_streams() {
     let node = Node::new();
     let port = free_port();
     let (agent, _) = Agent::start_forward(&forward_config(&node, port));
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/forward/fluent_logger.py"
-    );
-    let out = Command::new(python())
-        .args([script, "127.0.0.1", &port.to_string(), "100"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let port_s = port.to_string();
+    assert_eq!(
+        run_script("forward/fluent_logger.py", &["127.0.0.1", &port_s, "100"]),
+        "done"
     );
     let want: Vec<String> = (0..100).map(|i| format!("py-{i:04}")).collect();
     // fluent-logger asks for no ack: wait for the records to be stored.
@@ -192,16 +181,13 @@ fn a_chunk_whose_ack_was_lost_is_acked_again_after_a_restart_and_stored_once() {
     let _ = sender.kill();
     let _ = sender.wait();
     let (agent, _) = Agent::start_forward(&cfg);
-    let out = Command::new(python())
-        .args([script, "127.0.0.1", &port.to_string(), "resend"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        run_script(
+            "forward/lost_ack.py",
+            &["127.0.0.1", &port.to_string(), "resend"]
+        ),
+        "acked"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "acked");
     let got = lines(&agent, q);
     let want: Vec<String> = (0..200).map(|i| format!("chunk-{i:03}")).collect();
     assert_eq!(got, want, "the resent chunk was stored once");

@@ -6,9 +6,8 @@ mod es;
 mod support;
 
 use es::Osmem;
-use std::process::Command;
 use std::time::Duration;
-use support::{eventually, python, Agent, Node};
+use support::{eventually, run_script, Agent, Node};
 
 const INDEX: &str = "runnel-sidecar";
 
@@ -24,29 +23,21 @@ fn count(osmem: &Osmem) -> u64 {
 fn forward_and_http_ingest_records_reach_elasticsearch_once_with_ecs_fields() {
     let osmem = Osmem::start();
     let node = Node::new();
-    let cfg = node.config(&format!(
-        "sinks:\n  elasticsearch:\n    enabled: true\n    endpoints: [\"{}\"]\n    \
-         index: \"{INDEX}\"\n    batch: {{ max_docs: 500, timeout: 50ms }}\n",
-        osmem.url
-    ));
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "inputs:\n",
-        "inputs:\n  forward: { enabled: true, listen: \"127.0.0.1:0\" }\n",
+    let cfg = node.config_with_inputs(
+        "  forward: { enabled: true, listen: \"127.0.0.1:0\" }\n",
+        &format!(
+            "sinks:\n  elasticsearch:\n    enabled: true\n    endpoints: [\"{}\"]\n    \
+             index: \"{INDEX}\"\n    batch: {{ max_docs: 500, timeout: 50ms }}\n",
+            osmem.url
+        ),
     );
-    std::fs::write(&cfg, text).unwrap();
     let (agent, addr) = Agent::start_forward(&cfg);
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward/lost_ack.py");
     for _ in 0..2 {
         // Sent twice (the second as if the first ack were lost): shipped once.
-        let out = Command::new(python())
-            .args([script, host, port, "resend"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        assert_eq!(
+            run_script("forward/lost_ack.py", &[host, port, "resend"]),
+            "acked"
         );
     }
     let r = ureq::post(

@@ -5,17 +5,13 @@
 
 mod support;
 
-use std::process::Command;
-use support::{python, Agent, Node};
+use support::{run_script, Agent, Node};
 
 fn forward_config(node: &Node, forward: &str) -> std::path::PathBuf {
-    let cfg = node.config("");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "inputs:\n",
-        &format!("inputs:\n  forward: {{ enabled: true, listen: \"127.0.0.1:0\", {forward} }}\n"),
-    );
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+    node.config_with_inputs(
+        &format!("  forward: {{ enabled: true, listen: \"127.0.0.1:0\", {forward} }}\n"),
+        "",
+    )
 }
 
 fn logs(agent: &Agent, query: &str) -> Vec<String> {
@@ -39,17 +35,7 @@ fn every_carrier_mode_is_acked_after_storage_and_stored_once() {
     );
     let (agent, addr) = Agent::start_forward(&cfg);
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward/protocol.py");
-    let out = Command::new(python())
-        .args([script, host, port])
-        .output()
-        .expect("running the protocol suite");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "protocol suite failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_script("forward/protocol.py", &[host, port]);
     assert!(stdout.contains("protocol suite passed"), "{stdout}");
 
     let mut pipelined: Vec<String> = (0..50).map(|i| format!("pipelined-{i:02}")).collect();
@@ -162,19 +148,11 @@ fn shared_key_handshake_admits_the_right_key_and_user_and_refuses_others() {
     );
     let (agent, addr) = Agent::start_forward(&cfg);
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward/handshake.py");
     let run = |key: &str, user: &str, password: &str, expect: &str| {
-        let out = Command::new(python())
-            .args([script, host, port, key, user, password, expect])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "handshake {key}/{user} expecting {expect}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        run_script(
+            "forward/handshake.py",
+            &[host, port, key, user, password, expect],
+        )
     };
     assert_eq!(run("s3cret-key", "alice", "wonderland", "ok"), "ok node-a");
     assert_eq!(

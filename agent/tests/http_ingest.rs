@@ -27,13 +27,7 @@ fn stored(body: &str) -> u64 {
 #[test]
 fn ndjson_text_and_gzip_bodies_are_stored_and_read_back_like_container_logs() {
     let node = Node::new();
-    let cfg = node.config("");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text.replace(
-        "inputs:\n",
-        "inputs:\n  http_ingest: { max_body_bytes: 64KiB }\n",
-    );
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = node.config_with_inputs("  http_ingest: { max_body_bytes: 64KiB }\n", "");
     let agent = Agent::start(&cfg);
     let q = "namespace=shop&pod=web-0&container=side";
 

@@ -390,31 +390,19 @@ fn forward_over_tls_with_client_certificates_and_plain_tcp_refused() {
     let dir = node.dir.path();
     make_pki(dir, "fwd");
     make_pki(dir, "other");
-    let cfg = node.config("");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "inputs:\n",
+    let cfg = node.config_with_inputs(
         &format!(
-            "inputs:\n  forward: {{ enabled: true, listen: \"127.0.0.1:0\", tls: {{ cert_file: {d}/fwd-server.pem, key_file: {d}/fwd-server.key, client_ca_file: {d}/fwd-ca.pem }} }}\n",
+            "  forward: {{ enabled: true, listen: \"127.0.0.1:0\", tls: {{ cert_file: {d}/fwd-server.pem, key_file: {d}/fwd-server.key, client_ca_file: {d}/fwd-ca.pem }} }}\n",
             d = dir.display()
         ),
+        "",
     );
-    std::fs::write(&cfg, text).unwrap();
     let (agent, addr) = Agent::start_forward(&cfg);
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward/tls_client.py");
     let f = |n: &str| dir.join(n).display().to_string();
+    let ca = f("fwd-ca.pem");
     let run = |cert: &str, key: &str, mode: &str| {
-        let out = Command::new(python())
-            .args([script, host, port, &f("fwd-ca.pem"), cert, key, mode])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{mode}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        run_script("forward/tls_client.py", &[host, port, &ca, cert, key, mode])
     };
     assert_eq!(
         run(&f("fwd-client.pem"), &f("fwd-client.key"), "ok"),

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use workload::{Kind, Rng};
 
 /// Why the demo generator could not start or write.
@@ -103,13 +103,6 @@ const SPECS: [Spec; 4] = [
     },
 ];
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl Container {
     /// Write one line (split as the runtime splits long lines); rotate every `ROTATE_EVERY`.
     fn write(&mut self, time_ns: i64, rng: &mut Rng, buf: &mut Vec<u8>) -> Result<(), DemoError> {
@@ -140,7 +133,7 @@ impl Generator {
     /// Create the layout under `root` (Docker under `root/docker/containers`, CRI under
     /// `root/pods`), write a short back-dated backlog, and start the writer thread.
     pub fn start(root: &Path) -> Result<Generator, DemoError> {
-        let seed = now_ns() as u64;
+        let seed = crate::timefmt::now_ns() as u64;
         let mut rng = Rng::new(seed);
         let mut containers = Vec::with_capacity(SPECS.len());
         for (i, s) in SPECS.iter().enumerate() {
@@ -173,7 +166,7 @@ impl Generator {
             });
         }
         let mut buf = Vec::new();
-        let start = now_ns();
+        let start = crate::timefmt::now_ns();
         for c in &mut containers {
             for i in 0..BACKLOG_LINES {
                 let back = i64::try_from((BACKLOG_LINES - i) * 500_000_000).unwrap_or(0);
@@ -194,7 +187,7 @@ impl Generator {
                     if rng.below(100) >= c.rate_pct {
                         continue;
                     }
-                    if let Err(e) = c.write(now_ns(), &mut rng, &mut buf) {
+                    if let Err(e) = c.write(crate::timefmt::now_ns(), &mut rng, &mut buf) {
                         // Keep going: a full disk or a deleted dir should not kill the agent.
                         if thread_errors.fetch_add(1, Ordering::Relaxed) < 5 {
                             tracing::warn!(error = %e, "demo generator could not write");

@@ -16,7 +16,7 @@
 use runnel_index::{Position, Store};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Bits of `seq` that count records within a chunk.
 const COUNT_BITS: u32 = 24;
@@ -55,10 +55,7 @@ fn split(p: &Position) -> Option<(u64, u64, u32)> {
 
 /// Seconds since the epoch now.
 pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    (crate::timefmt::now_ns() / 1_000_000_000) as u64
 }
 
 /// Bounds of the per-source window.

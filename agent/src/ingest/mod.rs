@@ -27,15 +27,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use runnel_index::Store;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Unix time in ms.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use std::time::Duration;
 
 /// How the queue and the writer are sized.
 #[derive(Debug, Clone, Copy)]

@@ -18,8 +18,6 @@ pub struct QueueStats {
     pub duplicates_skipped: AtomicU64,
     /// Records the index refused for good (too large, unknown source): skipped, counted.
     pub refused_records: AtomicU64,
-    /// Unix time in ms of the writer's last completed sync (0 = none yet).
-    pub last_sync_ms: AtomicU64,
     /// Stamped when the writer completed a sync or found its queue empty (for `/healthz`).
     pub writer_beat: crate::progress::Beat,
 }

@@ -150,9 +150,6 @@ impl WriterLoop {
             if dirty || !acks.is_empty() {
                 retry(&self.stats, "sync", || self.store.sync());
                 self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .last_sync_ms
-                    .store(super::now_ms(), Ordering::Relaxed);
                 self.stats.writer_beat.beat();
             }
             for a in acks {

@@ -12,7 +12,7 @@ use super::sidecar::{utc_style, PushInput, RequestBatch, SidecarSource};
 use crate::ingest::{Appended, SubmitError, Submitter};
 use runnel_index::{Stream, TimeStyle};
 use std::io::Read;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Longest request id kept (longer ids are refused).
 const MAX_REQUEST_ID: usize = 256;
@@ -194,13 +194,6 @@ pub fn too_large(max: usize) -> Refusal {
     )
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 /// Parse a whole body into one batch; the first bad line refuses the request.
 pub fn parse_body(
     q: &IngestQuery,
@@ -208,7 +201,7 @@ pub fn parse_body(
     body: &[u8],
 ) -> Result<RequestBatch, Refusal> {
     let mut batch = RequestBatch::new(q.request_id.as_deref().map(str::as_bytes), body.len() * 2);
-    let arrival = now_ns();
+    let arrival = crate::timefmt::now_ns();
     let mut json_buf = Vec::new();
     // A final newline ends the last line; it does not start an empty one.
     let body = body.strip_suffix(b"\n").unwrap_or(body);

@@ -54,6 +54,17 @@ impl Node {
         std::fs::write(&path, text).unwrap();
         path
     }
+    /// [`Node::config`] with `inputs_extra` (lines indented under `inputs:`) added.
+    pub fn config_with_inputs(&self, inputs_extra: &str, extra: &str) -> PathBuf {
+        let path = self.config(extra);
+        let text = std::fs::read_to_string(&path).unwrap().replacen(
+            "inputs:\n",
+            &format!("inputs:\n{inputs_extra}"),
+            1,
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
     /// Path of a CRI container log: `<ns>_<pod>_<uid>/<container>/<restart>.log`.
     pub fn cri_log(&self, ns: &str, pod: &str, container: &str, restart: u32) -> PathBuf {
         let dir = self
@@ -137,6 +148,14 @@ pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
 
 /// The `host:port` an agent prints in its `listening on` line, waiting at most 30 s.
 pub fn listening_address(lines: &std::sync::mpsc::Receiver<String>) -> Option<String> {
+    listening_address_after(lines, &mut Vec::new())
+}
+
+/// [`listening_address`], keeping the lines printed before it in `printed`.
+pub fn listening_address_after(
+    lines: &std::sync::mpsc::Receiver<String>,
+    printed: &mut Vec<String>,
+) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let line = lines
@@ -145,6 +164,7 @@ pub fn listening_address(lines: &std::sync::mpsc::Receiver<String>) -> Option<St
         if let Some(addr) = line.strip_prefix("runnel: listening on http://") {
             return Some(addr.to_string());
         }
+        printed.push(line);
     }
 }
 
@@ -157,6 +177,30 @@ pub struct Agent {
 impl Agent {
     /// Start `runnel agent --config` and wait for its listening line.
     pub fn start(config: &Path) -> Agent {
+        Agent::spawn(config).0
+    }
+
+    /// Start an agent with the forward input on; returns it and the forward `host:port`.
+    pub fn start_forward(config: &Path) -> (Agent, String) {
+        let (mut agent, printed) = Agent::spawn(config);
+        let forward = printed
+            .iter()
+            .find_map(|l| l.strip_prefix("runnel: forward listening on "));
+        match forward {
+            Some(f) => {
+                let f = f.to_string();
+                (agent, f)
+            }
+            None => {
+                let _ = agent.child.kill();
+                panic!("runnel agent printed no forward listening line (is inputs.forward.enabled set?)");
+            }
+        }
+    }
+
+    /// Spawn the agent, wait for its HTTP listening line and readiness; returns it and the
+    /// lines it printed before that one.
+    fn spawn(config: &Path) -> (Agent, Vec<String>) {
         let mut child = Command::new(runnel_bin())
             .args(["agent", "--config"])
             .arg(config)
@@ -165,49 +209,14 @@ impl Agent {
             .spawn()
             .expect("starting runnel agent");
         let lines = stdout_lines(&mut child);
-        let Some(addr) = listening_address(&lines) else {
+        let mut printed = Vec::new();
+        let Some(addr) = listening_address_after(&lines, &mut printed) else {
             let _ = child.kill();
             panic!("runnel agent did not print its listening address within 30 s");
         };
         let agent = Agent { child, addr };
         agent.wait_ready();
-        agent
-    }
-
-    /// Start an agent with the forward input on; returns it and the forward `host:port`.
-    pub fn start_forward(config: &Path) -> (Agent, String) {
-        let mut child = Command::new(runnel_bin())
-            .args(["agent", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting runnel agent");
-        let lines = stdout_lines(&mut child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut forward = None;
-        let addr = loop {
-            let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
-                let _ = child.kill();
-                panic!("runnel agent did not print its listening addresses within 30 s");
-            };
-            if let Some(a) = line.strip_prefix("runnel: forward listening on ") {
-                forward = Some(a.to_string());
-            }
-            if let Some(a) = line.strip_prefix("runnel: listening on http://") {
-                break a.to_string();
-            }
-        };
-        let Some(forward) = forward else {
-            let _ = child.kill();
-            panic!(
-                "runnel agent printed no forward listening line (is inputs.forward.enabled set?)"
-            );
-        };
-        let agent = Agent { child, addr };
-        agent.wait_ready();
-        (agent, forward)
+        (agent, printed)
     }
 
     fn wait_ready(&self) {
@@ -318,6 +327,24 @@ pub fn python() -> String {
         "{py} is missing: run the tests with scripts/test.sh, which creates .venv with the Python packages they need"
     );
     py
+}
+
+/// Run one of the Python scripts under `agent/tests/` with the test venv's Python; asserts
+/// it succeeded and returns its trimmed stdout.
+pub fn run_script(script: &str, args: &[&str]) -> String {
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {path}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// Poll `f` until it returns true or `timeout` passes.

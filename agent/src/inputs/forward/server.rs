@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio::sync::{watch, Semaphore};
@@ -572,13 +572,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 /// (namespace, pod, container) as sent.
 type NameKey = (Vec<u8>, Vec<u8>, Vec<u8>);
 
@@ -601,7 +594,7 @@ fn build(
     let mut order: Vec<SidecarSource> = Vec::new();
     let mut last: Option<(Names<'_>, usize)> = None;
     let mut json = Vec::new();
-    let arrival = now_ns();
+    let arrival = crate::timefmt::now_ns();
     for e in ev.iter() {
         let names = match &by_tag {
             Some(n) => n.clone(),
