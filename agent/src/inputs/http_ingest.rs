@@ -141,16 +141,8 @@ pub fn parse_query(query: &str, header_request_id: Option<&str>) -> Result<Inges
             Some("request_id"),
         ));
     }
-    let source = SidecarSource::new(&ns, &pod, &container, PushInput::Http).map_err(|m| {
-        let p = if m.starts_with("namespace") {
-            "namespace"
-        } else if m.starts_with("pod") {
-            "pod"
-        } else {
-            "container"
-        };
-        refuse(400, m, Some(p))
-    })?;
+    let source = SidecarSource::new(&ns, &pod, &container, PushInput::Http)
+        .map_err(|(param, m)| refuse(400, m, Some(param)))?;
     Ok(IngestQuery {
         source,
         stream,

@@ -54,16 +54,21 @@ pub fn check_name(what: &str, v: &str) -> Result<(), String> {
 }
 
 impl SidecarSource {
-    /// The source of a (namespace, pod, container) stream pushed through `input`.
+    /// The source of a (namespace, pod, container) stream pushed through `input`; an error
+    /// names the part at fault and what is wrong.
     pub fn new(
         namespace: &str,
         pod: &str,
         container: &str,
         input: PushInput,
-    ) -> Result<SidecarSource, String> {
-        check_name("namespace", namespace)?;
-        check_name("pod", pod)?;
-        check_name("container", container)?;
+    ) -> Result<SidecarSource, (&'static str, String)> {
+        for (what, v) in [
+            ("namespace", namespace),
+            ("pod", pod),
+            ("container", container),
+        ] {
+            check_name(what, v).map_err(|m| (what, m))?;
+        }
         let mut labels = BTreeMap::new();
         labels.insert("runnel.io/input".to_string(), input.as_str().to_string());
         Ok(SidecarSource {

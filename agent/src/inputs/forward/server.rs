@@ -627,7 +627,7 @@ fn build(
                             &text(container),
                             PushInput::Forward,
                         )
-                        .map_err(|m| {
+                        .map_err(|(_, m)| {
                             format!(
                                 "tag {:?} names no usable source: {m}",
                                 String::from_utf8_lossy(&tag[..tag.len().min(80)])
