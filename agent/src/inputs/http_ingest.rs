@@ -248,11 +248,8 @@ fn ndjson_record(
         }
         Some(other) => msg.extend_from_slice(other.to_string().as_bytes()),
         // Other fields are not silently lost: the whole object is the message.
-        None => msg.extend_from_slice(
-            serde_json::Value::Object(obj.clone())
-                .to_string()
-                .as_bytes(),
-        ),
+        None => serde_json::to_writer(&mut *msg, &obj)
+            .map_err(|e| format!("the object cannot be written back as JSON: {e}"))?,
     }
     let stream = match obj.get("stream") {
         None | Some(serde_json::Value::Null) => default_stream,
