@@ -95,6 +95,11 @@ pub enum ReadOutcome {
     Data(usize),
     /// At the end of what is there now.
     Eof,
+    /// The file no longer begins with the line it was identified by: it was truncated in place
+    /// (copytruncate) and written again since it was last checked, so what this read returned
+    /// may be the new content at the old offset. Nothing was fed or consumed; the caller starts
+    /// the file over (its old content is in the copy, which resumes at this offset).
+    Replaced,
 }
 
 /// An open file being tailed.
@@ -118,6 +123,8 @@ pub struct TailFile {
     pub dev_ino: (u64, u64),
     handle: Handle,
     gz_eof: bool,
+    /// `inputs.fingerprint_bytes`: how much of the head identifies the file.
+    print_bytes: usize,
 }
 
 impl TailFile {
@@ -131,6 +138,7 @@ impl TailFile {
         offset: u64,
         rule: FormatRule,
         max_line: usize,
+        print_bytes: usize,
     ) -> io::Result<TailFile> {
         let Looked {
             file: f, meta: m, ..
@@ -167,6 +175,7 @@ impl TailFile {
             dev_ino,
             handle,
             gz_eof: false,
+            print_bytes,
         })
     }
 
@@ -199,6 +208,12 @@ impl TailFile {
         }
     }
 
+    /// Whether the file still begins with the line it was identified by.
+    fn head_unchanged(&self) -> io::Result<bool> {
+        let now = self.current_print(self.print_bytes)?;
+        Ok(now.map(|p| p.hash) == Some(self.id.fingerprint))
+    }
+
     /// Read one block into `buf` and feed it to the line assembler.
     pub fn read_block(
         &mut self,
@@ -207,7 +222,15 @@ impl TailFile {
         out: &mut dyn FnMut(Event<'_>),
     ) -> io::Result<ReadOutcome> {
         let n = match &mut self.handle {
-            Handle::Plain(f) => f.read_at(buf, self.offset)?,
+            Handle::Plain(f) => {
+                let n = f.read_at(buf, self.offset)?;
+                // Checked after the read: a truncation before it shows in the head now, and
+                // one after it left the bytes read intact.
+                if n > 0 && !self.head_unchanged()? {
+                    return Ok(ReadOutcome::Replaced);
+                }
+                n
+            }
             Handle::Gz(d) => {
                 if self.gz_eof {
                     0

@@ -295,7 +295,15 @@ impl Source {
             Input::Docker => FormatRule::Fixed(Format::JsonFile),
             Input::Cri => FormatRule::FirstParseable,
         };
-        match TailFile::open(path, looked, id, offset, rule, st.max_line) {
+        match TailFile::open(
+            path,
+            looked,
+            id,
+            offset,
+            rule,
+            st.max_line,
+            st.fingerprint_bytes,
+        ) {
             Ok(f) => {
                 stats.open_files.fetch_add(1, Ordering::Relaxed);
                 Some(f)
@@ -385,6 +393,28 @@ impl Source {
                 len,
                 resume,
             });
+        }
+        // A rotated file being gzipped is on disk twice (`f` and `f.gz`, until `f` is removed):
+        // the same content, read once, from the plain file (it knows its length; its handle
+        // stays readable after the unlink).
+        let mut i = 0;
+        while i < cands.len() {
+            let c = &cands[i];
+            let twin = is_gz(&c.path).then(|| {
+                cands
+                    .iter()
+                    .position(|p| !is_gz(&p.path) && p.looked.print.hash == c.looked.print.hash)
+            });
+            match twin.flatten() {
+                Some(plain) => {
+                    let gz = cands.remove(i);
+                    let plain = if plain > i { plain - 1 } else { plain };
+                    if gz.resume > cands[plain].resume {
+                        cands[plain].resume = gz.resume;
+                    }
+                }
+                None => i += 1,
+            }
         }
         let mut anchor = cands.iter().rposition(|c| c.resume.is_some());
         if cands.iter().any(|c| c.resume.is_none()) && last.is_some() {
@@ -637,7 +667,7 @@ impl Source {
             let Some(f) = self.files.front_mut() else {
                 break;
             };
-            let (n, eof) = read_file(
+            let (n, end) = read_file(
                 f,
                 self.input,
                 &self.key,
@@ -647,8 +677,14 @@ impl Source {
                 budget.saturating_sub(total),
             );
             total += n;
-            if !eof {
-                break;
+            match end {
+                FileEnd::More => break,
+                FileEnd::Replaced => {
+                    self.start_front_over(st, &stats);
+                    self.scan_rotated(st, &stats);
+                    continue;
+                }
+                FileEnd::Eof => {}
             }
             // At the end. Release a rotated file once something newer exists (or it is deleted).
             // Files held back by the open-file cap are newer rotations waiting for this one.
@@ -716,6 +752,18 @@ impl Source {
         if !changed {
             return false;
         }
+        self.start_front_over(st, stats);
+        true
+    }
+
+    /// The front file was truncated in place: read it again from its start under the
+    /// fingerprint of its new content, and remember how far its old content was read (its
+    /// copy, if one is made, resumes there).
+    fn start_front_over(&mut self, st: &TailSettings, stats: &Stats) {
+        let Some(f) = self.files.front_mut() else {
+            return;
+        };
+        let size = f.stat().map_or(0, |s| s.2);
         stats
             .input(self.input)
             .file_truncations
@@ -733,8 +781,17 @@ impl Source {
             }
         }
         self.remember(old.fingerprint, old, off, false);
-        true
     }
+}
+
+/// Where [`read_file`] stopped.
+enum FileEnd {
+    /// The budget ran out or a read failed: more may be there.
+    More,
+    /// At the end of what the file holds now.
+    Eof,
+    /// Truncated in place and rewritten since it was checked: start it over.
+    Replaced,
 }
 
 fn queue(
@@ -812,11 +869,11 @@ fn read_file(
     sc: &mut Scratch,
     stats: &Stats,
     budget: usize,
-) -> (usize, bool) {
+) -> (usize, FileEnd) {
     let mut total = 0;
     loop {
         if total >= budget {
-            return (total, false);
+            return (total, FileEnd::More);
         }
         let id = f.id;
         let path = f.path.clone();
@@ -856,7 +913,8 @@ fn read_file(
                     .fetch_add(n as u64, Ordering::Relaxed);
                 total += n;
             }
-            Ok(ReadOutcome::Eof) => return (total, true),
+            Ok(ReadOutcome::Eof) => return (total, FileEnd::Eof),
+            Ok(ReadOutcome::Replaced) => return (total, FileEnd::Replaced),
             Err(e) => {
                 // A corrupt gzip never gets better: release it (what was read is kept). A plain
                 // file is retried at the next poll, never released on an error.
@@ -864,7 +922,7 @@ fn read_file(
                 if f.gz {
                     f.mark_gz_done();
                 }
-                return (total, f.gz);
+                return (total, if f.gz { FileEnd::Eof } else { FileEnd::More });
             }
         }
     }
