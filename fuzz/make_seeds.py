@@ -4,8 +4,10 @@ each; libFuzzer grows its own corpus in corpus/<target>/ from them). Run from an
     python3 fuzz/make_seeds.py
 The structured targets (line_merger, active_recovery, sealed_read) read their input through
 `arbitrary::Unstructured`: a few leading bytes choose the mode and sizes, the rest is content."""
+import gzip
 import os
 import shutil
+import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = os.path.join(HERE, "seeds")
@@ -18,6 +20,32 @@ def put(target, name, data):
         data = data.encode()
     with open(os.path.join(d, name), "wb") as f:
         f.write(data)
+
+
+def mp_str(b):
+    """A MessagePack str (fixstr or str8), written by hand so the seeds need no package."""
+    b = b.encode() if isinstance(b, str) else b
+    return (bytes([0xA0 | len(b)]) if len(b) < 32 else bytes([0xD9, len(b)])) + b
+
+
+def mp_bin(b):
+    return b"\xc6" + struct.pack(">I", len(b)) + b
+
+
+def event_time(s, ns):
+    return b"\xd7\x00" + struct.pack(">II", s, ns)
+
+
+def fwd_entry(i, meta=False):
+    record = b"\x82" + mp_str("log") + mp_str(f"line {i}") + mp_str("stream") + mp_str("stdout")
+    t = event_time(1700000000 + i, i * 1000)
+    if meta:
+        t = b"\x92" + t + b"\x81" + mp_str("trace") + mp_str("t1")
+    return b"\x92" + t + record
+
+
+# A zstd frame of one entry, made once with the zstandard package (level 1).
+ZSTD_ENTRY = bytes.fromhex("28b52ffd201291000092d7006553f1000000007b81a36c6f67a17a")
 
 
 JSON_LINES = [
@@ -75,6 +103,24 @@ def main():
     put("logs_query", "full", "pod=web-1&namespace=shop&container=nginx&sinceTime=2024-05-01T12%3A00%3A00Z&untilTime=2024-05-01T13:00:00.5%2B02:00&tailLines=10&limitBytes=100&timestamps=true&follow=1")
     put("logs_query", "since", "pod=a+b%20c&sinceSeconds=3600&previous")
     put("logs_query", "bad", "pod=%zz&tailLines=-1&%41=1")
+
+    # forward_decode: [read length byte] then requests as a client sends them.
+    tag = mp_str("kube.shop.web-0.app")
+    chunk = b"\x81" + mp_str("chunk") + mp_str("p8n9gmxTQVC8/nh2wlKKeQ==")
+    message = b"\x94" + tag + event_time(1700000000, 5) + b"\x81" + mp_str("log") + mp_str("hi") + chunk
+    forward = b"\x92" + tag + b"\x92" + fwd_entry(1) + fwd_entry(2, meta=True)
+    packed = b"".join(fwd_entry(i) for i in range(3))
+    packed_fwd = b"\x93" + tag + mp_bin(packed) + chunk
+    packed_str = b"\x92" + tag + mp_str(packed[:31])
+    gz = gzip.compress(packed[:40]) + gzip.compress(packed[40:])
+    gzip_fwd = b"\x93" + tag + mp_bin(gz) + b"\x82" + mp_str("chunk") + mp_str("c1") + mp_str("compressed") + mp_str("gzip")
+    zstd_fwd = b"\x93" + tag + mp_bin(ZSTD_ENTRY) + b"\x81" + mp_str("compressed") + mp_str("zstd")
+    put("forward_decode", "message", b"\x07" + b"\xc0" + message)
+    put("forward_decode", "forward", b"\x00" + forward + b"\xc0")
+    put("forward_decode", "packed", b"\x03" + packed_fwd + packed_str)
+    put("forward_decode", "gzip", b"\x10" + gzip_fwd)
+    put("forward_decode", "zstd", b"\x3f" + zstd_fwd)
+    put("forward_decode", "huge_len", b"\x01" + b"\x92" + tag + b"\xdd\xff\xff\xff\xf0")
 
 
 if __name__ == "__main__":

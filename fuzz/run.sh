@@ -24,6 +24,9 @@ if [ "$secs" = 0 ] && [ $# -gt 0 ]; then
   # Replay the given inputs once (a crash artifact, or a corpus file).
   exec cargo "${FUZZ_TOOLCHAIN[@]}" fuzz run "${FUZZ_BUILD_FLAGS[@]}" "$target" "$@"
 fi
+# A decoder must refuse a declared length it has not got, not allocate it.
+extra=()
+[ "$target" = forward_decode ] && extra+=(-malloc_limit_mb=256)
 exec cargo "${FUZZ_TOOLCHAIN[@]}" fuzz run "${FUZZ_BUILD_FLAGS[@]}" "$target" \
   "corpus/$target" "seeds/$target" -- \
-  -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@"
+  -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${extra[@]+"${extra[@]}"} "$@"
