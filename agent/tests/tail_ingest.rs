@@ -641,6 +641,51 @@ fn copytruncate_and_plain_truncation_are_detected() {
 }
 
 #[test]
+fn a_line_split_by_copytruncate_is_merged_from_the_copy() {
+    let env = Env::new();
+    let live = env.cri_log("ns", "split", "app", 0);
+    let key = cri_key("ns", "split", "app", 0);
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    append(&live, &cri(0, "before"));
+    append(&live, &format!("{} stdout P first half \n", time(1)));
+    append(&live, &format!("{} stdout P second third \n", time(1)));
+    let read = |n: u64| {
+        eventually(Duration::from_secs(30), || {
+            ing.stats()
+                .input(runnel_agent::tail::Input::Cri)
+                .bytes
+                .load(Ordering::Relaxed)
+                >= n
+        })
+    };
+    assert!(read(std::fs::metadata(&live).unwrap().len()));
+    // The runtime's last write lands just before the copy: only the copy has the line's end.
+    let copy = PathBuf::from(format!("{}.1", live.display()));
+    std::fs::copy(&live, &copy).unwrap();
+    append(&copy, &format!("{} stdout F end\n", time(1)));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&live, &cri(2, "after"));
+    assert!(
+        eventually(Duration::from_secs(30), || messages(&store, &key).len()
+            >= 3),
+        "{:?}",
+        messages(&store, &key)
+    );
+    ing.shutdown();
+    assert_eq!(
+        messages(&store, &key),
+        ["before", "first half second third end", "after"]
+    );
+}
+
+#[test]
 fn symlinked_paths_are_read_once() {
     let env = Env::new();
     let id = cid(5);

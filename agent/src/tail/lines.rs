@@ -536,6 +536,13 @@ impl LineAssembler {
         }
     }
 
+    /// Move the line state out, leaving a fresh one: a file truncated in place starts over,
+    /// while the lines it held continue in its copy (copytruncate), which goes on at the same
+    /// offset.
+    pub fn take(&mut self) -> LineAssembler {
+        std::mem::replace(self, LineAssembler::new(self.rule, self.max_line))
+    }
+
     /// Forget everything (after a truncation the old content is gone).
     pub fn reset(&mut self) {
         *self = LineAssembler::new(self.rule, self.max_line);

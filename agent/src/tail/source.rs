@@ -5,7 +5,7 @@
 //! and deletion (handle kept until drained).
 
 use super::file::{is_gz, look, Looked, ReadOutcome, TailFile};
-use super::lines::Event;
+use super::lines::{Event, LineAssembler};
 use super::parse::{Format, FormatRule};
 use super::stats::{Input, Stats};
 use crate::ingest::{Batch, Msg, QueuedRecord};
@@ -114,6 +114,9 @@ pub struct Source {
     /// Set when the live path has gone and everything is drained.
     pub finished: bool,
     retry_scan: bool,
+    /// Lines the live file held when it was truncated in place (fingerprint and identity of
+    /// its old content): handed to its copy when the copy is opened, else emitted as they are.
+    awaiting_copy: Option<(u64, FileId, LineAssembler)>,
     /// The index knew this source when it was first looked at (it was read before).
     known_to_index: bool,
     /// [`Source::held_bytes`] as last added to the tailer's node-wide total.
@@ -158,6 +161,7 @@ impl Source {
             initialised: false,
             finished: false,
             retry_scan: false,
+            awaiting_copy: None,
             known_to_index: false,
             held_accounted: 0,
         }
@@ -532,8 +536,16 @@ impl Source {
                 self.defer(print.hash, id, start, stats);
                 continue;
             }
-            if let Some(f) = self.open_file(&path, looked, id, start, st, stats) {
+            if let Some(mut f) = self.open_file(&path, looked, id, start, st, stats) {
                 self.opened(print.hash, id, start);
+                if let Some((_, _, lines)) = self
+                    .awaiting_copy
+                    .take_if(|(hash, ..)| *hash == print.hash && !gz)
+                {
+                    // The copy of a file truncated in place goes on where that file stopped,
+                    // inside the lines it was assembling.
+                    f.lines = lines;
+                }
                 // Rotated content is older than the live file: read it before.
                 let live_at = self.files.iter().position(|f| self.is_live_file(f));
                 match live_at {
@@ -660,6 +672,7 @@ impl Source {
             let live = self.is_live_file(front);
             if live && self.check_truncation(st, &stats) {
                 self.scan_rotated(st, &stats);
+                self.flush_awaiting_copy(out, &stats);
                 continue;
             }
             let more = self.files.len() > 1;
@@ -682,6 +695,7 @@ impl Source {
                 FileEnd::Replaced => {
                     self.start_front_over(st, &stats);
                     self.scan_rotated(st, &stats);
+                    self.flush_awaiting_copy(out, &stats);
                     continue;
                 }
                 FileEnd::Eof => {}
@@ -770,7 +784,7 @@ impl Source {
             .fetch_add(1, Ordering::Relaxed);
         tracing::info!(path = %f.path.display(), offset = f.offset, size, "log file truncated in place; reading from its start");
         let (old, off) = (f.id, f.offset);
-        f.lines.reset();
+        let held = f.lines.take();
         f.offset = 0;
         match f.current_print(st.fingerprint_bytes) {
             Ok(Some(p)) => f.id.fingerprint = p.hash,
@@ -781,6 +795,18 @@ impl Source {
             }
         }
         self.remember(old.fingerprint, old, off, false);
+        if held.busy() {
+            self.awaiting_copy = Some((old.fingerprint, old, held));
+        }
+    }
+
+    /// Lines a truncated file held whose copy was not found (a plain truncation, or a copy held
+    /// back by the open-files cap): emitted as they are rather than lost.
+    fn flush_awaiting_copy(&mut self, out: &mut Outbox, stats: &Stats) {
+        if let Some((_, id, mut lines)) = self.awaiting_copy.take() {
+            let (input, key) = (self.input, self.key.clone());
+            lines.finish(&mut |ev| queue(ev, &id, input, &key, out, stats));
+        }
     }
 }
 
