@@ -267,13 +267,8 @@ impl Supervisor {
         lock(&self.tally).end_life();
     }
 
-    /// SIGKILL the running agent, stay down for `down`, and start it again (with the kernel's
-    /// inotify queue shrunk while it starts when `queue` is given).
-    pub fn kill_and_restart(
-        &self,
-        down: Duration,
-        queue: Option<&QueueLimit>,
-    ) -> Result<(), String> {
+    /// SIGKILL the running agent and leave it down (until [`Supervisor::start`]).
+    pub fn kill(&self) {
         let mut slot = lock(&self.life);
         if let Some(mut life) = slot.take() {
             self.scrape_life(&life);
@@ -283,6 +278,17 @@ impl Supervisor {
             self.forget_life();
             lock(&self.lives).kills += 1;
         }
+    }
+
+    /// SIGKILL the running agent, stay down for `down`, and start it again (with the kernel's
+    /// inotify queue shrunk while it starts when `queue` is given).
+    pub fn kill_and_restart(
+        &self,
+        down: Duration,
+        queue: Option<&QueueLimit>,
+    ) -> Result<(), String> {
+        self.kill();
+        let mut slot = lock(&self.life);
         std::thread::sleep(down);
         self.start_into(&mut slot, queue)
     }

@@ -70,8 +70,9 @@ pub struct Summary {
     pub poison_stored: u64,
     /// Poison lines found in the dead-letter file.
     pub poison_dead_lettered: u64,
-    /// Duplicates, out-of-order and garbled lines in the index.
-    pub index_problems: (u64, u64, u64),
+    /// Duplicates, out-of-order, headless (first fragments lost) and garbled lines in the
+    /// index.
+    pub index_problems: (u64, u64, u64, u64),
     /// Lines missing from the index: in deleted files, oldest (retention), unexplained.
     pub missing: (u64, u64, u64),
     /// Documents twice or more, missing, not written by anyone, poison shipped.

@@ -323,6 +323,22 @@ pub fn run(settings: &Settings) -> Result<Summary, String> {
                 .into(),
         );
     }
+    // After the storm the agent must call itself healthy again (nothing left stuck).
+    let mut health = String::new();
+    let healthy = wait_for(Duration::from_secs(30), || match sup.get("/healthz") {
+        Ok((200, _)) => true,
+        Ok((code, body)) => {
+            health = format!("{code}: {body}");
+            false
+        }
+        Err(e) => {
+            health = e;
+            false
+        }
+    });
+    if !healthy {
+        failures.push(format!("/healthz after the drain: {health}"));
+    }
     if let Err(e) = sup.stop() {
         failures.push(e);
     }
@@ -380,7 +396,8 @@ pub fn run(settings: &Settings) -> Result<Summary, String> {
         missing_total.unexplained += m.unexplained;
         summary.index_problems.0 += got.duplicates;
         summary.index_problems.1 += got.out_of_order;
-        summary.index_problems.2 += got.garbled;
+        summary.index_problems.2 += got.headless.len() as u64;
+        summary.index_problems.3 += got.garbled;
         for e in &got.examples {
             failures.push(format!("index, {}: {e}", spec.name));
         }
@@ -429,10 +446,10 @@ pub fn run(settings: &Settings) -> Result<Summary, String> {
             missing_total.oldest
         ));
     }
-    let (dups, ooo, garbled) = summary.index_problems;
-    if dups + ooo + garbled > 0 {
+    let (dups, ooo, headless, garbled) = summary.index_problems;
+    if dups + ooo + headless + garbled > 0 {
         failures.push(format!(
-            "index: {dups} duplicated, {ooo} out-of-order, {garbled} garbled lines"
+            "index: {dups} duplicated, {ooo} out-of-order, {headless} stored without their head, {garbled} garbled lines"
         ));
     }
     if summary.counter("runnel_index_corrupt_blocks_total") > 0 {
@@ -447,8 +464,9 @@ pub fn run(settings: &Settings) -> Result<Summary, String> {
 
     // Judge the server and the dead letters.
     let messages = osmem.messages()?;
+    let headless: Vec<Vec<u64>> = index.iter().map(|g| g.headless.clone()).collect();
     let (shipped_by, foreign, examples) =
-        verify::group_shipped(seed, &specs, &line_counts, &messages);
+        verify::group_shipped(seed, &specs, &line_counts, &headless, &messages);
     failures.extend(examples.into_iter().map(|e| format!("server: {e}")));
     let dead: std::collections::HashSet<String> = verify::dead_letters(&node.dead_letter())
         .into_iter()
@@ -520,7 +538,7 @@ pub fn run(settings: &Settings) -> Result<Summary, String> {
     for (n, e) in summary.episodes.iter().enumerate() {
         if e.recovered_secs.is_none() {
             failures.push(format!(
-                "disk-full episode {} ({:.1} s full): the index did not catch up within 90 s of the space coming back",
+                "disk-full episode {} ({:.1} s full): the index did not catch up within 90 s of the space coming back (or lines written before were lost)",
                 n + 1,
                 e.full_secs
             ));

@@ -61,7 +61,7 @@ impl Settings {
         let mib = 1u64 << 20;
         let settings = Settings {
             seed,
-            duration: Duration::from_secs(env_num("CHAOS_SECONDS", 160u64)?),
+            duration: Duration::from_secs(env_num("CHAOS_SECONDS", 150u64)?),
             docker_containers: env_num("CHAOS_DOCKER_CONTAINERS", 6usize)?,
             cri_containers: env_num("CHAOS_CRI_CONTAINERS", 6usize)?,
             rate_scale: env_num("CHAOS_RATE_SCALE", 1.0f64)?,

@@ -6,7 +6,7 @@
 use runnel_chaos::agent::Supervisor;
 use runnel_chaos::containers::{Profile, Runtime, Spec};
 use runnel_chaos::metrics::family_sum;
-use runnel_chaos::rotation::Scheme;
+use runnel_chaos::rotation::{After, Rotator, Scheme};
 use runnel_chaos::stop::wait_for;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -200,4 +200,154 @@ fn cri_partial_lines_split_by_copytruncate_are_merged_from_the_copy() {
     ];
     let short: Vec<String> = got.iter().map(|l| l.chars().take(40).collect()).collect();
     assert!(stored && got == want, "stored (first 40 chars): {short:?}");
+}
+
+/// Lines `from..to`, one each, in the runtime's format.
+fn block(docker: bool, from: u64, to: u64) -> String {
+    (from..to)
+        .map(|i| {
+            let t = format!("2024-05-01T12:00:00.{i:09}Z");
+            let msg = format!("line {i:05}");
+            if docker {
+                runnel_chaos::lines::docker_lines(&msg, "stdout", &t).concat()
+            } else {
+                format!("{t} stdout F {msg}\n")
+            }
+        })
+        .collect()
+}
+
+fn seqs(got: &[String]) -> Vec<u64> {
+    got.iter()
+        .filter_map(|l| l.strip_prefix("line ").and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+/// A live log of the runtime: Docker (`ns/dpod`) or CRI (`ns/pod`).
+fn live_log(s: &Setup, docker: bool) -> (PathBuf, &'static str) {
+    if docker {
+        let id = "cd".repeat(32);
+        let live = s
+            .dir
+            .path()
+            .join("docker")
+            .join(&id)
+            .join(format!("{id}-json.log"));
+        runnel_chaos::containers::prepare(&Spec {
+            name: "d".into(),
+            runtime: Runtime::Docker,
+            scheme: Scheme::CopyTruncate,
+            namespace: "ns".into(),
+            pod: "dpod".into(),
+            container: "app".into(),
+            live: live.clone(),
+            max_bytes: 0,
+            keep: 1,
+            profile: Profile::Steady(1.0),
+        })
+        .unwrap();
+        (live, "dpod")
+    } else {
+        let dir = s.dir.path().join("pods/ns_pod_uid/app");
+        std::fs::create_dir_all(&dir).unwrap();
+        (dir.join("0.log"), "pod")
+    }
+}
+
+/// copytruncate while lines the agent has not read yet are still in the file, then the
+/// runtime writes on into the truncated live file; with `restart`, the agent is down while this
+/// happens. Every line must be stored once, in the order written.
+fn copytruncate_then_burst(docker: bool, restart: bool) {
+    let s = start();
+    let (live, pod) = live_log(&s, docker);
+    append(&live, &block(docker, 0, 20));
+    assert!(wait_records(&s, 20), "the first 20 lines were not stored");
+    if restart {
+        s.sup.kill();
+    }
+    copytruncate_with_unread_tail(&live, &block(docker, 20, 24));
+    append(&live, &block(docker, 24, 400));
+    if restart {
+        s.sup.start().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let stored = wait_records(&s, 400);
+    s.sup.stop().unwrap();
+    let got = seqs(&logs(&s, &["-n", "ns", pod]));
+    let jumps: Vec<(u64, u64)> = got
+        .windows(2)
+        .filter(|w| w[1] != w[0] + 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(
+        stored && got == (0..400).collect::<Vec<u64>>(),
+        "{} lines stored; jumps in the order: {jumps:?}",
+        got.len()
+    );
+}
+
+#[test]
+fn copytruncate_with_unread_lines_then_a_burst_keeps_the_order() {
+    copytruncate_then_burst(false, false);
+    copytruncate_then_burst(true, false);
+}
+
+#[test]
+fn copytruncate_while_the_agent_is_down_then_a_burst_keeps_the_order() {
+    copytruncate_then_burst(false, true);
+    copytruncate_then_burst(true, true);
+}
+
+/// A writer that rotates by copytruncate in the middle of bursts (lines at full speed), the
+/// agent reading along: no kills, no other fault. Every line once, in order.
+fn copytruncate_during_bursts(docker: bool, pause_ms: u64) {
+    let s = start();
+    let (live, pod) = live_log(&s, docker);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&live)
+        .unwrap();
+    let (rotations, per_file) = (30u64, 150u64);
+    // logrotate's numbering: the newest copy is `.1`, older ones shift up; none deleted.
+    let mut rot = Rotator::new(Scheme::CopyTruncate, &live, rotations as usize + 1);
+    let mut deleted = Vec::new();
+    for r in 0..rotations {
+        for i in r * per_file..(r + 1) * per_file {
+            f.write_all(block(docker, i, i + 1).as_bytes()).unwrap();
+            rot.wrote(i);
+        }
+        assert_eq!(rot.rotate(&mut deleted).unwrap(), After::Truncate);
+        f.set_len(0).unwrap();
+        // The runtime writes on between rotations (a pause is not a wait for the agent).
+        std::thread::sleep(Duration::from_millis(pause_ms));
+    }
+    let n = rotations * per_file;
+    let stored = wait_records(&s, n);
+    s.sup.stop().unwrap();
+    let got = seqs(&logs(&s, &["-n", "ns", pod]));
+    let jumps: Vec<(u64, u64)> = got
+        .windows(2)
+        .filter(|w| w[1] != w[0] + 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(
+        stored && got == (0..n).collect::<Vec<u64>>(),
+        "{} of {n} lines stored; jumps in the order: {jumps:?}",
+        got.len()
+    );
+}
+
+/// Time between two rotations.
+const PAUSE_MS: u64 = 200;
+
+#[test]
+#[ignore = "agent bug found by the chaos soak (seed 3): with copytruncate every 150 lines (200 ms apart), json-file lines are stored out of order (a line of the next file before the rest of the copy), in every run here"]
+fn docker_copytruncate_during_bursts_keeps_every_line_in_order() {
+    copytruncate_during_bursts(true, PAUSE_MS);
+}
+
+#[test]
+#[ignore = "agent bug found by the chaos soak (seed 3): the same as the json-file case, less often (1 run in 4 here at 200 ms between rotations, 8 in 10 with no pause)"]
+fn cri_copytruncate_during_bursts_keeps_every_line_in_order() {
+    copytruncate_during_bursts(false, PAUSE_MS);
 }
