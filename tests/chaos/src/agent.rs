@@ -37,6 +37,8 @@ pub struct Lives {
     pub failed_starts: Vec<String>,
     /// Highest `VmHWM` seen, bytes.
     pub peak_rss: u64,
+    /// Highest `VmRSS` sampled (every 100 ms), bytes.
+    pub max_sampled_rss: u64,
     /// The life (1-based start number) that had the peak.
     pub peak_life: u64,
 }
@@ -121,8 +123,9 @@ impl Supervisor {
         if pid == 0 {
             return;
         }
-        if let Some((_, hwm)) = memory_of(pid) {
+        if let Some((rss, hwm)) = memory_of(pid) {
             let mut l = lock(&self.lives);
+            l.max_sampled_rss = l.max_sampled_rss.max(rss);
             if hwm > l.peak_rss {
                 l.peak_rss = hwm;
                 l.peak_life = l.starts;

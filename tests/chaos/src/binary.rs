@@ -23,7 +23,7 @@ pub fn runnel_binary() -> Result<PathBuf, String> {
         .unwrap_or_else(|| workspace_root().join("target"));
     let p = target.join("debug/runnel");
     if p.is_file() {
-        Ok(p)
+        Ok(p.canonicalize().unwrap_or(p))
     } else {
         Err(format!(
             "{} is missing: build it first with `cargo build -p runnel-agent` (or set RUNNEL_BIN to a runnel binary)",

@@ -116,6 +116,16 @@ impl Ballast {
         Ok(())
     }
 
+    /// Free `bytes` of it again (the disk is then almost full).
+    pub fn give_back(&mut self, bytes: u64) -> Result<(), String> {
+        self.bytes = self.bytes.saturating_sub(bytes);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .and_then(|f| f.set_len(self.bytes))
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
     /// Give the space back.
     pub fn remove(self) {
         drop(self);

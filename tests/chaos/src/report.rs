@@ -70,6 +70,8 @@ pub struct Summary {
     pub poison_stored: u64,
     /// Poison lines found in the dead-letter file.
     pub poison_dead_lettered: u64,
+    /// Readable entries and torn (not JSON) lines in the dead-letter file.
+    pub dead_letters: (u64, u64),
     /// Duplicates, out-of-order, headless (first fragments lost) and garbled lines in the
     /// index.
     pub index_problems: (u64, u64, u64, u64),
@@ -77,6 +79,8 @@ pub struct Summary {
     pub missing: (u64, u64, u64),
     /// Documents twice or more, missing, not written by anyone, poison shipped.
     pub server_problems: (u64, u64, u64, u64),
+    /// osmem-server's peak RSS, bytes (it keeps every document in memory).
+    pub server_peak_rss: u64,
     /// Bound RSS is held to, bytes.
     pub rss_bound: u64,
     /// What the run found wrong (empty = pass).
@@ -209,8 +213,18 @@ impl Summary {
                 ),
             ),
             (
-                "poison lines stored / dead-lettered".into(),
-                format!("{} / {}", self.poison_stored, self.poison_dead_lettered),
+                "documents in the server / its peak RSS".into(),
+                format!("{} / {}", sum(|r| r.shipped), mib(self.server_peak_rss)),
+            ),
+            (
+                "poison lines stored / in the dead-letter file (its entries, torn lines)".into(),
+                format!(
+                    "{} / {} ({}, {})",
+                    self.poison_stored,
+                    self.poison_dead_lettered,
+                    self.dead_letters.0,
+                    self.dead_letters.1
+                ),
             ),
             (
                 "drops counted: rotated files lost, retention records, sink lost, dead letters"

@@ -138,6 +138,21 @@ impl Osmem {
     }
 }
 
+impl Osmem {
+    /// The server's peak resident memory (`VmHWM`), bytes: it holds every document in memory,
+    /// which bounds how long a soak can run at a given rate.
+    pub fn peak_rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
 impl Drop for Osmem {
     fn drop(&mut self) {
         let _ = self.child.kill();

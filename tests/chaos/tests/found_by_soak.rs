@@ -351,3 +351,82 @@ fn docker_copytruncate_during_bursts_keeps_every_line_in_order() {
 fn cri_copytruncate_during_bursts_keeps_every_line_in_order() {
     copytruncate_during_bursts(false, PAUSE_MS);
 }
+
+/// Dead letters written while the disk is nearly full: the append that does not fit fails
+/// half-way (counted as lost, which the sink says in its log), and the next dead letter, once
+/// space is back, must still be a readable line of its own.
+#[test]
+#[ignore = "agent bug found by the chaos soak (seed 5): a dead-letter append cut short by ENOSPC leaves half a line, and the next dead letter is glued to it, so a document that was written is unreadable too"]
+fn a_dead_letter_cut_short_by_a_full_disk_does_not_corrupt_the_next_one() {
+    use runnel_chaos::disk::{Ballast, Tmpfs};
+    let runnel = runnel_chaos::binary::runnel_binary().unwrap_or_else(|e| panic!("{e}"));
+    // Declared first, dropped last: the agent stops, then the tmpfs goes, then its mount point.
+    let mount_point = tempfile::Builder::new()
+        .prefix("runnel-found-disk-")
+        .tempdir()
+        .unwrap();
+    let disk = Tmpfs::mount(mount_point.path(), 16 << 20).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::Builder::new()
+        .prefix("runnel-found-")
+        .tempdir()
+        .unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("pods/ns_pod_uid/app")).unwrap();
+    let osmem = runnel_chaos::server::Osmem::start().unwrap_or_else(|e| panic!("{e}"));
+    let proxy = runnel_chaos::proxy::Proxy::start(&osmem.url, "");
+    proxy.state.lock().unwrap().down = true;
+    let config = p.join("runnel.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {data}\ninputs:\n  docker: {{ enabled: false }}\n  \
+             cri: {{ enabled: true, root: {pods} }}\n  rescan_interval: 1s\n\
+             index: {{ max_age: 36500d }}\nhttp: {{ listen: \"127.0.0.1:0\" }}\n\
+             metrics: {{ enabled: false }}\nlog: {{ format: text }}\n\
+             sinks:\n  elasticsearch:\n    enabled: true\n    endpoints: [\"{url}\"]\n    \
+             index: \"found\"\n    batch: {{ max_docs: 1, timeout: 50ms }}\n    \
+             retry: {{ initial: 50ms, max: 500ms }}\n",
+            data = disk.path().join("data").display(),
+            pods = p.join("pods").display(),
+            url = proxy.url,
+        ),
+    )
+    .unwrap();
+    let sup = Supervisor::new(&runnel, &config, &p.join("agent.log"));
+    sup.start().unwrap_or_else(|e| panic!("{e}"));
+    let live = p.join("pods/ns_pod_uid/app/0.log");
+    let t = "2024-05-01T12:00:00.000000001Z";
+    // Bigger than the page left free below, so its append is cut short.
+    let big = format!("POISON-A {}", "x".repeat(12_000));
+    append(&live, &format!("{t} stdout F {big}\n"));
+    let s = Setup { dir, sup };
+    assert!(wait_records(&s, 1), "the first poison line was not stored");
+    let mut ballast = Ballast::fill(&disk.path().join("ballast")).unwrap();
+    ballast.give_back(8192).unwrap();
+    let dead = |n: u64| {
+        wait_for(Duration::from_secs(30), || {
+            s.sup.get("/metrics").is_ok_and(|(_, page)| {
+                family_sum(&page, "runnel_sink_es_documents_dead_lettered_total") as u64 >= n
+            })
+        })
+    };
+    proxy.state.lock().unwrap().down = false;
+    assert!(dead(1), "the first poison document was not dead-lettered");
+    ballast.remove();
+    append(&live, &format!("{t} stdout F POISON-B small\n"));
+    assert!(dead(2), "the second poison document was not dead-lettered");
+    s.sup.stop().unwrap();
+    let file = disk
+        .path()
+        .join("data/sinks/elasticsearch/dead_letter.ndjson");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let unreadable: Vec<String> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+        .map(|l| l.chars().take(120).collect())
+        .collect();
+    assert!(
+        unreadable.is_empty() && text.contains("POISON-B small"),
+        "dead-letter lines that are not JSON: {unreadable:?}"
+    );
+}
