@@ -488,24 +488,9 @@ impl Source {
         }
         self.retry_scan = false;
         let mut seen = Vec::new();
-        let mut all_seen = true;
-        for path in self.rotated_on_disk() {
-            let Ok(m) = std::fs::metadata(&path) else {
-                all_seen = false;
-                continue;
-            };
+        let (listed, all_seen) = self.list_rotated(st);
+        for (path, looked) in listed {
             let gz = is_gz(&path);
-            if !gz && self.files.iter().any(|f| f.dev_ino == (m.dev(), m.ino())) {
-                continue;
-            }
-            let looked = match look(&path, st.fingerprint_bytes) {
-                Ok(Some(l)) => l,
-                Ok(None) => continue,
-                Err(_) => {
-                    all_seen = false;
-                    continue;
-                }
-            };
             let (m, print) = (looked.meta.clone(), looked.print);
             if !gz && self.files.iter().any(|f| f.dev_ino == (m.dev(), m.ino())) {
                 continue;
@@ -557,6 +542,62 @@ impl Source {
         if all_seen {
             self.count_lost(&seen, stats);
         }
+    }
+
+    /// The rotated files on disk not open yet, oldest first, each looked at (opened and
+    /// fingerprinted). Names give the order, and a rotation renaming files while they are
+    /// looked at (logrotate shifting `.1` to `.2` before copying the new `.1`) would pair a
+    /// name with another file: the directory is listed before and after, and the files are
+    /// looked at again until both listings agree and each opened file is the one its name
+    /// held. The flag is false when some file could not be looked at.
+    fn list_rotated(&mut self, st: &TailSettings) -> (Vec<(PathBuf, Looked)>, bool) {
+        const ATTEMPTS: usize = 5;
+        let snapshot = |src: &Source| -> Vec<(PathBuf, Option<(u64, u64)>)> {
+            src.rotated_on_disk()
+                .into_iter()
+                .map(|p| {
+                    let ino = std::fs::metadata(&p).ok().map(|m| (m.dev(), m.ino()));
+                    (p, ino)
+                })
+                .collect()
+        };
+        let mut listed = Vec::new();
+        let mut all_seen = true;
+        for attempt in 1..=ATTEMPTS {
+            listed.clear();
+            all_seen = true;
+            let before = snapshot(self);
+            let mut stable = true;
+            for (path, ino) in &before {
+                let Some(ino) = *ino else {
+                    all_seen = false;
+                    stable = false;
+                    continue;
+                };
+                if !is_gz(path) && self.files.iter().any(|f| f.dev_ino == ino) {
+                    continue;
+                }
+                match look(path, st.fingerprint_bytes) {
+                    Ok(Some(l)) => {
+                        stable &= (l.meta.dev(), l.meta.ino()) == ino;
+                        listed.push((path.clone(), l));
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        all_seen = false;
+                        stable = false;
+                    }
+                }
+            }
+            if stable && snapshot(self) == before {
+                break;
+            }
+            if attempt == ATTEMPTS {
+                // Still renaming: take what is there, and look again at the next poll.
+                self.retry_scan = true;
+            }
+        }
+        (listed, all_seen)
     }
 
     /// Rotated files held back by the cap that are no longer on disk (under any name, gzipped
@@ -752,17 +793,15 @@ impl Source {
         let Ok((_, _, size, _)) = f.stat() else {
             return false;
         };
-        let changed = if size < f.offset {
-            true
-        } else if size > f.offset && f.offset > 0 {
-            match f.current_print(st.fingerprint_bytes) {
+        // The head is checked even with nothing new: a writer that copytruncates and fills
+        // the file again between two polls can leave it empty, or as long as before, each
+        // time the tailer looks; the old content's copy waits until this is seen.
+        let changed = size < f.offset
+            || match f.current_print(st.fingerprint_bytes) {
                 Ok(Some(p)) => p.hash != f.id.fingerprint,
                 Ok(None) => true,
                 Err(_) => false,
-            }
-        } else {
-            false
-        };
+            };
         if !changed {
             return false;
         }
