@@ -15,6 +15,8 @@ pub struct DeadLetter {
     max_bytes: u64,
     file: Option<std::fs::File>,
     size: u64,
+    /// The last append failed half-way and could not be taken back.
+    torn: bool,
 }
 
 impl DeadLetter {
@@ -26,6 +28,7 @@ impl DeadLetter {
             max_bytes: max_bytes.max(1024),
             file: None,
             size,
+            torn: false,
         }
     }
 
@@ -79,6 +82,9 @@ impl DeadLetter {
             line.extend_from_slice(format!(",\"document_bytes\":{}", document.len()).as_bytes());
         }
         line.extend_from_slice(b"}\n");
+        if self.torn {
+            line.insert(0, b'\n');
+        }
         let io = |source| SinkError::Io {
             path: self.path.clone(),
             source,
@@ -104,7 +110,18 @@ impl DeadLetter {
             self.file = Some(f);
         }
         if let Some(f) = self.file.as_mut() {
-            f.write_all(&line).map_err(io)?;
+            if let Err(e) = f.write_all(&line) {
+                // Cut short (a full disk): take the half line back, so the next document does
+                // not glue onto it and become unreadable too. If even that fails, the next
+                // line starts on a line of its own.
+                if f.set_len(self.size).is_err() {
+                    self.torn = true;
+                }
+                return Err(io(e));
+            }
+            if self.torn {
+                self.torn = false;
+            }
         }
         self.size += line.len() as u64;
         Ok(())

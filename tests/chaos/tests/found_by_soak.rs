@@ -353,7 +353,6 @@ fn cri_copytruncate_during_bursts_keeps_every_line_in_order() {
 /// half-way (counted as lost, which the sink says in its log), and the next dead letter, once
 /// space is back, must still be a readable line of its own.
 #[test]
-#[ignore = "agent bug found by the chaos soak (seed 5): a dead-letter append cut short by ENOSPC leaves half a line, and the next dead letter is glued to it, so a document that was written is unreadable too"]
 fn a_dead_letter_cut_short_by_a_full_disk_does_not_corrupt_the_next_one() {
     use runnel_chaos::disk::{Ballast, Tmpfs};
     let runnel = runnel_chaos::binary::runnel_binary().unwrap_or_else(|e| panic!("{e}"));
