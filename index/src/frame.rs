@@ -15,6 +15,16 @@ pub const MAX_PAYLOAD: usize = 64 << 20;
 /// fits [`MAX_PAYLOAD`], so everything written can be read back.
 pub const MAX_MESSAGE: usize = MAX_PAYLOAD - FIXED - 32;
 
+/// Bytes of the frame of a record with this position and message length.
+pub fn encoded_len(position: &Position, message_len: usize) -> usize {
+    let pos = match position {
+        Position::None => 0,
+        Position::File { .. } => 32,
+        Position::Stream { .. } => 16,
+    };
+    FRAME_HEADER + FIXED + pos + message_len
+}
+
 /// Append the frame for `rec` with sequence `seq` to `out`; returns the frame length.
 pub fn encode(out: &mut Vec<u8>, seq: u64, rec: &NewRecord<'_>) -> usize {
     let start = out.len();
@@ -70,7 +80,19 @@ pub struct FrameView<'a> {
     pub message: &'a [u8],
 }
 
-impl FrameView<'_> {
+impl<'a> FrameView<'a> {
+    /// The record as [`encode`] takes it (the sequence is `self.seq`).
+    pub fn as_new(&self) -> NewRecord<'a> {
+        NewRecord {
+            time_ns: self.time_ns,
+            time_style: self.time_style,
+            stream: self.stream,
+            flags: self.flags,
+            message: self.message,
+            position: self.position,
+        }
+    }
+
     /// Copy into an owned record.
     pub fn to_stored(self) -> StoredRecord {
         StoredRecord {

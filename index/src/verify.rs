@@ -7,7 +7,7 @@
 
 use crate::active::ActiveSegment;
 use crate::sealed::{self, SealedSegment};
-use crate::{frame, retire, source, Error, FileId, Position, Store};
+use crate::{retire, source, Error, FileId, Position, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -92,14 +92,12 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
                 continue;
             }
         };
-        let mut at = 0;
         let mut n = 0u64;
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        while at < raw.len() {
-            match frame::decode(&raw[at..]) {
-                Ok((f, len)) => {
-                    if f.seq != m.first_seq + n || f.time_ns < m.min_time || f.time_ns > m.max_time
-                    {
+        for rec in raw.records(m.first_seq) {
+            match rec {
+                Ok(f) => {
+                    if f.time_ns < m.min_time || f.time_ns > m.max_time {
                         r.problems.push(problem(
                             path,
                             m.offset,
@@ -114,13 +112,12 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
                         positions.insert(file, offset);
                     }
                     n += 1;
-                    at += len;
                 }
                 Err(e) => {
                     r.problems.push(problem(
                         path,
                         m.offset,
-                        format!("block {i}: raw offset {at}: {}", e.describe()),
+                        format!("block {i}: raw offset {}: {}", e.at, e.what),
                     ));
                     all_blocks_read = false;
                     break;
@@ -267,7 +264,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewRecord, RecordFlags, Stream, TimeStyle};
+    use crate::{frame, NewRecord, RecordFlags, Stream, TimeStyle};
 
     /// A sealed segment of 6 records from two files, with the position table's last entry
     /// changed by `patch` and every CRC made to match again: only a cross-check finds it.
