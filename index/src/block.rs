@@ -9,7 +9,9 @@
 //! ```text
 //! v2 raw block (integers little-endian; varint = LEB128, zz = zigzag varint):
 //!   first_seq:u64 | count:u32 | section lengths: 8 x u32
-//!   | times:       per record  zz(time_ns - previous time_ns)       (first from 0)
+//!   | times:       zz(time_ns - previous time_ns) per record (the first from 0), as w-byte
+//!   |              little-endian numbers split into w byte planes: the low bytes of every
+//!   |              record, then the next bytes, ... (w = section length / count, at most 8)
 //!   | styles:      runs of     varint(run) zz(offset_secs) frac_digits:u8 zulu:u8
 //!   | kinds:       runs of     varint(run) stream:u8 flags:u8 pos_kind:u8
 //!   | files:       runs over file positions of  varint(run) varint(dev) varint(ino) fingerprint:u64
@@ -20,6 +22,10 @@
 //!   | messages (the rest, concatenated)
 //!   | crc32c(everything before):u32
 //! ```
+//!
+//! The columns and the messages are compressed as two zstd frames, one after the other (zstd
+//! decompresses such a pair into the concatenation): headers mixed into the messages' frame
+//! would share its statistics and cost about 5% more in all.
 //!
 //! Sequences are implicit (`first_seq + i`): a segment's sequences are contiguous. Integrity:
 //! the block index holds the CRC of the compressed bytes (checked before decompressing) and the
@@ -208,6 +214,8 @@ pub struct ColumnWriter {
     files: Run<FileId>,
     stream_ids: Run<u64>,
     prev_time: i64,
+    /// Zigzagged time deltas of the block, written as byte planes at the end.
+    time_deltas: Vec<u64>,
     prev_offset: u64,
     prev_stream_seq: u64,
 }
@@ -228,6 +236,7 @@ impl ColumnWriter {
             files: Run::new(),
             stream_ids: Run::new(),
             prev_time: 0,
+            time_deltas: Vec::new(),
             prev_offset: 0,
             prev_stream_seq: 0,
         }
@@ -242,7 +251,7 @@ impl ColumnWriter {
 
     fn put_time(&mut self, time_ns: i64) {
         let d = time_ns.wrapping_sub(self.prev_time);
-        put_varint(&mut self.sections[TIMES], zigzag(d));
+        self.time_deltas.push(zigzag(d));
         self.prev_time = time_ns;
     }
 
@@ -297,13 +306,23 @@ impl ColumnWriter {
         put_varint(lengths, 0);
     }
 
-    /// Write the block to `out` (cleared first) and start over.
-    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+    /// Write the block to `out` (cleared first) and start over; returns where the messages
+    /// start in it.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) -> usize {
         let [_, styles, kinds, files, _, stream_ids, ..] = &mut self.sections;
         self.styles.flush(styles, put_style);
         self.kinds.flush(kinds, put_kind);
         self.files.flush(files, put_file);
         self.stream_ids.flush(stream_ids, put_varint);
+        // Byte planes: a time stamp's random low bytes stay apart from its (nearly constant)
+        // high bytes, which zstd then stores in almost nothing.
+        let max = self.time_deltas.iter().fold(0, |m, &d| m | d);
+        let width = (64 - max.leading_zeros() as usize).div_ceil(8);
+        let times = &mut self.sections[TIMES];
+        for k in 0..width {
+            times.extend(self.time_deltas.iter().map(|d| (d >> (8 * k)) as u8));
+        }
+        self.time_deltas.clear();
         out.clear();
         let sections: usize = self.sections.iter().map(Vec::len).sum();
         out.reserve(HEADER + sections + self.messages.len() + 4);
@@ -315,6 +334,7 @@ impl ColumnWriter {
         for s in &self.sections {
             out.extend_from_slice(s);
         }
+        let messages_at = out.len();
         out.extend_from_slice(&self.messages);
         let crc = crc32c::crc32c(out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -326,6 +346,7 @@ impl ColumnWriter {
         self.prev_time = 0;
         self.prev_offset = 0;
         self.prev_stream_seq = 0;
+        messages_at
     }
 }
 
@@ -441,6 +462,9 @@ struct Columns<'a> {
     files: RunReader<FileId>,
     stream_ids: RunReader<u64>,
     prev_time: i64,
+    /// Bytes per time delta, and the index of the next record.
+    time_width: usize,
+    index: usize,
     prev_offset: u64,
     prev_stream_seq: u64,
 }
@@ -494,6 +518,15 @@ impl<'a> Columns<'a> {
             base: at,
         };
         let style0 = TimeStyle::default();
+        let times = sections[TIMES].buf.len();
+        let time_width = if left == 0 { 0 } else { times / left as usize };
+        if time_width > 8 || time_width * left as usize != times {
+            return Err(bad(
+                12,
+                "times section length is not a whole number of planes",
+            ));
+        }
+        sections[TIMES].at = times;
         Ok(Columns {
             left,
             done: false,
@@ -517,6 +550,8 @@ impl<'a> Columns<'a> {
             },
             stream_ids: RunReader { left: 0, value: 0 },
             prev_time: 0,
+            time_width,
+            index: 0,
             prev_offset: 0,
             prev_stream_seq: 0,
         })
@@ -546,7 +581,14 @@ impl<'a> Columns<'a> {
     fn record(&mut self, seq: u64) -> Result<FrameView<'a>, RecordError> {
         let [times, styles, kinds, files, offsets, stream_ids, stream_seqs, lengths] =
             &mut self.sections;
-        let d = unzigzag(times.varint(SHORT)?);
+        let planes = times.buf.len() / self.time_width.max(1);
+        let mut zz = 0u64;
+        for k in 0..self.time_width {
+            let b = times.buf.get(k * planes + self.index).copied().unwrap_or(0);
+            zz |= (b as u64) << (8 * k);
+        }
+        self.index += 1;
+        let d = unzigzag(zz);
         let time_ns = self.prev_time.wrapping_add(d);
         self.prev_time = time_ns;
         let time_style = self.styles.next(styles, SHORT, |c| {

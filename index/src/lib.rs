@@ -78,6 +78,8 @@
 
 mod active;
 mod api;
+#[doc(hidden)]
+pub mod bench_support;
 mod block;
 mod error;
 mod frame;

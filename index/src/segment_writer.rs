@@ -209,19 +209,30 @@ impl<W: Write> SegmentBuilder<W> {
     }
 
     fn emit_block(&mut self) -> Result<(), BuildError> {
-        if self.format == Format::V2 {
-            self.columns.finish_into(&mut self.block);
-        }
-        compress_block(&self.block, self.level, &mut self.compressed)
-            .map_err(BuildError::Frames)?;
-        let comp = &self.compressed;
+        // Format 2: the columns and the messages as two zstd frames (see the `block` module).
+        let split = match self.format {
+            Format::V1 => self.block.len(),
+            Format::V2 => self.columns.finish_into(&mut self.block),
+        };
+        let (head, rest) = self.block.split_at(split);
+        compress_block(head, self.level, &mut self.compressed).map_err(BuildError::Frames)?;
         let mut meta = std::mem::replace(&mut self.meta, empty_meta());
+        meta.crc = crc32c::crc32c(&self.compressed);
+        meta.len = self.compressed.len() as u32;
+        self.out
+            .write_all(&self.compressed)
+            .map_err(BuildError::Io)?;
+        if !rest.is_empty() {
+            compress_block(rest, self.level, &mut self.compressed).map_err(BuildError::Frames)?;
+            meta.crc = crc32c::crc32c_append(meta.crc, &self.compressed);
+            meta.len += self.compressed.len() as u32;
+            self.out
+                .write_all(&self.compressed)
+                .map_err(BuildError::Io)?;
+        }
         meta.raw_len = self.block.len() as u32;
         meta.offset = self.written;
-        meta.len = comp.len() as u32;
-        meta.crc = crc32c::crc32c(comp);
-        self.out.write_all(comp).map_err(BuildError::Io)?;
-        self.written += comp.len() as u64;
+        self.written += meta.len as u64;
         self.metas.push(meta);
         self.block.clear();
         self.block_frames = 0;

@@ -1,0 +1,67 @@
+//! Entry points for the benchmarks that compare sealed-segment formats in one run: seal a run of
+//! records in a chosen format and read a segment back the way queries do. Not part of the
+//! store's API (hidden from the docs); the store itself always writes [`Format::CURRENT`].
+
+use crate::frame;
+use crate::sealed::SealedSegment;
+use crate::segment_writer::{BuildError, SegmentBuilder};
+use crate::{Error, NewRecord};
+use std::path::Path;
+
+pub use crate::sealed::Format;
+
+/// Append the frame of `rec` (sequence `seq`) to `out`, as the active segment holds it.
+pub fn encode_frame(out: &mut Vec<u8>, seq: u64, rec: &NewRecord<'_>) {
+    frame::encode(out, seq, rec);
+}
+
+/// Seal `frames` (whole frames, contiguous sequences) into the bytes of a sealed segment of
+/// `format`, fed `chunk` bytes at a time as a seal reads the active segment.
+pub fn seal(
+    format: Format,
+    frames: &[u8],
+    chunk: usize,
+    block_target: usize,
+    level: i32,
+) -> Result<Vec<u8>, String> {
+    let describe = |e: BuildError| match e {
+        BuildError::Frames(what) => what,
+        BuildError::Io(e) => e.to_string(),
+    };
+    let out = Vec::with_capacity(frames.len() / 3 + 4096);
+    let mut b = SegmentBuilder::with_format(out, block_target, level, format).map_err(describe)?;
+    let mut at = 0;
+    while at < frames.len() {
+        // Cut at a frame boundary at or after `chunk` bytes.
+        let mut end = at;
+        while end < frames.len() && end - at < chunk.max(1) {
+            let (_, n) =
+                frame::decode_unverified(&frames[end..]).map_err(|e| e.describe().to_string())?;
+            end += n;
+        }
+        b.push_frames(&frames[at..end]).map_err(describe)?;
+        at = end;
+    }
+    b.finish().map_err(describe)
+}
+
+/// Open the sealed segment at `path` and read every record of every block into owned records,
+/// as a query does; returns (records, message bytes).
+pub fn read_all(path: &Path) -> Result<(u64, u64), Error> {
+    let seg = SealedSegment::open(path)?;
+    let (mut n, mut bytes) = (0u64, 0u64);
+    for (i, m) in seg.blocks.iter().enumerate() {
+        let block = seg.block(i)?;
+        for r in block.records(m.first_seq) {
+            let r = r.map_err(|e| Error::Corrupt {
+                path: path.to_path_buf(),
+                offset: e.at as u64,
+                what: e.what.to_string(),
+            })?;
+            let r = r.to_stored();
+            n += 1;
+            bytes += r.message.len() as u64;
+        }
+    }
+    Ok((n, bytes))
+}
