@@ -15,12 +15,11 @@ pub fn encode_frame(out: &mut Vec<u8>, seq: u64, rec: &NewRecord<'_>) {
     frame::encode(out, seq, rec);
 }
 
-/// Seal `frames` (whole frames, contiguous sequences) into the bytes of a sealed segment of
-/// `format`, fed `chunk` bytes at a time as a seal reads the active segment.
-pub fn seal(
+/// Seal `chunks` (each of whole frames, contiguous sequences, as the active segment's chunk
+/// index cuts them) into the bytes of a sealed segment of `format`.
+pub fn seal<'a>(
     format: Format,
-    frames: &[u8],
-    chunk: usize,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
     block_target: usize,
     level: i32,
 ) -> Result<Vec<u8>, String> {
@@ -28,19 +27,10 @@ pub fn seal(
         BuildError::Frames(what) => what,
         BuildError::Io(e) => e.to_string(),
     };
-    let out = Vec::with_capacity(frames.len() / 3 + 4096);
-    let mut b = SegmentBuilder::with_format(out, block_target, level, format).map_err(describe)?;
-    let mut at = 0;
-    while at < frames.len() {
-        // Cut at a frame boundary at or after `chunk` bytes.
-        let mut end = at;
-        while end < frames.len() && end - at < chunk.max(1) {
-            let (_, n) =
-                frame::decode_unverified(&frames[end..]).map_err(|e| e.describe().to_string())?;
-            end += n;
-        }
-        b.push_frames(&frames[at..end]).map_err(describe)?;
-        at = end;
+    let mut b =
+        SegmentBuilder::with_format(Vec::new(), block_target, level, format).map_err(describe)?;
+    for c in chunks {
+        b.push_frames(c).map_err(describe)?;
     }
     b.finish().map_err(describe)
 }

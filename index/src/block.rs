@@ -306,9 +306,18 @@ impl ColumnWriter {
         put_varint(lengths, 0);
     }
 
-    /// Write the block to `out` (cleared first) and start over; returns where the messages
-    /// start in it.
-    pub fn finish_into(&mut self, out: &mut Vec<u8>) -> usize {
+    /// The whole raw block in `out` (cleared first), and start over.
+    #[cfg(test)]
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        let rest = self.finish(out).to_vec();
+        out.extend_from_slice(&rest);
+        self.reset();
+    }
+
+    /// End the block: its first part (header and columns) goes to `out` (cleared first); the
+    /// rest (messages and CRC) is returned, valid until [`reset`](Self::reset) starts the next
+    /// block. The two parts are compressed apart and need not be copied together.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> &[u8] {
         let [_, styles, kinds, files, _, stream_ids, ..] = &mut self.sections;
         self.styles.flush(styles, put_style);
         self.kinds.flush(kinds, put_kind);
@@ -325,7 +334,7 @@ impl ColumnWriter {
         self.time_deltas.clear();
         out.clear();
         let sections: usize = self.sections.iter().map(Vec::len).sum();
-        out.reserve(HEADER + sections + self.messages.len() + 4);
+        out.reserve(HEADER + sections);
         out.extend_from_slice(&self.first_seq.to_le_bytes());
         out.extend_from_slice(&self.count.to_le_bytes());
         for s in &self.sections {
@@ -334,10 +343,13 @@ impl ColumnWriter {
         for s in &self.sections {
             out.extend_from_slice(s);
         }
-        let messages_at = out.len();
-        out.extend_from_slice(&self.messages);
-        let crc = crc32c::crc32c(out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(out), &self.messages);
+        self.messages.extend_from_slice(&crc.to_le_bytes());
+        &self.messages
+    }
+
+    /// Start the next block.
+    pub fn reset(&mut self) {
         for s in &mut self.sections {
             s.clear();
         }
@@ -346,7 +358,6 @@ impl ColumnWriter {
         self.prev_time = 0;
         self.prev_offset = 0;
         self.prev_stream_seq = 0;
-        messages_at
     }
 }
 

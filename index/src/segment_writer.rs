@@ -210,11 +210,14 @@ impl<W: Write> SegmentBuilder<W> {
 
     fn emit_block(&mut self) -> Result<(), BuildError> {
         // Format 2: the columns and the messages as two zstd frames (see the `block` module).
-        let split = match self.format {
-            Format::V1 => self.block.len(),
-            Format::V2 => self.columns.finish_into(&mut self.block),
+        let (head, rest): (&[u8], &[u8]) = match self.format {
+            Format::V1 => (&self.block, &[]),
+            Format::V2 => {
+                let rest = self.columns.finish(&mut self.block);
+                (&self.block, rest)
+            }
         };
-        let (head, rest) = self.block.split_at(split);
+        let raw_len = head.len() + rest.len();
         compress_block(head, self.level, &mut self.compressed).map_err(BuildError::Frames)?;
         let mut meta = std::mem::replace(&mut self.meta, empty_meta());
         meta.crc = crc32c::crc32c(&self.compressed);
@@ -230,10 +233,11 @@ impl<W: Write> SegmentBuilder<W> {
                 .write_all(&self.compressed)
                 .map_err(BuildError::Io)?;
         }
-        meta.raw_len = self.block.len() as u32;
+        meta.raw_len = raw_len as u32;
         meta.offset = self.written;
         self.written += meta.len as u64;
         self.metas.push(meta);
+        self.columns.reset();
         self.block.clear();
         self.block_frames = 0;
         Ok(())

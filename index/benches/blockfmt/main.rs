@@ -52,6 +52,8 @@ struct Corpus {
     name: &'static str,
     /// Frames as the active segment holds them.
     frames: Vec<u8>,
+    /// Where the active segment's chunks end (each about [`CHUNK`] bytes of whole frames).
+    chunk_ends: Vec<usize>,
     /// The messages, each followed by `\n`: the bytes plain zstd gets.
     text: Vec<u8>,
     records: u64,
@@ -65,6 +67,7 @@ fn corpus(name: &'static str, bytes: u64, max_line: usize) -> Corpus {
     let mut c = Corpus {
         name,
         frames: Vec::with_capacity(bytes as usize * 3 / 2),
+        chunk_ends: Vec::new(),
         text: Vec::with_capacity(bytes as usize + (1 << 20)),
         records: 0,
         message_bytes: 0,
@@ -96,12 +99,25 @@ fn corpus(name: &'static str, bytes: u64, max_line: usize) -> Corpus {
             position: Position::File { file, offset },
         };
         bench_support::encode_frame(&mut c.frames, c.records, &rec);
+        if c.frames.len() - c.chunk_ends.last().copied().unwrap_or(0) >= CHUNK {
+            c.chunk_ends.push(c.frames.len());
+        }
         c.text.extend_from_slice(msg);
         c.text.push(b'\n');
         c.records += 1;
         c.message_bytes += msg.len() as u64;
     }
+    c.chunk_ends.push(c.frames.len());
     c
+}
+
+impl Corpus {
+    fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let starts = std::iter::once(0).chain(self.chunk_ends.iter().copied());
+        starts
+            .zip(self.chunk_ends.iter().copied())
+            .map(|(a, b)| &self.frames[a..b])
+    }
 }
 
 struct Row {
@@ -111,24 +127,35 @@ struct Row {
     read_cpu: Option<Duration>,
 }
 
-fn run_format(c: &Corpus, format: Format, runs: usize, dir: &std::path::Path) -> Row {
-    let (seal_cpu, bytes) = best(runs, || {
-        bench_support::seal(format, &c.frames, CHUNK, BLOCK, LEVEL).expect("seal")
-    });
-    let path = dir.join(format!("{format:?}.sealed"));
-    std::fs::write(&path, &bytes).expect("write segment");
-    let (read_cpu, (n, msg)) = best(runs, || bench_support::read_all(&path).expect("read"));
-    assert_eq!(
-        (n, msg),
-        (c.records, c.message_bytes),
-        "{format:?} reads back"
-    );
-    Row {
-        label: format!("index format {}", format.footer_version()),
-        disk: bytes.len() as u64,
-        seal_cpu: Some(seal_cpu),
-        read_cpu: Some(read_cpu),
+/// Seal and read back in both formats, the two alternating run by run so that a change in the
+/// machine's load falls on both.
+fn run_formats(c: &Corpus, runs: usize, dir: &std::path::Path) -> [Row; 2] {
+    let formats = [Format::V1, Format::V2];
+    let mut seal_cpu = [Duration::MAX; 2];
+    let mut read_cpu = [Duration::MAX; 2];
+    let mut disk = [0u64; 2];
+    let paths = formats.map(|f| dir.join(format!("{f:?}.sealed")));
+    for _ in 0..runs.max(1) {
+        for (i, &f) in formats.iter().enumerate() {
+            let (t, bytes) = best(1, || {
+                bench_support::seal(f, c.chunks(), BLOCK, LEVEL).expect("seal")
+            });
+            seal_cpu[i] = seal_cpu[i].min(t);
+            disk[i] = bytes.len() as u64;
+            std::fs::write(&paths[i], &bytes).expect("write segment");
+        }
+        for (i, &f) in formats.iter().enumerate() {
+            let (t, got) = best(1, || bench_support::read_all(&paths[i]).expect("read"));
+            assert_eq!(got, (c.records, c.message_bytes), "{f:?} reads back");
+            read_cpu[i] = read_cpu[i].min(t);
+        }
     }
+    [0, 1].map(|i| Row {
+        label: format!("index format {}", formats[i].footer_version()),
+        disk: disk[i],
+        seal_cpu: Some(seal_cpu[i]),
+        read_cpu: Some(read_cpu[i]),
+    })
 }
 
 fn plain_zstd(c: &Corpus, runs: usize) -> [Row; 2] {
@@ -192,8 +219,7 @@ fn report(c: &Corpus, runs: usize) {
         "{:<38} | {:>14} | {:>10} | {:>15} | {:>15}",
         "", "per GiB of msg", "(msg/disk)", "CPU-s per GiB", "CPU-s per GiB"
     );
-    let v1 = run_format(c, Format::V1, runs, dir.path());
-    let v2 = run_format(c, Format::V2, runs, dir.path());
+    let [v1, v2] = run_formats(c, runs, dir.path());
     let z = plain_zstd(c, runs);
     let gib = c.message_bytes as f64 / GIB;
     let per_gib = |d: Option<Duration>| {
@@ -239,7 +265,7 @@ fn main() {
         },
         Err(_) => default,
     };
-    let runs = if bench_mode { 3 } else { 1 };
+    let runs = if bench_mode { 5 } else { 1 };
     println!(
         "runnel-index sealed block formats bench: {} MiB of messages per corpus{}",
         bytes >> 20,
