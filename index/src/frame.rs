@@ -1,5 +1,5 @@
-//! Record frames: the unit written to active segments and packed (uncompressed) into sealed
-//! blocks. A frame is `len:u32 | crc32c:u32 | payload[len]`, little-endian, where the CRC covers
+//! Record frames: the unit written to active segments and packed (uncompressed) into format 1
+//! sealed blocks (format 2 blocks hold the same fields as columns, see the `block` module). A frame is `len:u32 | crc32c:u32 | payload[len]`, little-endian, where the CRC covers
 //! the payload. Decoding validates every length against the bytes actually present, so no file
 //! content can make it panic or allocate more than the input size.
 
@@ -269,6 +269,8 @@ mod tests {
             at += n;
         }
         assert_eq!(got.len(), 3);
+        let lens: usize = positions.iter().map(|p| encoded_len(p, 5)).sum();
+        assert_eq!(lens, buf.len());
         for (i, g) in got.iter().enumerate() {
             assert_eq!(g.seq, i as u64);
             assert_eq!(g.position, positions[i]);

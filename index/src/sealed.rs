@@ -2,7 +2,8 @@
 //! file position per file identity, and a versioned footer. Written under a temporary name,
 //! fsynced, renamed into place and the directory fsynced, so a reader sees either no file or a
 //! whole one. Read through `memmap2`; every offset and length from the file is validated before
-//! it is used, and a block is only decompressed after its CRC matched.
+//! it is used, and a block is only decompressed after its CRC matched (format 2 blocks carry a
+//! second CRC over their raw content, checked after decompressing).
 
 use crate::active::sync_dir;
 use crate::block::{self, Block};

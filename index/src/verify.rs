@@ -1,4 +1,5 @@
-//! Offline checking of a store directory: every footer, index and block CRC, every frame CRC,
+//! Offline checking of a store directory: every footer, index and block CRC, every frame CRC
+//! (active segments and format 1 blocks) or raw block CRC and column structure (format 2),
 //! index entries (sequences, counts, time ranges) against block contents, the footer's time range
 //! and the position table against the records, and torn active tails, reported with path and
 //! offset.
@@ -300,6 +301,34 @@ mod tests {
         let path = dir.path().join(sealed::file_name(0, 6));
         std::fs::write(&path, &b).unwrap();
         (dir, path)
+    }
+
+    #[test]
+    fn a_record_damaged_before_its_seal_is_reported_with_its_block() {
+        let mut frames = Vec::new();
+        for i in 0..4u64 {
+            let rec = NewRecord {
+                time_ns: 100 + i as i64,
+                time_style: TimeStyle::default(),
+                stream: Stream::Stdout,
+                flags: RecordFlags(0),
+                message: b"record",
+                position: Position::None,
+            };
+            frame::encode(&mut frames, i, &rec);
+        }
+        // The last byte of the third frame's message.
+        let third_end = (0..3).fold(0, |at, _| at + frame::decode(&frames[at..]).unwrap().1);
+        frames[third_end - 1] ^= 1;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(sealed::file_name(0, 4));
+        std::fs::write(&path, sealed::build(&frames, 1 << 20, 1).unwrap()).unwrap();
+        let mut r = VerifyReport::default();
+        verify_sealed(&path, &mut r);
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+        assert!(r.problems[0].what.contains("block 0"), "{:?}", r.problems);
+        assert!(r.problems[0].what.contains("CRC"), "{:?}", r.problems);
+        assert!(r.problems[1].what.contains("holds 2"), "{:?}", r.problems);
     }
 
     #[test]
