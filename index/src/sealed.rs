@@ -703,20 +703,23 @@ mod tests {
 
     #[test]
     fn a_frame_whose_crc_fails_at_seal_keeps_its_place_and_reads_as_an_error() {
-        let mut raw = frames(6);
-        let third = (0..2).fold(0, |at, _| at + frame::decode(&raw[at..]).unwrap().1);
-        raw[third + 30] ^= 1;
-        let dir = tempfile::tempdir().unwrap();
-        let seg = open_bytes(dir.path(), &build(&raw, 1 << 20, 1).unwrap()).unwrap();
-        assert_eq!((seg.first_seq, seg.end_seq), (10, 16));
-        let block = seg.block(0).unwrap();
-        let got: Vec<_> = block.records(10).collect();
-        assert_eq!(got.len(), 3);
-        assert!(got[0].is_ok() && got[1].is_ok());
-        assert!(got[2].unwrap_err().what.contains("CRC"), "{:?}", got[2]);
-        // Its position is not trusted: the table has the last sound one per file.
-        assert_eq!(seg.positions.len(), 2);
-        assert_eq!((seg.positions[0].1, seg.positions[1].1), (4, 5));
+        // The damage is in the stream byte, or in the sequence itself.
+        for damaged_at in [8 + 22, 8] {
+            let mut raw = frames(6);
+            let third = (0..2).fold(0, |at, _| at + frame::decode(&raw[at..]).unwrap().1);
+            raw[third + damaged_at] ^= 1;
+            let dir = tempfile::tempdir().unwrap();
+            let seg = open_bytes(dir.path(), &build(&raw, 1 << 20, 1).unwrap()).unwrap();
+            assert_eq!((seg.first_seq, seg.end_seq), (10, 16));
+            let block = seg.block(0).unwrap();
+            let got: Vec<_> = block.records(10).collect();
+            assert_eq!(got.len(), 3);
+            assert!(got[0].is_ok() && got[1].is_ok());
+            assert!(got[2].unwrap_err().what.contains("CRC"), "{:?}", got[2]);
+            // Its position is not trusted: the table has the last sound one per file.
+            assert_eq!(seg.positions.len(), 2);
+            assert_eq!((seg.positions[0].1, seg.positions[1].1), (4, 5));
+        }
     }
 
     #[test]

@@ -145,6 +145,11 @@ impl<W: Write> SegmentBuilder<W> {
                 // and reads as an error, as it would have in format 1.
                 Err(FrameError::BadCrc) => {
                     let (f, n) = frame::decode_unverified(frames).map_err(bad)?;
+                    // Its own sequence may be the damaged part; its place is the next one.
+                    let f = FrameView {
+                        seq: self.next_seq.unwrap_or(f.seq),
+                        ..f
+                    };
                     self.start_record(&f, n, false)?;
                     self.columns.push_damaged(f.seq, f.time_ns);
                     n
