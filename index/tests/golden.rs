@@ -189,6 +189,22 @@ fn on_disk_format_matches_the_golden_file() {
     );
     // And the pinned store still reads back.
     read_back(d.path());
+    let s = Store::open_read_only(d.path()).unwrap();
+    let fwd = s.read_from("forward:tag", 0, 100, 1 << 20).unwrap().records;
+    let got: Vec<_> = fwd
+        .iter()
+        .map(|r| (r.position, r.stream, r.time_style))
+        .collect();
+    let stream = |stream_id, seq| Position::Stream { stream_id, seq };
+    assert_eq!(
+        got,
+        [
+            (stream(5, 40), Stream::Stdout, style()),
+            (stream(5, 41), Stream::Stderr, style()),
+            (stream(6, 42), Stream::Stdout, TimeStyle::default()),
+            (Position::None, Stream::Stdout, style()),
+        ]
+    );
 }
 
 /// The pinned store, written from fixed inputs.
@@ -244,6 +260,28 @@ fn write_store(dir: &Path) {
             s.seal(key).unwrap();
         }
     }
+    // A forwarded stream, sealed: stream positions, records without one, a changing time style
+    // and stream (format 2 pins their columns; absent from the format 1 file).
+    for i in 0..4u64 {
+        let mut rec = rec_at(
+            1_700_000_000_500_000_000 + i as i64 * 1_000,
+            b"forwarded",
+            if i == 2 { TimeStyle::default() } else { style },
+        );
+        rec.stream = if i == 1 {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        if i != 3 {
+            rec.position = Position::Stream {
+                stream_id: 5 + i / 2,
+                seq: 40 + i,
+            };
+        }
+        s.append("forward:tag", &rec).unwrap();
+    }
+    s.seal("forward:tag").unwrap();
     // A second source whose records retention deletes: its position stub is pinned too.
     let gone = FileId {
         dev: 0x801,
