@@ -746,6 +746,54 @@ mod tests {
     }
 
     #[test]
+    fn columns_of_records_that_change_every_field_take_no_more_than_their_frames() {
+        let mut w = ColumnWriter::new();
+        let mut frames = 0;
+        let msg = [7u8; 3];
+        for i in 0..200u64 {
+            let odd = i % 2 == 1;
+            let position = match i % 3 {
+                0 => Position::File {
+                    file: FileId {
+                        dev: u64::MAX - i,
+                        ino: u64::MAX - i,
+                        fingerprint: i,
+                    },
+                    offset: if odd { u64::MAX } else { 0 },
+                },
+                1 => Position::Stream {
+                    stream_id: u64::MAX - i,
+                    seq: if odd { 0 } else { u64::MAX },
+                },
+                _ => Position::None,
+            };
+            let f = FrameView {
+                seq: i,
+                time_ns: if odd { i64::MIN } else { i64::MAX },
+                time_style: TimeStyle {
+                    offset_secs: if odd { i32::MIN } else { i32::MAX },
+                    frac_digits: i as u8,
+                    zulu: odd,
+                },
+                stream: if odd { Stream::Stderr } else { Stream::Stdout },
+                flags: RecordFlags(i as u8),
+                position,
+                message: &msg,
+            };
+            frames += frame::encoded_len(&f.position, msg.len());
+            w.push(&f);
+        }
+        let mut raw = Vec::new();
+        w.finish_into(&mut raw);
+        assert!(
+            raw.len() <= frames + V2_OVERHEAD,
+            "{} > {frames}",
+            raw.len()
+        );
+        assert_eq!(Block::Columns(raw).records(0).count(), 200);
+    }
+
+    #[test]
     fn writer_is_reusable_and_a_wrong_first_sequence_is_an_error() {
         let recs = sample();
         let mut w = ColumnWriter::new();
