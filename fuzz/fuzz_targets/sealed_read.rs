@@ -38,7 +38,9 @@ fn run(data: &[u8]) -> Result<()> {
     let bytes = if arbitrary_bytes {
         let mut b = Vec::new();
         if u.arbitrary::<bool>()? {
-            b.extend_from_slice(b"RNLSEG01");
+            // Either format's magic: both are read.
+            let v2 = u.arbitrary::<bool>()?;
+            b.extend_from_slice(if v2 { b"RNLSEG02" } else { b"RNLSEG01" });
         }
         // All but the last bytes, which choose the windows below.
         let n = u.len().saturating_sub(24);

@@ -1,5 +1,5 @@
-//! Record frames: the unit written to active segments and packed (uncompressed) into sealed
-//! blocks. A frame is `len:u32 | crc32c:u32 | payload[len]`, little-endian, where the CRC covers
+//! Record frames: the unit written to active segments and packed (uncompressed) into format 1
+//! sealed blocks (format 2 blocks hold the same fields as columns, see the `block` module). A frame is `len:u32 | crc32c:u32 | payload[len]`, little-endian, where the CRC covers
 //! the payload. Decoding validates every length against the bytes actually present, so no file
 //! content can make it panic or allocate more than the input size.
 
@@ -14,6 +14,16 @@ pub const MAX_PAYLOAD: usize = 64 << 20;
 /// Largest message [`crate::Store::append`] accepts: the payload with the longest position still
 /// fits [`MAX_PAYLOAD`], so everything written can be read back.
 pub const MAX_MESSAGE: usize = MAX_PAYLOAD - FIXED - 32;
+
+/// Bytes of the frame of a record with this position and message length.
+pub fn encoded_len(position: &Position, message_len: usize) -> usize {
+    let pos = match position {
+        Position::None => 0,
+        Position::File { .. } => 32,
+        Position::Stream { .. } => 16,
+    };
+    FRAME_HEADER + FIXED + pos + message_len
+}
 
 /// Append the frame for `rec` with sequence `seq` to `out`; returns the frame length.
 pub fn encode(out: &mut Vec<u8>, seq: u64, rec: &NewRecord<'_>) -> usize {
@@ -70,7 +80,19 @@ pub struct FrameView<'a> {
     pub message: &'a [u8],
 }
 
-impl FrameView<'_> {
+impl<'a> FrameView<'a> {
+    /// The record as [`encode`] takes it (the sequence is `self.seq`).
+    pub fn as_new(&self) -> NewRecord<'a> {
+        NewRecord {
+            time_ns: self.time_ns,
+            time_style: self.time_style,
+            stream: self.stream,
+            flags: self.flags,
+            message: self.message,
+            position: self.position,
+        }
+    }
+
     /// Copy into an owned record.
     pub fn to_stored(self) -> StoredRecord {
         StoredRecord {
@@ -247,6 +269,8 @@ mod tests {
             at += n;
         }
         assert_eq!(got.len(), 3);
+        let lens: usize = positions.iter().map(|p| encoded_len(p, 5)).sum();
+        assert_eq!(lens, buf.len());
         for (i, g) in got.iter().enumerate() {
             assert_eq!(g.seq, i as u64);
             assert_eq!(g.position, positions[i]);

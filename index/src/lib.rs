@@ -39,15 +39,19 @@
 //!
 //! active segment:  "RNLACT01" | frame | frame | ...          (appended; torn tail cut at open)
 //!
-//! sealed segment:  "RNLSEG01"
-//!                  | block 0 | block 1 | ...     each block = zstd(frame | frame | ...), ~128 KiB raw
+//! sealed segment:  "RNLSEG02" (format 2; format 1, "RNLSEG01", is still read)
+//!                  | block 0 | block 1 | ...     each block = zstd(raw block), ~128 KiB of frames
+//!                  |     format 2 raw block: the records' header fields as columns (deltas,
+//!                  |         runs), then their messages, then crc32c (see `block`)
+//!                  |     format 1 raw block: frame | frame | ...
 //!                  | block index: per block (48 bytes)
 //!                  |     min_time:i64 max_time:i64 first_seq:u64 count:u32 raw_len:u32
 //!                  |     offset:u64 len:u32 crc32c(compressed):u32
 //!                  | positions: per file identity (32 bytes) dev ino fingerprint last_offset
 //!                  | footer (72 bytes):
 //!                  |     index_offset:u64 blocks:u32 positions:u32 first_seq:u64 count:u64
-//!                  |     min_time:i64 max_time:i64 crc32c(index+positions):u32 version:u32 (=1)
+//!                  |     min_time:i64 max_time:i64 crc32c(index+positions):u32
+//!                  |     version:u32 (= format: 2, or 1 for "RNLSEG01")
 //!                  |     reserved:u32 crc32c(footer[0..60]):u32 "RNLFOOT1"
 //! ```
 //!
@@ -74,6 +78,9 @@
 
 mod active;
 mod api;
+#[doc(hidden)]
+pub mod bench_support;
+mod block;
 mod error;
 mod frame;
 mod query;

@@ -13,7 +13,8 @@
 //! being decompressed. Records are then collected forward from there, stopping at `limit_bytes`,
 //! so a query's memory and work follow its answer, not the size of the history.
 
-use crate::frame::{self, FrameView};
+use crate::block::Block;
+use crate::frame::FrameView;
 use crate::source::Source;
 use crate::{Error, Query, QueryResult, ReadBatch, StoredRecord};
 
@@ -68,8 +69,8 @@ fn blocks(src: &Source, since: i64, until: i64, tail: bool, from_seq: u64) -> Ve
     out
 }
 
-/// Load a block's raw frame bytes; corruption is pushed to `bad` and yields `None`.
-fn load(src: &Source, loc: Loc, cost: &mut QueryResult, bad: &mut Vec<Error>) -> Option<Vec<u8>> {
+/// Load a block's raw content; corruption is pushed to `bad` and yields `None`.
+fn load(src: &Source, loc: Loc, cost: &mut QueryResult, bad: &mut Vec<Error>) -> Option<Block> {
     match loc {
         Loc::Sealed(si, bi) => {
             let seg = &src.sealed[si];
@@ -77,7 +78,7 @@ fn load(src: &Source, loc: Loc, cost: &mut QueryResult, bad: &mut Vec<Error>) ->
             match seg.block(bi) {
                 Ok(raw) => {
                     cost.blocks_decompressed += 1;
-                    cost.bytes_decompressed += raw.len() as u64;
+                    cost.bytes_decompressed += raw.raw_len() as u64;
                     Some(raw)
                 }
                 Err(e) => {
@@ -90,7 +91,7 @@ fn load(src: &Source, loc: Loc, cost: &mut QueryResult, bad: &mut Vec<Error>) ->
             let a = src.active.as_ref()?;
             let c = a.chunks.get(ci)?;
             match a.read(c.offset, c.len) {
-                Ok(raw) => Some(raw),
+                Ok(raw) => Some(Block::Frames(raw)),
                 Err(e) => {
                     bad.push(e);
                     None
@@ -100,23 +101,19 @@ fn load(src: &Source, loc: Loc, cost: &mut QueryResult, bad: &mut Vec<Error>) ->
     }
 }
 
-/// Decode the frames of a block, checking that sequences are the ones the index promised;
-/// a bad frame ends the block and is reported.
+/// Decode the records of a block, checking that sequences are the ones the index promised;
+/// a bad record ends the block and is reported.
 fn frames_of<'a>(
     src: &Source,
     b: &BlockInfo,
-    raw: &'a [u8],
+    raw: &'a Block,
     bad: &mut Vec<Error>,
 ) -> Vec<FrameView<'a>> {
     let mut out = Vec::with_capacity(b.count as usize);
-    let mut at = 0;
-    while at < raw.len() {
-        match frame::decode(&raw[at..]) {
-            Ok((f, n)) if f.seq == b.first_seq + out.len() as u64 => {
-                out.push(f);
-                at += n;
-            }
-            Ok(_) | Err(_) => {
+    for r in raw.records(b.first_seq) {
+        match r {
+            Ok(f) => out.push(f),
+            Err(e) => {
                 let path = match b.loc {
                     Loc::Sealed(si, _) => src.sealed[si].path.clone(),
                     Loc::Active(_) => src
@@ -126,8 +123,11 @@ fn frames_of<'a>(
                 };
                 bad.push(Error::Corrupt {
                     path,
-                    offset: at as u64,
-                    what: "bad frame inside a block (offset within the raw block)".into(),
+                    offset: e.at as u64,
+                    what: format!(
+                        "bad record inside a block (offset within the raw block): {}",
+                        e.what
+                    ),
                 });
                 break;
             }
@@ -150,7 +150,7 @@ fn tail_start(
     n: u64,
     (since, until): (i64, i64),
     cost: &mut QueryResult,
-    cache: &mut Vec<(usize, Vec<u8>)>,
+    cache: &mut Vec<(usize, Block)>,
     bad: &mut Vec<Error>,
 ) -> u64 {
     let mut need = n;
@@ -171,15 +171,15 @@ fn tail_start(
                 need -= 1;
                 if need == 0 {
                     let start = f.seq;
-                    if cached + raw.len() <= TAIL_CACHE_BYTES {
+                    if cached + raw.raw_len() <= TAIL_CACHE_BYTES {
                         cache.push((i, raw));
                     }
                     return start;
                 }
             }
         }
-        if cached + raw.len() <= TAIL_CACHE_BYTES {
-            cached += raw.len();
+        if cached + raw.raw_len() <= TAIL_CACHE_BYTES {
+            cached += raw.raw_len();
             cache.push((i, raw));
         }
     }
@@ -201,7 +201,7 @@ pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
         return res;
     }
     let list = blocks(src, since, until, q.tail_lines.is_some(), 0);
-    let mut cache: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut cache: Vec<(usize, Block)> = Vec::new();
     let start_seq = match q.tail_lines {
         Some(n) => tail_start(src, &list, n, (since, until), &mut res, &mut cache, bad),
         None => 0,

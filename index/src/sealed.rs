@@ -2,9 +2,11 @@
 //! file position per file identity, and a versioned footer. Written under a temporary name,
 //! fsynced, renamed into place and the directory fsynced, so a reader sees either no file or a
 //! whole one. Read through `memmap2`; every offset and length from the file is validated before
-//! it is used, and a block is only decompressed after its CRC matched.
+//! it is used, and a block is only decompressed after its CRC matched (format 2 blocks carry a
+//! second CRC over their raw content, checked after decompressing).
 
 use crate::active::sync_dir;
+use crate::block::{self, Block};
 use crate::frame;
 use crate::segment_writer::{trailer, BuildError, SegmentBuilder};
 use crate::{Error, FileId};
@@ -13,12 +15,46 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Magic and version at the start of a sealed segment.
-pub const SEALED_MAGIC: &[u8; 8] = b"RNLSEG01";
 /// Magic at the very end of a sealed segment.
 pub const FOOTER_MAGIC: &[u8; 8] = b"RNLFOOT1";
-/// Footer format version.
-pub const FOOTER_VERSION: u32 = 1;
+
+/// A sealed-segment format version: the magic at the start and the footer's version say which,
+/// and they must agree. Both differ only in what a block holds (see the `block` module); the
+/// block index, position table and footer are the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Blocks of whole frames (written until format 2; still read).
+    V1,
+    /// Blocks of columns: headers delta- and run-length-encoded, then the messages.
+    V2,
+}
+
+impl Format {
+    /// What the store writes.
+    pub const CURRENT: Format = Format::V2;
+
+    /// Magic and version at the start of the segment.
+    pub fn magic(self) -> &'static [u8; 8] {
+        match self {
+            Format::V1 => b"RNLSEG01",
+            Format::V2 => b"RNLSEG02",
+        }
+    }
+
+    /// The footer's version field.
+    pub fn footer_version(self) -> u32 {
+        match self {
+            Format::V1 => 1,
+            Format::V2 => 2,
+        }
+    }
+
+    fn from_magic(magic: &[u8]) -> Option<Format> {
+        [Format::V1, Format::V2]
+            .into_iter()
+            .find(|f| f.magic().as_slice() == magic)
+    }
+}
 /// Bytes of one block-index entry.
 pub const INDEX_ENTRY: usize = 48;
 /// Bytes of one position-table entry.
@@ -27,7 +63,11 @@ pub const POSITION_ENTRY: usize = 32;
 pub const FOOTER_LEN: usize = 72;
 /// Largest raw block size: caps the decompression buffer when reading. The writer cuts blocks so
 /// that no block exceeds it, and a single frame of the largest payload always fits.
-pub const MAX_BLOCK_RAW: u32 = (frame::MAX_PAYLOAD + frame::FRAME_HEADER) as u32;
+pub const MAX_BLOCK_RAW: u32 =
+    (frame::MAX_PAYLOAD + frame::FRAME_HEADER + crate::block::V2_OVERHEAD) as u32;
+/// Frame bytes a block's records may add up to: a v2 block of them stays within
+/// [`MAX_BLOCK_RAW`].
+pub const MAX_BLOCK_FRAMES: usize = frame::MAX_PAYLOAD + frame::FRAME_HEADER;
 
 /// One block-index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +95,8 @@ pub struct SealedSegment {
     /// The file.
     pub path: PathBuf,
     map: Mmap,
+    /// What the blocks hold.
+    pub format: Format,
     /// Block index.
     pub blocks: Vec<BlockMeta>,
     /// Last position per file identity among the segment's records.
@@ -101,12 +143,23 @@ fn le32(b: &[u8], at: usize) -> u32 {
 /// header). Blocks are cut at frame boundaries once they hold `block_target` raw bytes.
 #[cfg(test)]
 pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, String> {
+    build_as(Format::CURRENT, frames, block_target, level)
+}
+
+/// [`build`] in format `format`.
+#[cfg(test)]
+pub fn build_as(
+    format: Format,
+    frames: &[u8],
+    block_target: usize,
+    level: i32,
+) -> Result<Vec<u8>, String> {
     let describe = |e: BuildError| match e {
         BuildError::Frames(what) => what,
         BuildError::Io(e) => e.to_string(),
     };
     let out = Vec::with_capacity(frames.len() / 4 + 4096);
-    let mut b = SegmentBuilder::new(out, block_target, level).map_err(describe)?;
+    let mut b = SegmentBuilder::with_format(out, block_target, level, format).map_err(describe)?;
     b.push_frames(frames).map_err(describe)?;
     b.finish().map_err(describe)
 }
@@ -116,8 +169,16 @@ pub fn build(frames: &[u8], block_target: usize, level: i32) -> Result<Vec<u8>, 
 /// tailer does not read them again (see the `retention` module).
 pub fn build_stub(seq: u64, positions: &[(FileId, u64)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + positions.len() * POSITION_ENTRY + FOOTER_LEN);
-    out.extend_from_slice(SEALED_MAGIC);
-    let tail = trailer(8, &[], positions, seq, 0, (i64::MAX, i64::MIN));
+    out.extend_from_slice(Format::CURRENT.magic());
+    let tail = trailer(
+        Format::CURRENT,
+        8,
+        &[],
+        positions,
+        seq,
+        0,
+        (i64::MAX, i64::MIN),
+    );
     out.extend_from_slice(&tail);
     out
 }
@@ -182,6 +243,16 @@ impl PendingSegment {
     pub fn push_frames(&mut self, frames: &[u8]) -> Result<(), Error> {
         match self.builder.as_mut() {
             Some(b) => b.push_frames(frames).map_err(|e| build_error(&self.tmp, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Add the records of a block read from another segment (starting at `first_seq`).
+    pub fn push_block(&mut self, block: &Block, first_seq: u64) -> Result<(), Error> {
+        match self.builder.as_mut() {
+            Some(b) => b
+                .push_block(block, first_seq)
+                .map_err(|e| build_error(&self.tmp, e)),
             None => Ok(()),
         }
     }
@@ -253,13 +324,13 @@ impl SealedSegment {
         // modifies them, only deletes them (which keeps the mapping valid).
         let map = unsafe { Mmap::map(&file) }.map_err(io(path))?;
         let b: &[u8] = &map;
-        let min_len = SEALED_MAGIC.len() + FOOTER_LEN;
+        let min_len = 8 + FOOTER_LEN;
         if b.len() < min_len {
             return Err(corrupt(path, 0, "file shorter than header and footer"));
         }
-        if &b[..8] != SEALED_MAGIC {
+        let Some(format) = Format::from_magic(&b[..8]) else {
             return Err(corrupt(path, 0, "bad segment magic/version"));
-        }
+        };
         let fs = b.len() - FOOTER_LEN;
         let footer = &b[fs..];
         if &footer[64..72] != FOOTER_MAGIC {
@@ -269,11 +340,11 @@ impl SealedSegment {
             return Err(corrupt(path, fs as u64, "footer CRC mismatch"));
         }
         let version = le32(footer, 52);
-        if version != FOOTER_VERSION {
+        if version != format.footer_version() {
             return Err(corrupt(
                 path,
                 fs as u64 + 52,
-                format!("unknown footer version {version}"),
+                format!("footer version {version} in a segment of format {format:?}"),
             ));
         }
         let index_offset = le64(footer, 0);
@@ -355,6 +426,7 @@ impl SealedSegment {
         Ok(SealedSegment {
             path: path.to_path_buf(),
             map,
+            format,
             blocks,
             positions,
             first_seq,
@@ -379,8 +451,9 @@ impl SealedSegment {
         self.records() == 0
     }
 
-    /// Decompress block `i` after checking its CRC; `Err` describes the corruption.
-    pub fn block(&self, i: usize) -> Result<Vec<u8>, Error> {
+    /// Decompress block `i` after checking its CRC (and, in format 2, the CRC of its raw
+    /// content); `Err` describes the corruption.
+    pub fn block(&self, i: usize) -> Result<Block, Error> {
         let m = self.blocks[i];
         let comp = &self.map[m.offset as usize..(m.offset + m.len as u64) as usize];
         if crc32c::crc32c(comp) != m.crc {
@@ -405,7 +478,13 @@ impl SealedSegment {
             ));
         }
         release_pages(&self.map, m.offset as usize, m.len as usize);
-        Ok(raw)
+        match self.format {
+            Format::V1 => Ok(Block::Frames(raw)),
+            Format::V2 => match block::check_crc(&raw) {
+                Ok(()) => Ok(Block::Columns(raw)),
+                Err(what) => Err(corrupt(&self.path, m.offset, format!("block {i}: {what}"))),
+            },
+        }
     }
 
     /// Compressed bytes of block `i`.
@@ -528,17 +607,119 @@ mod tests {
         assert_eq!(seg.positions.len(), 2);
         assert_eq!(seg.positions[0].1, 38, "last offset of ino 0");
         assert_eq!(seg.positions[1].1, 39);
+        assert_eq!(seg.format, Format::CURRENT);
         let mut all = Vec::new();
         for i in 0..seg.blocks.len() {
-            let b = seg.block(i).unwrap();
+            let b = reframed(&seg, i);
             assert!(b.len() >= 300 || i == seg.blocks.len() - 1);
             all.extend_from_slice(&b);
         }
-        assert_eq!(all, raw, "blocks concatenate to the original frames");
+        assert_eq!(all, raw, "blocks hold the original records");
         assert!(!dir
             .path()
             .join(format!("{}.tmp", file_name(10, 50)))
             .exists());
+    }
+
+    /// The records of block `i` of `seg` as frames.
+    fn reframed(seg: &SealedSegment, i: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in seg.block(i).unwrap().records(seg.blocks[i].first_seq) {
+            let r = r.unwrap();
+            frame::encode(&mut out, r.seq, &r.as_new());
+        }
+        out
+    }
+
+    fn open_bytes(dir: &Path, bytes: &[u8]) -> Result<SealedSegment, Error> {
+        let path = dir.join("x.sealed");
+        std::fs::write(&path, bytes).unwrap();
+        SealedSegment::open(&path)
+    }
+
+    #[test]
+    fn format_1_segments_still_read_and_hold_the_same_blocks_as_format_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = frames(40);
+        let v1 = open_bytes(dir.path(), &build_as(Format::V1, &raw, 300, 1).unwrap()).unwrap();
+        assert_eq!(v1.format, Format::V1);
+        let dir2 = tempfile::tempdir().unwrap();
+        let v2 = open_bytes(dir2.path(), &build_as(Format::V2, &raw, 300, 1).unwrap()).unwrap();
+        assert_eq!(v2.format, Format::V2);
+        let idx = |s: &SealedSegment| {
+            s.blocks
+                .iter()
+                .map(|b| (b.first_seq, b.count, b.min_time, b.max_time))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(idx(&v1), idx(&v2), "blocks are cut at the same records");
+        assert_eq!(v1.positions, v2.positions);
+        for i in 0..v1.blocks.len() {
+            assert_eq!(reframed(&v1, i), reframed(&v2, i));
+        }
+    }
+
+    #[test]
+    fn rewriting_a_format_1_segment_into_format_2_keeps_every_record() {
+        let raw = frames(40);
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = open_bytes(dir.path(), &build_as(Format::V1, &raw, 300, 1).unwrap()).unwrap();
+        let mut b = SegmentBuilder::new(Vec::new(), 300, 1).unwrap();
+        for i in 0..v1.blocks.len() {
+            b.push_block(&v1.block(i).unwrap(), v1.blocks[i].first_seq)
+                .unwrap();
+        }
+        let out = b.finish().unwrap();
+        assert_eq!(out, build(&raw, 300, 1).unwrap());
+    }
+
+    #[test]
+    fn every_flipped_bit_of_a_format_2_segment_is_an_error_never_other_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = frames(12);
+        let good = build(&raw, 200, 1).unwrap();
+        let want: Vec<_> = {
+            let seg = open_bytes(dir.path(), &good).unwrap();
+            (0..seg.blocks.len()).map(|i| reframed(&seg, i)).collect()
+        };
+        for at in 0..good.len() {
+            let mut b = good.clone();
+            b[at] ^= 0x04;
+            let Ok(seg) = open_bytes(dir.path(), &b) else {
+                continue;
+            };
+            for (i, w) in want.iter().enumerate() {
+                if let Ok(block) = seg.block(i) {
+                    let mut got = Vec::new();
+                    for r in block.records(seg.blocks[i].first_seq) {
+                        let r = r.expect("a block whose CRCs matched reads whole");
+                        frame::encode(&mut got, r.seq, &r.as_new());
+                    }
+                    assert_eq!(&got, w, "flip at {at} changed block {i}'s records");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_whose_crc_fails_at_seal_keeps_its_place_and_reads_as_an_error() {
+        // The damage is in the stream byte, or in the sequence itself.
+        for damaged_at in [8 + 22, 8] {
+            let mut raw = frames(6);
+            let third = (0..2).fold(0, |at, _| at + frame::decode(&raw[at..]).unwrap().1);
+            raw[third + damaged_at] ^= 1;
+            let dir = tempfile::tempdir().unwrap();
+            let seg = open_bytes(dir.path(), &build(&raw, 1 << 20, 1).unwrap()).unwrap();
+            assert_eq!((seg.first_seq, seg.end_seq), (10, 16));
+            let block = seg.block(0).unwrap();
+            let got: Vec<_> = block.records(10).collect();
+            assert_eq!(got.len(), 3);
+            assert!(got[0].is_ok() && got[1].is_ok());
+            assert!(got[2].unwrap_err().what.contains("CRC"), "{:?}", got[2]);
+            // Its position is not trusted: the table has the last sound one per file.
+            assert_eq!(seg.positions.len(), 2);
+            assert_eq!((seg.positions[0].1, seg.positions[1].1), (4, 5));
+        }
     }
 
     #[test]

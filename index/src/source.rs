@@ -570,7 +570,7 @@ impl Source {
         let mut out = PendingSegment::create(&self.dir, first, act.next_seq, block_target, level)?;
         if let Some(p) = prev {
             for i in 0..p.blocks.len() {
-                out.push_frames(&p.block(i)?)?;
+                out.push_block(&p.block(i)?, p.blocks[i].first_seq)?;
             }
         }
         let mut at = ACTIVE_HEADER;

@@ -1,4 +1,5 @@
-//! Offline checking of a store directory: every footer, index and block CRC, every frame CRC,
+//! Offline checking of a store directory: every footer, index and block CRC, every frame CRC
+//! (active segments and format 1 blocks) or raw block CRC and column structure (format 2),
 //! index entries (sequences, counts, time ranges) against block contents, the footer's time range
 //! and the position table against the records, and torn active tails, reported with path and
 //! offset.
@@ -7,7 +8,7 @@
 
 use crate::active::ActiveSegment;
 use crate::sealed::{self, SealedSegment};
-use crate::{frame, retire, source, Error, FileId, Position, Store};
+use crate::{retire, source, Error, FileId, Position, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -92,14 +93,12 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
                 continue;
             }
         };
-        let mut at = 0;
         let mut n = 0u64;
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        while at < raw.len() {
-            match frame::decode(&raw[at..]) {
-                Ok((f, len)) => {
-                    if f.seq != m.first_seq + n || f.time_ns < m.min_time || f.time_ns > m.max_time
-                    {
+        for rec in raw.records(m.first_seq) {
+            match rec {
+                Ok(f) => {
+                    if f.time_ns < m.min_time || f.time_ns > m.max_time {
                         r.problems.push(problem(
                             path,
                             m.offset,
@@ -114,13 +113,12 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
                         positions.insert(file, offset);
                     }
                     n += 1;
-                    at += len;
                 }
                 Err(e) => {
                     r.problems.push(problem(
                         path,
                         m.offset,
-                        format!("block {i}: raw offset {at}: {}", e.describe()),
+                        format!("block {i}: raw offset {}: {}", e.at, e.what),
                     ));
                     all_blocks_read = false;
                     break;
@@ -267,7 +265,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewRecord, RecordFlags, Stream, TimeStyle};
+    use crate::{frame, NewRecord, RecordFlags, Stream, TimeStyle};
 
     /// A sealed segment of 6 records from two files, with the position table's last entry
     /// changed by `patch` and every CRC made to match again: only a cross-check finds it.
@@ -303,6 +301,34 @@ mod tests {
         let path = dir.path().join(sealed::file_name(0, 6));
         std::fs::write(&path, &b).unwrap();
         (dir, path)
+    }
+
+    #[test]
+    fn a_record_damaged_before_its_seal_is_reported_with_its_block() {
+        let mut frames = Vec::new();
+        for i in 0..4u64 {
+            let rec = NewRecord {
+                time_ns: 100 + i as i64,
+                time_style: TimeStyle::default(),
+                stream: Stream::Stdout,
+                flags: RecordFlags(0),
+                message: b"record",
+                position: Position::None,
+            };
+            frame::encode(&mut frames, i, &rec);
+        }
+        // The last byte of the third frame's message.
+        let third_end = (0..3).fold(0, |at, _| at + frame::decode(&frames[at..]).unwrap().1);
+        frames[third_end - 1] ^= 1;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(sealed::file_name(0, 4));
+        std::fs::write(&path, sealed::build(&frames, 1 << 20, 1).unwrap()).unwrap();
+        let mut r = VerifyReport::default();
+        verify_sealed(&path, &mut r);
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+        assert!(r.problems[0].what.contains("block 0"), "{:?}", r.problems);
+        assert!(r.problems[0].what.contains("CRC"), "{:?}", r.problems);
+        assert!(r.problems[1].what.contains("holds 2"), "{:?}", r.problems);
     }
 
     #[test]
