@@ -23,6 +23,7 @@ pub mod containers;
 pub mod disk;
 pub mod faults;
 pub mod inotify;
+pub mod judge;
 pub mod lines;
 pub mod metrics;
 pub mod node;

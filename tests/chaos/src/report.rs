@@ -204,10 +204,11 @@ impl Summary {
                 ),
             ),
             (
-                "peak RSS vs bound".into(),
+                "peak RSS (VmHWM; highest VmRSS sample) vs bound".into(),
                 format!(
-                    "{} vs {} (life {})",
+                    "{} ({}) vs {} (life {})",
                     mib(l.peak_rss),
+                    mib(l.max_sampled_rss),
                     mib(self.rss_bound),
                     l.peak_life
                 ),
@@ -245,10 +246,13 @@ impl Summary {
                 ),
             ),
             (
-                "index duplicates / out of order / garbled".into(),
+                "index duplicates / out of order / headless / garbled".into(),
                 format!(
-                    "{} / {} / {}",
-                    self.index_problems.0, self.index_problems.1, self.index_problems.2
+                    "{} / {} / {} / {}",
+                    self.index_problems.0,
+                    self.index_problems.1,
+                    self.index_problems.2,
+                    self.index_problems.3
                 ),
             ),
             (
