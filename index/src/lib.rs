@@ -73,9 +73,11 @@
 #![deny(missing_docs)]
 
 mod active;
+mod active_index;
 mod api;
 mod error;
 mod frame;
+mod maps;
 mod query;
 mod record;
 mod retention;
@@ -89,6 +91,7 @@ mod verify;
 pub use api::*;
 pub use error::Error;
 pub use frame::MAX_MESSAGE;
+pub use maps::DEFAULT_MAX_OPEN_MAPS;
 pub use record::*;
 pub use store::Store;
 pub use verify::{verify_dir, Problem, VerifyReport};

@@ -6,12 +6,15 @@
 
 use crate::active::sync_dir;
 use crate::frame;
+use crate::maps::MapCache;
 use crate::segment_writer::{trailer, BuildError, SegmentBuilder};
 use crate::{Error, FileId};
 use memmap2::{Mmap, UncheckedAdvice};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Magic and version at the start of a sealed segment.
 pub const SEALED_MAGIC: &[u8; 8] = b"RNLSEG01";
@@ -50,11 +53,16 @@ pub struct BlockMeta {
     pub crc: u32,
 }
 
-/// An open sealed segment.
+/// An open sealed segment: its footer, index and positions in memory; the file is mapped only
+/// while blocks are read, through the store's [`MapCache`].
 pub struct SealedSegment {
     /// The file.
     pub path: PathBuf,
-    map: Mmap,
+    maps: Arc<MapCache>,
+    /// This segment's id in `maps`.
+    map_id: u64,
+    /// File size when the footer was read.
+    len: u64,
     /// Block index.
     pub blocks: Vec<BlockMeta>,
     /// Last position per file identity among the segment's records.
@@ -246,22 +254,32 @@ fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
 }
 
 impl SealedSegment {
-    /// Map and validate a sealed segment's footer, index and position table.
+    /// Read and validate a sealed segment's footer, index and position table, with a map cache
+    /// of its own (for one-off readers such as `verify`).
     pub fn open(path: &Path) -> Result<SealedSegment, Error> {
+        SealedSegment::open_in(path, &MapCache::new(1))
+    }
+
+    /// Read and validate a sealed segment's footer, index and position table (with `pread`,
+    /// not a map: opening thousands of segments costs no mappings); blocks are later read
+    /// through `maps`.
+    pub fn open_in(path: &Path, maps: &Arc<MapCache>) -> Result<SealedSegment, Error> {
         let file = File::open(path).map_err(io(path))?;
-        // SAFETY: sealed segments are immutable once renamed into place; the store never
-        // modifies them, only deletes them (which keeps the mapping valid).
-        let map = unsafe { Mmap::map(&file) }.map_err(io(path))?;
-        let b: &[u8] = &map;
+        let file_len = file.metadata().map_err(io(path))?.len();
         let min_len = SEALED_MAGIC.len() + FOOTER_LEN;
-        if b.len() < min_len {
+        if file_len < min_len as u64 {
             return Err(corrupt(path, 0, "file shorter than header and footer"));
         }
-        if &b[..8] != SEALED_MAGIC {
+        let mut magic = [0u8; 8];
+        file.read_exact_at(&mut magic, 0).map_err(io(path))?;
+        if &magic != SEALED_MAGIC {
             return Err(corrupt(path, 0, "bad segment magic/version"));
         }
-        let fs = b.len() - FOOTER_LEN;
-        let footer = &b[fs..];
+        let fs = (file_len - FOOTER_LEN as u64) as usize;
+        let mut footer = [0u8; FOOTER_LEN];
+        file.read_exact_at(&mut footer, fs as u64)
+            .map_err(io(path))?;
+        let footer = &footer[..];
         if &footer[64..72] != FOOTER_MAGIC {
             return Err(corrupt(path, fs as u64 + 64, "bad footer magic"));
         }
@@ -291,7 +309,10 @@ impl SealedSegment {
                 "index offset/size disagree with file size",
             ));
         }
-        let table = &b[index_offset as usize..fs];
+        let mut table = vec![0u8; fs - index_offset as usize];
+        file.read_exact_at(&mut table, index_offset)
+            .map_err(io(path))?;
+        let table = &table[..];
         if crc32c::crc32c(table) != le32(footer, 48) {
             return Err(corrupt(path, index_offset, "block index CRC mismatch"));
         }
@@ -351,10 +372,11 @@ impl SealedSegment {
             })
             .collect();
         let (min_time, max_time) = (le64(footer, 32) as i64, le64(footer, 40) as i64);
-        release_pages(&map, 0, map.len());
         Ok(SealedSegment {
             path: path.to_path_buf(),
-            map,
+            maps: maps.clone(),
+            map_id: maps.new_id(),
+            len: file_len,
             blocks,
             positions,
             first_seq,
@@ -366,7 +388,7 @@ impl SealedSegment {
 
     /// Size of the file.
     pub fn file_len(&self) -> u64 {
-        self.map.len() as u64
+        self.len
     }
 
     /// Records held.
@@ -382,7 +404,8 @@ impl SealedSegment {
     /// Decompress block `i` after checking its CRC; `Err` describes the corruption.
     pub fn block(&self, i: usize) -> Result<Vec<u8>, Error> {
         let m = self.blocks[i];
-        let comp = &self.map[m.offset as usize..(m.offset + m.len as u64) as usize];
+        let map = self.maps.get(self.map_id, &self.path, self.len)?;
+        let comp = &map[m.offset as usize..(m.offset + m.len as u64) as usize];
         if crc32c::crc32c(comp) != m.crc {
             return Err(corrupt(
                 &self.path,
@@ -404,13 +427,19 @@ impl SealedSegment {
                 format!("block {i} raw length mismatch"),
             ));
         }
-        release_pages(&self.map, m.offset as usize, m.len as usize);
+        release_pages(&map, m.offset as usize, m.len as usize);
         Ok(raw)
     }
 
     /// Compressed bytes of block `i`.
     pub fn block_len(&self, i: usize) -> u64 {
         self.blocks[i].len as u64
+    }
+}
+
+impl Drop for SealedSegment {
+    fn drop(&mut self) {
+        self.maps.forget(self.map_id);
     }
 }
 

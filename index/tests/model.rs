@@ -253,6 +253,8 @@ fn limits_with_segments(segment_max_bytes: u64, segment_max_age: Duration) -> Li
         zstd_level: 1,
         max_disk_bytes: 1 << 40,
         max_age: Duration::from_secs(100 * 365 * 24 * 3600),
+        // Few maps: reads keep evicting and re-mapping sealed segments.
+        max_open_maps: 2,
     }
 }
 
