@@ -36,6 +36,70 @@ pub enum Progress {
     Done,
 }
 
+/// What a source key says about belonging to pod `pod` in `namespace`: CRI keys
+/// (`cri:<ns>_<pod>_<uid>/<container>/<restart>`) and sidecar keys
+/// (`sidecar:<ns>/<pod>/<container>`) carry both (Kubernetes names hold no `_` or `/`); any
+/// other key (a Docker id) says nothing (`None`).
+fn key_names_pod(key: &str, namespace: &str, pod: &str) -> Option<bool> {
+    if let Some(rest) = key.strip_prefix("cri:") {
+        let pod_dir = rest.split('/').next()?;
+        let mut parts = pod_dir.splitn(3, '_');
+        let (ns, p, uid) = (parts.next()?, parts.next()?, parts.next()?);
+        if ns.is_empty() || p.is_empty() || uid.is_empty() {
+            return None;
+        }
+        return Some(ns == namespace && p == pod);
+    }
+    if let Some(rest) = key.strip_prefix("sidecar:") {
+        let mut parts = rest.splitn(3, '/');
+        let (ns, p, _) = (parts.next()?, parts.next()?, parts.next()?);
+        return Some(ns == namespace && p == pod);
+    }
+    None
+}
+
+/// [`resolve`] over a store, reading only the sources that can be the answer: a key naming
+/// another pod is skipped unread, a key that says nothing (a Docker id) costs one identity read
+/// (`source.json` in a read-only store), and only the pod's own sources are loaded. When the pod
+/// is not found that way (a plain Docker container named by name or id, or a miss that lists
+/// close matches) every visible source is looked at, exactly as `resolve` over
+/// `store.sources()` does; the answer is the same either way.
+fn pick_source(
+    store: &Store,
+    req: &LogRequest,
+    visible: impl Fn(&SourceInfo) -> bool,
+) -> Result<SourceInfo, LogsError> {
+    if let Err(e @ ResolveError::NameTooLong { .. }) = resolve(&[], req) {
+        return Err(e.into());
+    }
+    let namespace = req.namespace.as_deref().unwrap_or("default");
+    let pod = req.pod.strip_prefix("pod/").unwrap_or(&req.pod);
+    let names_pod = |id: &runnel_index::SourceIdentity| {
+        id.namespace.as_deref() == Some(namespace) && id.pod.as_deref() == Some(pod)
+    };
+    let mut candidates = Vec::new();
+    for key in store.keys() {
+        let maybe = match key_names_pod(&key, namespace, pod) {
+            Some(m) => m,
+            None => store.identity(&key).is_some_and(|id| names_pod(&id)),
+        };
+        if !maybe {
+            continue;
+        }
+        if let Some(info) = store.source_info(&key)? {
+            if visible(&info) {
+                candidates.push(info);
+            }
+        }
+    }
+    if candidates.iter().any(|s| names_pod(&s.identity)) {
+        return Ok(resolve(&candidates, req)?);
+    }
+    let mut sources = store.sources();
+    sources.retain(|s| visible(s));
+    Ok(resolve(&sources, req)?)
+}
+
 /// One request's output in progress.
 pub struct LogStream {
     key: String,
@@ -60,9 +124,7 @@ impl LogStream {
         visible: impl Fn(&SourceInfo) -> bool,
     ) -> Result<LogStream, LogsError> {
         req.validate()?;
-        let mut sources = store.sources();
-        sources.retain(|s| visible(s));
-        let source = resolve(&sources, req)?;
+        let source = pick_source(store, req, visible)?;
         let mut first_page = query_for(req);
         first_page.limit_bytes = Some(first_page.limit_bytes.unwrap_or(u64::MAX).min(PAGE_BYTES));
         Ok(LogStream {

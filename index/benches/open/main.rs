@@ -17,7 +17,8 @@
 //! `RUNNEL_BENCH_DIR=DIR` keeps the generated store in DIR (reused by a later run with the same
 //! sizes) so that `benches/query/run.sh` can time the whole `runnel logs --data-dir` process on
 //! it. Sizes: `RUNNEL_BENCH_HISTORY_BYTES` (default 1 GiB; 64 MiB without `--bench`),
-//! `RUNNEL_BENCH_OTHERS` (500), `RUNNEL_BENCH_OTHER_BYTES` (1 MiB).
+//! `RUNNEL_BENCH_OTHERS` (500), `RUNNEL_BENCH_OTHER_BYTES` (1 MiB), and
+//! `RUNNEL_BENCH_OPEN_SOURCES` (the writer-open sizes, default `500,5000`; empty skips them).
 
 use runnel_index::{
     Limits, NewRecord, Position, Query, RecordFlags, SourceIdentity, Store, Stream, TimeStyle,
@@ -254,6 +255,8 @@ fn agent_open(n: u64) -> (Duration, u64, usize) {
         }
         store.sync().expect("sync");
     }
+    // Written-back first, so the open is not measured against the generation's writeback.
+    let _ = std::process::Command::new("sync").status();
     let before = map_count();
     let t = Instant::now();
     let store = Store::open(tmp.path(), limits()).expect("reopen");
@@ -370,8 +373,20 @@ fn main() {
         "{:>8} {:>10} {:>14} {:>12} {:>14}",
         "sources", "open ms", "us per source", "open maps", "new mappings"
     );
-    let sizes: &[u64] = if bench_mode { &[500, 5000] } else { &[50] };
-    for &n in sizes {
+    let sizes: Vec<u64> = match std::env::var("RUNNEL_BENCH_OPEN_SOURCES") {
+        Ok(v) => v
+            .split(',')
+            .filter(|x| !x.trim().is_empty())
+            .map(|x| {
+                x.trim()
+                    .parse()
+                    .expect("RUNNEL_BENCH_OPEN_SOURCES: numbers")
+            })
+            .collect(),
+        Err(_) if bench_mode => vec![500, 5000],
+        Err(_) => vec![50],
+    };
+    for &n in &sizes {
         let (d, open_maps, mappings) = agent_open(n);
         println!(
             "{n:>8} {:>10.1} {:>14.1} {:>12} {:>14}",
