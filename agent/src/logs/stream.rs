@@ -185,3 +185,99 @@ impl LogStream {
         Ok(Progress::More)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_index::{Limits, NewRecord, Position, RecordFlags, SourceIdentity, Stream};
+
+    fn id(ns: Option<&str>, pod: Option<&str>, c: &str, restart: u32) -> SourceIdentity {
+        SourceIdentity {
+            namespace: ns.map(Into::into),
+            pod: pod.map(Into::into),
+            container: pod.map(|_| c.to_string()),
+            container_name: Some(format!("k8s_{c}")),
+            container_id: Some(format!("{c:0<12}deadbeef")),
+            restart: Some(restart),
+            ..Default::default()
+        }
+    }
+
+    /// Resolving by key reads fewer sources but answers exactly as resolving over all of them.
+    #[test]
+    fn picking_by_key_answers_as_resolving_over_every_source() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let w = Store::open(d.path(), Limits::default()).unwrap();
+            let sources = [
+                (
+                    "cri:shop_web-1_u1/nginx/0",
+                    id(Some("shop"), Some("web-1"), "nginx", 0),
+                ),
+                (
+                    "cri:shop_web-1_u1/nginx/1",
+                    id(Some("shop"), Some("web-1"), "nginx", 1),
+                ),
+                (
+                    "cri:shop_web-1_u1/side/0",
+                    id(Some("shop"), Some("web-1"), "side", 0),
+                ),
+                (
+                    "cri:default_solo_u2/app/0",
+                    id(Some("default"), Some("solo"), "app", 0),
+                ),
+                (
+                    "sidecar:shop/api/app",
+                    id(Some("shop"), Some("api"), "app", 0),
+                ),
+                // Docker keys say nothing: found through their identity.
+                ("docker:aaaa", id(Some("shop"), Some("dock"), "db", 0)),
+                ("docker:bbbb", id(None, None, "redis", 0)),
+            ];
+            for (i, (key, identity)) in sources.iter().enumerate() {
+                w.upsert_source(key, identity).unwrap();
+                let rec = NewRecord {
+                    time_ns: 1_000 + i as i64,
+                    time_style: Default::default(),
+                    stream: Stream::Stdout,
+                    flags: RecordFlags::default(),
+                    message: key.as_bytes(),
+                    position: Position::None,
+                };
+                w.append(key, &rec).unwrap();
+            }
+            w.sync().unwrap();
+        }
+        let req = |ns: Option<&str>, pod: &str, c: Option<&str>, previous: bool| LogRequest {
+            namespace: ns.map(Into::into),
+            pod: pod.into(),
+            container: c.map(Into::into),
+            previous,
+            ..Default::default()
+        };
+        let cases = [
+            req(Some("shop"), "web-1", Some("nginx"), false),
+            req(Some("shop"), "web-1", Some("nginx"), true),
+            req(Some("shop"), "web-1", None, false),
+            req(Some("shop"), "web-1", Some("nope"), false),
+            req(None, "solo", None, false),
+            req(Some("shop"), "api", None, false),
+            req(Some("shop"), "dock", None, false),
+            req(None, "k8s_redis", None, false),
+            req(None, "redis0000000", None, false),
+            req(Some("shop"), "web-2", None, false),
+            req(None, &"x".repeat(300), None, false),
+        ];
+        for r in cases {
+            let store = Store::open_read_only(d.path()).unwrap();
+            let picked = pick_source(&store, &r, |_| true).map(|s| s.key);
+            let all = Store::open_read_only(d.path()).unwrap().sources();
+            let want = resolve(&all, &r).map(|s| s.key);
+            match (picked, want) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{r:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{r:?}"),
+                (a, b) => panic!("{r:?}: picked {a:?}, resolve says {b:?}"),
+            }
+        }
+    }
+}
