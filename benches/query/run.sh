@@ -18,11 +18,14 @@ export RUNNEL_BENCH_DIR="${RUNNEL_BENCH_DIR:-/tmp/runnel-query-bench}"
 RUNS="${RUNS:-21}"
 cargo build --release -q -p runnel-agent
 # The writer-open part (500 and 5000 sources) is the bench's own business; 500 here.
-RUNNEL_BENCH_OPEN_SOURCES="${RUNNEL_BENCH_OPEN_SOURCES:-500}" cargo bench -q -p runnel-index --bench open
+# SKIP_INDEX_BENCH=1 only times the processes on a store generated before.
+if [ -z "${SKIP_INDEX_BENCH:-}" ] || [ ! -f "$RUNNEL_BENCH_DIR/bench-params" ]; then
+    RUNNEL_BENCH_OPEN_SOURCES="${RUNNEL_BENCH_OPEN_SOURCES:-500}" cargo bench -q -p runnel-index --bench open
+fi
 NEW="$PWD/target/release/runnel"
 BASE="${RUNNEL_BASELINE_BIN:-}"
 python3 - "$RUNNEL_BENCH_DIR" "$RUNS" "$NEW" "$BASE" <<'PY'
-import datetime, statistics, subprocess, sys, time
+import datetime, os, resource, statistics, subprocess, sys, time
 d, runs, new, base = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 lines = open(f"{d}/bench-params").read().split()
 end_ns = int(lines[3])
@@ -37,26 +40,33 @@ cases = [
     ("--tail 100", ["--tail", "100"]),
 ]
 def run(binary, args):
+    """Median wall ms, median CPU ms (user + sys of the child), lines printed."""
     cmd = [binary, "logs", "--data-dir", d, "-n", "bench", "app-0"] + args
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True).stdout
-    xs = []
+    walls, cpus = [], []
     for _ in range(runs):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        xs.append(time.perf_counter() - t)
-    return statistics.median(xs) * 1e3, out.count(b"\n")
-empty = [new, "--version"]
-xs = []
+        walls.append(time.perf_counter() - t)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
+    return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3, out.count(b"\n")
+xs, cs = [], []
 for _ in range(runs):
-    t = time.perf_counter(); subprocess.run(empty, stdout=subprocess.DEVNULL, check=True); xs.append(time.perf_counter() - t)
-print(f"\nwhole `runnel logs --data-dir` process, median of {runs} runs (ms); `runnel --version` alone: {statistics.median(xs)*1e3:.2f} ms")
-print(f"{'query':<38} {'lines':>6} {'before':>9} {'after':>9} {'speedup':>8}")
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter(); subprocess.run([new, "--version"], stdout=subprocess.DEVNULL, check=True); xs.append(time.perf_counter() - t)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cs.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
+print(f"\nwhole `runnel logs --data-dir` process, median of {runs} runs, ms (wall, and CPU = user + sys);")
+print(f"`runnel --version` alone: {statistics.median(xs)*1e3:.2f} wall, {statistics.median(cs)*1e3:.2f} CPU; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+print(f"{'query':<36} {'lines':>6} {'wall before':>12} {'wall after':>11} {'CPU before':>11} {'CPU after':>10} {'speedup':>8}")
 for name, args in cases:
-    a, n = run(new, args)
+    a, ac, n = run(new, args)
     if base:
-        b, m = run(base, args)
+        b, bc, m = run(base, args)
         assert m == n, f"{name}: {m} lines before, {n} after"
-        print(f"{name:<38} {n:>6} {b:>9.2f} {a:>9.2f} {b/a:>7.0f}x")
+        print(f"{name:<36} {n:>6} {b:>12.2f} {a:>11.2f} {bc:>11.2f} {ac:>10.2f} {b/a:>7.0f}x")
     else:
-        print(f"{name:<38} {n:>6} {'-':>9} {a:>9.2f}")
+        print(f"{name:<36} {n:>6} {'-':>12} {a:>11.2f} {'-':>11} {ac:>10.2f}")
 PY
