@@ -39,6 +39,7 @@ pub const NOT_LIVE: &[(&str, &str)] = &[
     ("index.segment_max_age", "open segments were sized with it"),
     ("index.block_bytes", "open segments were sized with it"),
     ("index.zstd_level", "open segments were sized with it"),
+    ("index.max_open_maps", "the store's map cache is sized once"),
     ("log.format", "the log output is set up once"),
     (
         "inputs.docker.api",

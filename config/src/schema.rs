@@ -198,6 +198,9 @@ pub struct IndexConfig {
     pub block_bytes: u64,
     /// zstd level for sealed blocks (1..=22; negative = faster levels).
     pub zstd_level: i32,
+    /// Sealed segments kept memory-mapped at once; the least recently read is unmapped when
+    /// another is needed, so thousands of segments stay far below `vm.max_map_count`.
+    pub max_open_maps: u64,
 }
 
 impl Default for IndexConfig {
@@ -209,6 +212,7 @@ impl Default for IndexConfig {
             segment_max_age: Duration::from_secs(600),
             block_bytes: 128 * KIB,
             zstd_level: 1,
+            max_open_maps: 1024,
         }
     }
 }

@@ -37,6 +37,12 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.index.block_bytes == 0 || c.index.segment_max_bytes < c.index.block_bytes {
         p.push("index.segment_max_bytes: must be at least index.block_bytes".into());
     }
+    if !(1..=1 << 20).contains(&c.index.max_open_maps) {
+        p.push(format!(
+            "index.max_open_maps: {} is outside 1..=1048576 (vm.max_map_count is 65530 by default)",
+            c.index.max_open_maps
+        ));
+    }
     if !(1..=19).contains(&c.index.zstd_level) {
         p.push(format!(
             "index.zstd_level: {} is outside 1..=19",

@@ -4,6 +4,7 @@
 //! is readable as soon as it is appended. Recovery scans the file, keeps the longest prefix of
 //! good frames with contiguous sequence numbers, and cuts the rest.
 
+use crate::active_index::{self, IndexWriter};
 use crate::frame::{self, FrameView};
 use crate::Error;
 use std::fs::{File, OpenOptions};
@@ -51,6 +52,11 @@ pub struct ActiveSegment {
     pub opened: Instant,
     chunk_target: u64,
     dirty: bool,
+    /// The sparse index beside the segment (writers only; see `active_index`).
+    index: Option<IndexWriter>,
+    /// Frames before this offset were taken from the index at open, not scanned: their file
+    /// positions were not seen (see [`ActiveSegment::scan_positions`]). 0 when every frame was.
+    pub unscanned_end: u64,
     /// Set by a failed fsync: the segment takes no more writes (see [`Error::SyncFailed`]).
     sync_failed: Option<String>,
     /// Test hook: the next fsync fails as a failing disk would make it.
@@ -68,6 +74,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The sequence of the frame at `offset` when a whole, valid frame of at most `max` bytes
+/// starts there.
+fn first_frame_seq(file: &File, offset: u64, max: u64) -> Option<u64> {
+    let mut head = [0u8; frame::FRAME_HEADER];
+    file.read_exact_at(&mut head, offset).ok()?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as u64;
+    let total = len.checked_add(frame::FRAME_HEADER as u64)?;
+    if total > max {
+        return None;
+    }
+    let mut buf = vec![0u8; total as usize];
+    file.read_exact_at(&mut buf, offset).ok()?;
+    frame::decode(&buf).ok().map(|(f, _)| f.seq)
 }
 
 /// fsync a directory so a created, renamed or removed entry is durable.
@@ -88,6 +109,9 @@ impl ActiveSegment {
             .map_err(io(&path))?;
         file.write_all(ACTIVE_MAGIC).map_err(io(&path))?;
         file.sync_all().map_err(io(&path))?;
+        // An index left by an earlier segment of the same name describes other frames.
+        let index = IndexWriter::new(dir, first_seq);
+        let _ = std::fs::remove_file(index.path());
         sync_dir(dir)?;
         Ok(ActiveSegment {
             path,
@@ -100,6 +124,8 @@ impl ActiveSegment {
             opened: Instant::now(),
             chunk_target: chunk_target.max(1),
             dirty: false,
+            index: Some(index),
+            unscanned_end: 0,
             sync_failed: None,
             #[cfg(test)]
             fail_next_sync: false,
@@ -139,6 +165,8 @@ impl ActiveSegment {
             opened: Instant::now(),
             chunk_target: chunk_target.max(1),
             dirty: false,
+            index: None,
+            unscanned_end: 0,
             sync_failed: None,
             #[cfg(test)]
             fail_next_sync: false,
@@ -173,7 +201,126 @@ impl ActiveSegment {
             seg.file.set_len(good_end as u64).map_err(io(path))?;
             seg.file.sync_all().map_err(io(path))?;
         }
+        if writable {
+            seg.adopt_index();
+        }
         Ok((seg, lost))
+    }
+
+    /// A writer's open: keep the entries of the index file that agree with the scan, cut the
+    /// rest, and index the finished chunks now (a store written without index files gets them).
+    fn adopt_index(&mut self) {
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
+        let mut ix = IndexWriter::new(dir, self.first_seq);
+        let on_disk = active_index::read(
+            ix.path(),
+            self.first_seq,
+            ACTIVE_MAGIC.len() as u64,
+            self.flushed,
+        );
+        let finished = self.chunks.len().saturating_sub(1);
+        let good = on_disk
+            .iter()
+            .zip(&self.chunks[..finished])
+            .take_while(|(a, b)| a == b)
+            .count();
+        let exact = good == on_disk.len()
+            && std::fs::metadata(ix.path()).is_ok_and(|m| {
+                m.len() == (active_index::HEADER_LEN + good * active_index::ENTRY_LEN) as u64
+            });
+        if !exact {
+            // Stale, torn or from other frames: rewritten from what the scan found.
+            let _ = std::fs::remove_file(ix.path());
+            ix.adopt(0);
+        } else {
+            ix.adopt(good);
+        }
+        ix.write(&self.chunks, finished);
+        self.index = Some(ix);
+    }
+
+    /// A reader's open: take the chunks the index file vouches for (checked against the file,
+    /// see `active_index`) and scan only the frames after them; without a usable index, scan
+    /// everything as [`ActiveSegment::recover`] does. `on_frame` sees the scanned frames only:
+    /// [`ActiveSegment::unscanned_end`] says where the unseen ones end.
+    pub fn open_indexed(
+        path: &Path,
+        first_seq: u64,
+        chunk_target: u64,
+        mut on_frame: impl FnMut(&FrameView<'_>),
+    ) -> Result<Self, Error> {
+        let file = File::open(path).map_err(io(path))?;
+        let len = file.metadata().map_err(io(path))?.len();
+        let start = ACTIVE_MAGIC.len() as u64;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let chunks = active_index::read(
+            &dir.join(active_index::file_name(first_seq)),
+            first_seq,
+            start,
+            len,
+        );
+        let vouched = chunks.last().is_some_and(|last| {
+            let mut magic = [0u8; 8];
+            file.read_exact_at(&mut magic, 0).is_ok()
+                && &magic == ACTIVE_MAGIC
+                && first_frame_seq(&file, last.offset, last.len) == Some(last.first_seq)
+        });
+        if !vouched {
+            return ActiveSegment::recover(path, first_seq, false, chunk_target, on_frame)
+                .map(|(seg, _)| seg);
+        }
+        let end = chunks.last().map_or(start, |c| c.offset + c.len);
+        let next = chunks.last().map_or(first_seq, |c| c.first_seq + c.count);
+        let mut seg = ActiveSegment {
+            path: path.to_path_buf(),
+            file,
+            flushed: end,
+            pending: Vec::new(),
+            chunks,
+            first_seq,
+            next_seq: next,
+            opened: Instant::now(),
+            chunk_target: chunk_target.max(1),
+            dirty: false,
+            index: None,
+            unscanned_end: end,
+            sync_failed: None,
+            #[cfg(test)]
+            fail_next_sync: false,
+        };
+        seg.catch_up(&mut on_frame)?;
+        Ok(seg)
+    }
+
+    /// Feed `on_frame` the frames an indexed open did not scan (up to
+    /// [`ActiveSegment::unscanned_end`]), so their file positions can be known; afterwards
+    /// every frame has been seen.
+    pub fn scan_positions(
+        &mut self,
+        mut on_frame: impl FnMut(&FrameView<'_>),
+    ) -> Result<(), Error> {
+        let start = ACTIVE_MAGIC.len() as u64;
+        if self.unscanned_end <= start {
+            self.unscanned_end = 0;
+            return Ok(());
+        }
+        let data = self.read(start, self.unscanned_end - start)?;
+        let mut at = 0;
+        while at < data.len() {
+            let Ok((f, n)) = frame::decode(&data[at..]) else {
+                return Err(Error::Corrupt {
+                    path: self.path.clone(),
+                    offset: start + at as u64,
+                    what: "bad frame inside an indexed chunk".into(),
+                });
+            };
+            on_frame(&f);
+            at += n;
+        }
+        self.unscanned_end = 0;
+        Ok(())
     }
 
     /// For a read-only store following a writer: scan the frames the writer appended to the file
@@ -292,7 +439,17 @@ impl ActiveSegment {
             }
             self.dirty = false;
         }
+        // Every frame is durable now: the finished chunks may be indexed (the last one grows).
+        if let Some(ix) = self.index.as_mut() {
+            ix.write(&self.chunks, self.chunks.len().saturating_sub(1));
+        }
         Ok(())
+    }
+
+    /// The path of the segment's index file (see `active_index`).
+    pub fn index_path(&self) -> PathBuf {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        dir.join(active_index::file_name(self.first_seq))
     }
 
     fn sync_data(&mut self) -> std::io::Result<()> {

@@ -20,6 +20,10 @@ pub struct Limits {
     pub max_disk_bytes: u64,
     /// Records older than this (by segment max time) are deleted. Default 7 days.
     pub max_age: Duration,
+    /// Sealed segments kept memory-mapped at once (least recently read unmapped first), so that
+    /// thousands of segments stay far below `vm.max_map_count`. Default
+    /// [`crate::DEFAULT_MAX_OPEN_MAPS`].
+    pub max_open_maps: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +35,7 @@ impl Default for Limits {
             zstd_level: 1,
             max_disk_bytes: 10 << 30,
             max_age: Duration::from_secs(7 * 24 * 3600),
+            max_open_maps: crate::DEFAULT_MAX_OPEN_MAPS,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct StoreStats {
     /// Retired sources removed since open (directory, position stub and memory freed), at
     /// `retire_source`, after retention or at open.
     pub sources_removed: u64,
+    /// Sealed segments memory-mapped now (at most `Limits::max_open_maps`, plus one per read
+    /// in progress).
+    pub open_maps: u64,
 }
 
 /// Called after each sync for every source that received records: `(source key, next_seq)`.

@@ -39,6 +39,11 @@
 //!
 //! active segment:  "RNLACT01" | frame | frame | ...          (appended; torn tail cut at open)
 //!
+//! active index (seg-<first seq>.idx, a hint beside the active segment; see `active_index`):
+//!                  "RNLAIX01" | first_seq:u64 | crc32c(header[0..16]):u32 | reserved:u32
+//!                  | per finished chunk (56 bytes): offset:u64 len:u64 first_seq:u64 count:u64
+//!                  |     min_time:i64 max_time:i64 reserved:u32 crc32c(entry[0..52]):u32
+//!
 //! sealed segment:  "RNLSEG02" (format 2; format 1, "RNLSEG01", is still read)
 //!                  | block 0 | block 1 | ...     each block = zstd(raw block), ~128 KiB of frames
 //!                  |     format 2 raw block: the records' header fields as columns (deltas,
@@ -69,7 +74,13 @@
 //! [`Store::durable_position`] is rebuilt at open from the data itself (sealed position tables,
 //! the position stub, and the scanned active segments), never from a separate checkpoint that
 //! could disagree.
+//! The active index is written after the frames it describes are synced and is never synced
+//! itself: a reader uses only the prefix of entries that agree with the segment (CRCs,
+//! contiguity, file length, the frame at the last entry) and scans the rest; a writer's open
+//! scans every frame and rewrites the index to match, so nothing depends on it.
 //! Sealed segment lists come from file names and footers: the directory is the manifest.
+//! Sealed segments are read with `pread` at open and memory-mapped only while their blocks are
+//! read, at most [`Limits::max_open_maps`] at once (least recently used unmapped first).
 //! Retiring marks durably before anything goes, and a source leaves `sources/` in one rename
 //! only when marked and empty, so a crash at any point leaves it either whole (and open removes
 //! it) or out of `sources/` (the `retire` module spells out each step).
@@ -77,12 +88,14 @@
 #![deny(missing_docs)]
 
 mod active;
+mod active_index;
 mod api;
 #[doc(hidden)]
 pub mod bench_support;
 mod block;
 mod error;
 mod frame;
+mod maps;
 mod query;
 mod record;
 mod retention;
@@ -96,6 +109,7 @@ mod verify;
 pub use api::*;
 pub use error::Error;
 pub use frame::MAX_MESSAGE;
+pub use maps::DEFAULT_MAX_OPEN_MAPS;
 pub use record::*;
 pub use store::Store;
 pub use verify::{verify_dir, Problem, VerifyReport};

@@ -69,6 +69,56 @@ fn blocks(src: &Source, since: i64, until: i64, tail: bool, from_seq: u64) -> Ve
     out
 }
 
+/// The newest blocks holding records before `until`, just enough of them to hold the last `n`
+/// such records (blocks entirely before `until` count whole), in sequence order: what a tail
+/// query can touch, without listing every block of the history.
+fn tail_blocks(src: &Source, until: i64, n: u64) -> Vec<BlockInfo> {
+    let mut out = Vec::new();
+    let mut counted = 0u64;
+    let mut see = |out: &mut Vec<BlockInfo>, b: BlockInfo, min: i64| {
+        if min < until {
+            out.push(b);
+            if b.max_time < until {
+                counted = counted.saturating_add(b.count);
+            }
+        }
+        counted >= n
+    };
+    'walk: {
+        if let Some(a) = &src.active {
+            for (ci, c) in a.chunks.iter().enumerate().rev() {
+                let b = BlockInfo {
+                    loc: Loc::Active(ci),
+                    max_time: c.max_time,
+                    first_seq: c.first_seq,
+                    count: c.count,
+                };
+                if see(&mut out, b, c.min_time) {
+                    break 'walk;
+                }
+            }
+        }
+        for (si, seg) in src.sealed.iter().enumerate().rev() {
+            if seg.records() == 0 || seg.min_time >= until {
+                continue;
+            }
+            for (bi, m) in seg.blocks.iter().enumerate().rev() {
+                let b = BlockInfo {
+                    loc: Loc::Sealed(si, bi),
+                    max_time: m.max_time,
+                    first_seq: m.first_seq,
+                    count: m.count as u64,
+                };
+                if see(&mut out, b, m.min_time) {
+                    break 'walk;
+                }
+            }
+        }
+    }
+    out.reverse();
+    out
+}
+
 /// Load a block's raw content; corruption is pushed to `bad` and yields `None`.
 fn load(src: &Source, loc: Loc, cost: &mut QueryResult, bad: &mut Vec<Error>) -> Option<Block> {
     match loc {
@@ -200,7 +250,10 @@ pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
     if q.limit_bytes == Some(0) || q.tail_lines == Some(0) {
         return res;
     }
-    let list = blocks(src, since, until, q.tail_lines.is_some(), 0);
+    let list = match q.tail_lines {
+        Some(n) => tail_blocks(src, until, n),
+        None => blocks(src, since, until, false, 0),
+    };
     let mut cache: Vec<(usize, Block)> = Vec::new();
     let start_seq = match q.tail_lines {
         Some(n) => tail_start(src, &list, n, (since, until), &mut res, &mut cache, bad),

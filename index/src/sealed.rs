@@ -8,12 +8,15 @@
 use crate::active::sync_dir;
 use crate::block::{self, Block};
 use crate::frame;
+use crate::maps::MapCache;
 use crate::segment_writer::{trailer, BuildError, SegmentBuilder};
 use crate::{Error, FileId};
 use memmap2::{Mmap, UncheckedAdvice};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Magic at the very end of a sealed segment.
 pub const FOOTER_MAGIC: &[u8; 8] = b"RNLFOOT1";
@@ -90,11 +93,16 @@ pub struct BlockMeta {
     pub crc: u32,
 }
 
-/// An open sealed segment.
+/// An open sealed segment: its footer, index and positions in memory; the file is mapped only
+/// while blocks are read, through the store's [`MapCache`].
 pub struct SealedSegment {
     /// The file.
     pub path: PathBuf,
-    map: Mmap,
+    maps: Arc<MapCache>,
+    /// This segment's id in `maps`.
+    map_id: u64,
+    /// File size when the footer was read.
+    len: u64,
     /// What the blocks hold.
     pub format: Format,
     /// Block index.
@@ -317,22 +325,32 @@ fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
 }
 
 impl SealedSegment {
-    /// Map and validate a sealed segment's footer, index and position table.
+    /// Read and validate a sealed segment's footer, index and position table, with a map cache
+    /// of its own (for one-off readers such as `verify`).
     pub fn open(path: &Path) -> Result<SealedSegment, Error> {
+        SealedSegment::open_in(path, &MapCache::new(1))
+    }
+
+    /// Read and validate a sealed segment's footer, index and position table (with `pread`,
+    /// not a map: opening thousands of segments costs no mappings); blocks are later read
+    /// through `maps`.
+    pub fn open_in(path: &Path, maps: &Arc<MapCache>) -> Result<SealedSegment, Error> {
         let file = File::open(path).map_err(io(path))?;
-        // SAFETY: sealed segments are immutable once renamed into place; the store never
-        // modifies them, only deletes them (which keeps the mapping valid).
-        let map = unsafe { Mmap::map(&file) }.map_err(io(path))?;
-        let b: &[u8] = &map;
+        let file_len = file.metadata().map_err(io(path))?.len();
         let min_len = 8 + FOOTER_LEN;
-        if b.len() < min_len {
+        if file_len < min_len as u64 {
             return Err(corrupt(path, 0, "file shorter than header and footer"));
         }
-        let Some(format) = Format::from_magic(&b[..8]) else {
+        let mut magic = [0u8; 8];
+        file.read_exact_at(&mut magic, 0).map_err(io(path))?;
+        let Some(format) = Format::from_magic(&magic) else {
             return Err(corrupt(path, 0, "bad segment magic/version"));
         };
-        let fs = b.len() - FOOTER_LEN;
-        let footer = &b[fs..];
+        let fs = (file_len - FOOTER_LEN as u64) as usize;
+        let mut footer = [0u8; FOOTER_LEN];
+        file.read_exact_at(&mut footer, fs as u64)
+            .map_err(io(path))?;
+        let footer = &footer[..];
         if &footer[64..72] != FOOTER_MAGIC {
             return Err(corrupt(path, fs as u64 + 64, "bad footer magic"));
         }
@@ -362,7 +380,10 @@ impl SealedSegment {
                 "index offset/size disagree with file size",
             ));
         }
-        let table = &b[index_offset as usize..fs];
+        let mut table = vec![0u8; fs - index_offset as usize];
+        file.read_exact_at(&mut table, index_offset)
+            .map_err(io(path))?;
+        let table = &table[..];
         if crc32c::crc32c(table) != le32(footer, 48) {
             return Err(corrupt(path, index_offset, "block index CRC mismatch"));
         }
@@ -422,10 +443,11 @@ impl SealedSegment {
             })
             .collect();
         let (min_time, max_time) = (le64(footer, 32) as i64, le64(footer, 40) as i64);
-        release_pages(&map, 0, map.len());
         Ok(SealedSegment {
             path: path.to_path_buf(),
-            map,
+            maps: maps.clone(),
+            map_id: maps.new_id(),
+            len: file_len,
             format,
             blocks,
             positions,
@@ -438,7 +460,7 @@ impl SealedSegment {
 
     /// Size of the file.
     pub fn file_len(&self) -> u64 {
-        self.map.len() as u64
+        self.len
     }
 
     /// Records held.
@@ -455,7 +477,8 @@ impl SealedSegment {
     /// content); `Err` describes the corruption.
     pub fn block(&self, i: usize) -> Result<Block, Error> {
         let m = self.blocks[i];
-        let comp = &self.map[m.offset as usize..(m.offset + m.len as u64) as usize];
+        let map = self.maps.get(self.map_id, &self.path, self.len)?;
+        let comp = &map[m.offset as usize..(m.offset + m.len as u64) as usize];
         if crc32c::crc32c(comp) != m.crc {
             return Err(corrupt(
                 &self.path,
@@ -477,7 +500,7 @@ impl SealedSegment {
                 format!("block {i} raw length mismatch"),
             ));
         }
-        release_pages(&self.map, m.offset as usize, m.len as usize);
+        release_pages(&map, m.offset as usize, m.len as usize);
         match self.format {
             Format::V1 => Ok(Block::Frames(raw)),
             Format::V2 => match block::check_crc(&raw) {
@@ -490,6 +513,12 @@ impl SealedSegment {
     /// Compressed bytes of block `i`.
     pub fn block_len(&self, i: usize) -> u64 {
         self.blocks[i].len as u64
+    }
+}
+
+impl Drop for SealedSegment {
+    fn drop(&mut self) {
+        self.maps.forget(self.map_id);
     }
 }
 

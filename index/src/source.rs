@@ -4,6 +4,7 @@
 //! ranges), so there is no second copy that could disagree with the data.
 
 use crate::active::{sync_dir, ActiveSegment, ACTIVE_MAGIC};
+use crate::maps::MapCache;
 use crate::sealed::{self, PendingSegment, SealedSegment};
 use crate::{Error, FileId, Position, SourceIdentity};
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,8 @@ pub struct Source {
     /// The source was removed: its directory is gone and the store no longer lists it; whoever
     /// still holds it treats it as unknown.
     pub removed: bool,
+    /// Where the sealed segments' blocks are mapped from (the store's cache).
+    pub maps: Arc<MapCache>,
 }
 
 /// Names and sizes of a source's sealed segments and the first sequence of its active segment.
@@ -142,6 +145,21 @@ pub fn dir_name(key: &str) -> String {
     format!("h-{}-{h:032x}", hex(&key.as_bytes()[..48]))
 }
 
+/// The key and identity in a source directory's `source.json`, without loading anything else.
+pub fn read_source_file(dir: &Path) -> Option<(String, SourceIdentity)> {
+    let bytes = std::fs::read(dir.join("source.json")).ok()?;
+    match serde_json::from_slice::<SourceFile>(&bytes).ok()? {
+        SourceFile::V1 { key, identity } => Some((key, identity)),
+    }
+}
+
+/// The key a source directory holds: from its name (the hex of the key), or from its
+/// `source.json` for a long key's hashed name.
+pub fn key_of_dir(dir: &Path) -> Option<String> {
+    let name = dir.file_name()?.to_str()?;
+    key_from_dir(name).or_else(|| read_source_file(dir).map(|(k, _)| k))
+}
+
 fn key_from_dir(name: &str) -> Option<String> {
     if !name.len().is_multiple_of(2) {
         return None;
@@ -208,7 +226,14 @@ impl Source {
             listing: Listing::default(),
             retired: false,
             removed: false,
+            maps: MapCache::new(1),
         }
+    }
+
+    /// The same source reading its sealed segments through the store's map cache.
+    pub fn in_maps(mut self, maps: &Arc<MapCache>) -> Source {
+        self.maps = maps.clone();
+        self
     }
 
     /// Drop everything held (maps, descriptors, positions) once the source is removed.
@@ -226,12 +251,15 @@ impl Source {
     /// from the sealed position tables and the active frames. Returns the source and the bytes
     /// cut from torn tails, or `None` when the directory is not a source or vanished while it
     /// was read (a writer beside a read-only store removed it).
+    /// A read-only load takes the active segment's chunks from its index file (see
+    /// `active_index`) and scans only the frames after them.
     pub fn load(
         dir: &Path,
         writable: bool,
         chunk_target: u64,
+        maps: &Arc<MapCache>,
     ) -> Result<Option<(Source, u64)>, Error> {
-        match Source::load_dir(dir, writable, chunk_target) {
+        match Source::load_dir(dir, writable, chunk_target, maps) {
             Err(e) if is_not_found(&e) && !dir.is_dir() => Ok(None),
             other => other,
         }
@@ -241,6 +269,7 @@ impl Source {
         dir: &Path,
         writable: bool,
         chunk_target: u64,
+        maps: &Arc<MapCache>,
     ) -> Result<Option<(Source, u64)>, Error> {
         let dname = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let json_path = dir.join("source.json");
@@ -257,10 +286,11 @@ impl Source {
                 None => return Ok(None),
             },
         };
-        let mut src = Source::empty(&key, identity, dir.to_path_buf());
+        let mut src = Source::empty(&key, identity, dir.to_path_buf()).in_maps(maps);
         src.retired = crate::retire::is_marked(dir)?;
         let mut sealed_names = Vec::new();
         let mut actives = Vec::new();
+        let mut indexes = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(io(dir))?;
         for e in entries {
             let e = e.map_err(io(dir))?;
@@ -273,6 +303,8 @@ impl Source {
                 sealed_names.push((a, b, e.path()));
             } else if let Some(a) = active_seq(&name) {
                 actives.push((a, e.path()));
+            } else if let Some(a) = crate::active_index::parse_name(&name) {
+                indexes.push((a, e.path()));
             }
         }
         if !writable {
@@ -283,7 +315,7 @@ impl Source {
         let mut end = 0u64;
         for (a, b, path) in sealed_names {
             end = end.max(b);
-            match SealedSegment::open(&path) {
+            match SealedSegment::open_in(&path, maps) {
                 Ok(seg) if seg.first_seq == a && seg.end_seq == b => {
                     src.sealed.push(Arc::new(seg));
                 }
@@ -351,11 +383,16 @@ impl Source {
                 continue;
             }
             let mut found = HashMap::new();
-            let res = ActiveSegment::recover(&path, a, writable, chunk_target, |f| {
+            let see = |f: &crate::frame::FrameView<'_>| {
                 if let Position::File { file, offset } = f.position {
                     found.insert(file, offset);
                 }
-            });
+            };
+            let res = if writable {
+                ActiveSegment::recover(&path, a, true, chunk_target, see)
+            } else {
+                ActiveSegment::open_indexed(&path, a, chunk_target, see).map(|s| (s, 0))
+            };
             src.active_positions = found;
             match res {
                 Ok((seg, lost)) => {
@@ -367,6 +404,15 @@ impl Source {
                 }
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
+            }
+        }
+        if writable {
+            // An index whose active segment is gone (sealed, superseded) describes nothing.
+            let live = src.active.as_ref().map(|a| a.first_seq);
+            for (a, path) in indexes {
+                if Some(a) != live {
+                    let _ = std::fs::remove_file(&path);
+                }
             }
         }
         src.next_seq = src.next_seq.max(end);
@@ -406,6 +452,25 @@ impl Source {
             self.positions.insert(file, offset);
         }
         Ok(true)
+    }
+
+    /// Read the active frames an indexed (read-only) load did not scan, so `positions` holds
+    /// every file position as a full scan would have found.
+    pub fn complete_positions(&mut self) -> Result<(), Error> {
+        let Some(act) = self.active.as_mut().filter(|a| a.unscanned_end > 0) else {
+            return Ok(());
+        };
+        let mut early = HashMap::new();
+        act.scan_positions(|f| {
+            if let Position::File { file, offset } = f.position {
+                early.insert(file, offset);
+            }
+        })?;
+        // Frames scanned at load are newer: they win.
+        early.extend(self.active_positions.drain());
+        self.active_positions = early;
+        self.rebuild_positions();
+        Ok(())
     }
 
     /// Recompute `positions` from the sealed tables (in order) and the active segment.
@@ -505,7 +570,7 @@ impl Source {
         // The new active segment is created now, so its name carries the next sequence even if
         // retention later deletes every sealed segment, but it is not kept open: a source that
         // stays quiet holds no descriptor.
-        let next = SealedSegment::open(&path)
+        let next = SealedSegment::open_in(&path, &self.maps)
             .and_then(|seg| Ok((seg, ActiveSegment::create(&self.dir, end, chunk_target)?)));
         let (seg, _new_active) = match next {
             Ok(v) => v,
@@ -515,6 +580,7 @@ impl Source {
             }
         };
         let old = self.active.as_ref().map(|a| a.path.clone());
+        let old_index = self.active.as_ref().map(|a| a.index_path());
         if let Some(p) = &prev {
             self.sealed.retain(|s| !Arc::ptr_eq(s, p));
         }
@@ -526,6 +592,10 @@ impl Source {
         // segment whose records a sealed segment holds, a sealed segment inside a larger one.
         if let Some(old) = old {
             std::fs::remove_file(&old).map_err(io(&old))?;
+        }
+        if let Some(ix) = old_index {
+            // A leftover index (a crash here) is removed by the next open.
+            let _ = std::fs::remove_file(&ix);
         }
         if let Some(p) = prev {
             std::fs::remove_file(&p.path).map_err(io(&p.path))?;

@@ -2,6 +2,7 @@
 //! commit and follower notification.
 
 use crate::active::sync_dir;
+use crate::maps::MapCache;
 use crate::source::{self, Source};
 use crate::{
     query, AppendListener, Error, FileId, Limits, NewRecord, Position, Query, QueryResult,
@@ -44,6 +45,11 @@ pub struct Store {
     wake: Condvar,
     sync_lock: Mutex<()>,
     pub(crate) counters: Mutex<Counters>,
+    /// The sealed segments' memory maps (bounded by `Limits::max_open_maps`).
+    maps: Arc<MapCache>,
+    /// A read-only store's sources that were listed but not loaded yet, by key: a reader loads
+    /// only the sources it is asked about.
+    unloaded: Mutex<BTreeMap<String, PathBuf>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -79,6 +85,10 @@ impl Store {
     }
 
     /// Open without writing anything (for `runnel logs --data-dir` beside a running agent).
+    /// Only the source directories are listed: a source is loaded when it is first asked about
+    /// ([`Store::keys`], [`Store::identity`] and [`Store::source_info`] let a caller pick
+    /// sources without loading the others; [`Store::sources`] loads them all), and its active
+    /// segment is read from its index file and the frames after it (see `active_index`).
     pub fn open_read_only(dir: &Path) -> Result<Store, Error> {
         if !dir.is_dir() {
             return Err(Error::Io {
@@ -87,11 +97,124 @@ impl Store {
             });
         }
         let store = Store::new(dir, Limits::default(), true, None);
-        store.load(false)?;
+        store.list_lazily()?;
         Ok(store)
     }
 
+    /// List a read-only store's source directories by key without reading them.
+    fn list_lazily(&self) -> Result<(), Error> {
+        let sdir = source::sources_dir(&self.dir);
+        let entries = match std::fs::read_dir(&sdir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&sdir)(e)),
+        };
+        let mut found = BTreeMap::new();
+        for e in entries {
+            let e = e.map_err(io(&sdir))?;
+            let is_dir = match e.file_type() {
+                Ok(t) if t.is_symlink() => e.path().is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => e.path().is_dir(),
+            };
+            if !is_dir {
+                continue;
+            }
+            let dir = e.path();
+            if let Some(key) = source::key_of_dir(&dir) {
+                found.insert(key, dir);
+            }
+        }
+        *lock(&self.unloaded) = found;
+        Ok(())
+    }
+
+    /// Load a listed source of a read-only store now (nothing to do when it is loaded or not
+    /// listed). A retired, drained source is dropped from the listing (the writer removes it).
+    fn load_listed(&self, key: &str) -> Result<(), Error> {
+        let mut unloaded = lock(&self.unloaded);
+        let Some(dir) = unloaded.get(key).cloned() else {
+            return Ok(());
+        };
+        let loaded = Source::load(&dir, false, self.chunk_target(), &self.maps)?;
+        unloaded.remove(key);
+        let Some((mut src, _)) = loaded.filter(|(s, _)| !crate::retire::drained(s)) else {
+            return Ok(());
+        };
+        src.changed_gen = *lock(&self.generation);
+        let problems: Vec<String> = src.problems.iter().map(|p| p.to_string()).collect();
+        self.sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(src.key.clone(), Arc::new(Mutex::new(src)));
+        drop(unloaded);
+        let mut c = lock(&self.counters);
+        for p in problems {
+            if c.seen_problems.insert(p.clone()) {
+                c.stats.corrupt_blocks += 1;
+                c.last_corruption = Some(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Load every listed source of a read-only store (for calls that look at all of them). A
+    /// source that cannot be read is left out, with its error kept as the last error.
+    fn load_all_listed(&self) {
+        let keys: Vec<String> = lock(&self.unloaded).keys().cloned().collect();
+        for k in keys {
+            if let Err(e) = self.load_listed(&k) {
+                lock(&self.unloaded).remove(&k);
+                lock(&self.counters).last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Every source key, loaded or not (a read-only store lists them from directory names
+    /// without reading the sources; retired sources included).
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, s)| !lock(s).removed)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.extend(lock(&self.unloaded).keys().cloned());
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// A source's identity; a read-only store reads just its `source.json` when the source is
+    /// not loaded.
+    pub fn identity(&self, key: &str) -> Option<SourceIdentity> {
+        if let Some(s) = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
+            let s = lock(s);
+            return (!s.removed).then(|| s.identity.clone());
+        }
+        let dir = lock(&self.unloaded).get(key).cloned()?;
+        match source::read_source_file(&dir) {
+            Some((k, identity)) if k == key => Some(identity),
+            _ => Some(SourceIdentity::default()),
+        }
+    }
+
+    /// The summary of one source (loading it, in a read-only store), or `None` when the store
+    /// does not hold it.
+    pub fn source_info(&self, key: &str) -> Result<Option<SourceInfo>, Error> {
+        self.load_listed(key)?;
+        Ok(self.source(key).and_then(|s| summary(&lock(&s))))
+    }
+
     fn new(dir: &Path, limits: Limits, read_only: bool, lock: Option<File>) -> Store {
+        let maps = MapCache::new(limits.max_open_maps);
         Store {
             dir: dir.to_path_buf(),
             retention: RwLock::new((limits.max_disk_bytes, limits.max_age)),
@@ -104,6 +227,8 @@ impl Store {
             wake: Condvar::new(),
             sync_lock: Mutex::new(()),
             counters: Mutex::new(Counters::default()),
+            maps,
+            unloaded: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -155,7 +280,9 @@ impl Store {
             if !e.path().is_dir() {
                 continue;
             }
-            if let Some((mut src, c)) = Source::load(&e.path(), writable, self.chunk_target())? {
+            if let Some((mut src, c)) =
+                Source::load(&e.path(), writable, self.chunk_target(), &self.maps)?
+            {
                 // A retired source without records is gone: removed now by a writer (a crash
                 // came between the mark, or retention, and the removal), skipped by a reader
                 // (the writer removes it).
@@ -184,6 +311,7 @@ impl Store {
             }
         }
         *self.sources.write().unwrap_or_else(|p| p.into_inner()) = map;
+        lock(&self.unloaded).clear();
         {
             let mut g = lock(&self.generation);
             *g = gen;
@@ -224,7 +352,19 @@ impl Store {
         }
         let dir = source::sources_dir(&self.dir).join(source::dir_name(key));
         if !dir.is_dir() {
+            lock(&self.unloaded).remove(key);
             self.forget_vanished(key);
+            return Ok(());
+        }
+        if lock(&self.unloaded).contains_key(key) {
+            // First look at a listed source: what it holds counts as new to whoever asks.
+            self.load_listed(key)?;
+            if let Some(s) = self.source(key) {
+                let mut g = lock(&self.generation);
+                *g += 1;
+                lock(&s).changed_gen = *g;
+                self.wake.notify_all();
+            }
             return Ok(());
         }
         // Usually only the writer's active segment grew: read just the new frames.
@@ -245,7 +385,7 @@ impl Store {
                 return Ok(());
             }
         }
-        let loaded = Source::load(&dir, false, self.chunk_target())?;
+        let loaded = Source::load(&dir, false, self.chunk_target(), &self.maps)?;
         let Some((mut src, _)) = loaded.filter(|(s, _)| !crate::retire::drained(s)) else {
             // Vanished while it was read, or retired and drained (the writer removes it).
             self.forget_vanished(key);
@@ -298,6 +438,19 @@ impl Store {
     }
 
     pub(crate) fn source(&self, key: &str) -> Option<Arc<Mutex<Source>>> {
+        let found = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned();
+        if found.is_some() || !self.read_only {
+            return found;
+        }
+        // A read-only store loads a listed source on first use.
+        if let Err(e) = self.load_listed(key) {
+            lock(&self.counters).last_error = Some(e.to_string());
+        }
         self.sources
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -312,6 +465,9 @@ impl Store {
         key: &str,
         f: impl FnOnce(&mut Source) -> R,
     ) -> Result<R, Error> {
+        if self.read_only {
+            self.load_listed(key)?;
+        }
         let s = self
             .source(key)
             .ok_or_else(|| Error::UnknownSource(key.into()))?;
@@ -356,7 +512,9 @@ impl Store {
         let identity = identity.cloned().unwrap_or_default();
         source::write_source_file(&dir, key, &identity)?;
         sync_dir(&source::sources_dir(&self.dir))?;
-        let s = Arc::new(Mutex::new(Source::empty(key, identity, dir)));
+        let s = Arc::new(Mutex::new(
+            Source::empty(key, identity, dir).in_maps(&self.maps),
+        ));
         map.insert(key.to_string(), s.clone());
         Ok(s)
     }
@@ -478,6 +636,19 @@ impl Store {
 
     /// Last durable byte offset for a file identity (where its tailer resumes).
     pub fn durable_position(&self, file: &FileId) -> Option<u64> {
+        if self.read_only {
+            self.load_all_listed();
+            for s in self
+                .sources
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+            {
+                if let Err(e) = lock(s).complete_positions() {
+                    lock(&self.counters).last_error = Some(e.to_string());
+                }
+            }
+        }
         let all: Vec<_> = self
             .sources
             .read()
@@ -639,6 +810,7 @@ impl Store {
     /// Sources whose records became durable in a sync after generation `gen`, with their durable
     /// next sequence: a sink remembers [`Store::generation`] and asks only about what changed.
     pub fn changed_since(&self, gen: u64) -> Vec<(String, u64)> {
+        self.load_all_listed();
         let all: Vec<_> = self
             .sources
             .read()
@@ -667,6 +839,7 @@ impl Store {
     /// Every source with its summary (removed sources are not listed; retired ones are, with
     /// [`SourceInfo::retired`]).
     pub fn sources(&self) -> Vec<SourceInfo> {
+        self.load_all_listed();
         let all: Vec<_> = self
             .sources
             .read()
@@ -674,28 +847,7 @@ impl Store {
             .values()
             .cloned()
             .collect();
-        all.iter()
-            .filter_map(|s| {
-                let src = lock(s);
-                if src.removed {
-                    return None;
-                }
-                let (min_time_ns, max_time_ns) = src.time_range();
-                Some(SourceInfo {
-                    key: src.key.clone(),
-                    identity: src.identity.clone(),
-                    min_time_ns,
-                    max_time_ns,
-                    first_seq: src.first_seq(),
-                    next_seq: src.next_seq,
-                    records: src.records(),
-                    disk_bytes: src.disk_bytes(),
-                    segments: src.data_segments()
-                        + u64::from(src.active.as_ref().is_some_and(|a| a.records() > 0)),
-                    retired: src.retired,
-                })
-            })
-            .collect()
+        all.iter().filter_map(|s| summary(&lock(s))).collect()
     }
 
     /// The first stored and the next durable sequence of one source, without listing every
@@ -707,7 +859,9 @@ impl Store {
 
     /// Store-wide counters.
     pub fn stats(&self) -> StoreStats {
+        self.load_all_listed();
         let mut st = lock(&self.counters).stats.clone();
+        st.open_maps = self.maps.open_maps() as u64;
         st.disk_bytes = 0;
         st.sealed_segments = 0;
         st.active_segments = 0;
@@ -737,4 +891,25 @@ impl Store {
     pub fn last_corruption(&self) -> Option<String> {
         lock(&self.counters).last_corruption.clone()
     }
+}
+
+/// The summary of a source the store lists (`None` once it was removed).
+fn summary(src: &Source) -> Option<SourceInfo> {
+    if src.removed {
+        return None;
+    }
+    let (min_time_ns, max_time_ns) = src.time_range();
+    Some(SourceInfo {
+        key: src.key.clone(),
+        identity: src.identity.clone(),
+        min_time_ns,
+        max_time_ns,
+        first_seq: src.first_seq(),
+        next_seq: src.next_seq,
+        records: src.records(),
+        disk_bytes: src.disk_bytes(),
+        segments: src.data_segments()
+            + u64::from(src.active.as_ref().is_some_and(|a| a.records() > 0)),
+        retired: src.retired,
+    })
 }

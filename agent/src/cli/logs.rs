@@ -136,7 +136,9 @@ fn from_data_dir(dir: &std::path::Path, req: &LogRequest) -> Result<(), String> 
             Progress::CaughtUp => {
                 // Another process writes the store: no in-process wake-up reaches us here.
                 std::thread::sleep(DATA_DIR_FOLLOW_POLL);
-                store.refresh().map_err(|e| format!("error: {e}"))?;
+                store
+                    .refresh_source(stream.key())
+                    .map_err(|e| format!("error: {e}"))?;
             }
         }
     }

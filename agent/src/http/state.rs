@@ -143,7 +143,7 @@ impl AppState {
 
 fn render_index_metrics(store: &Store, out: &mut String) {
     let s = store.stats();
-    let gauges: [(&str, &str, u64); 4] = [
+    let gauges: [(&str, &str, u64); 5] = [
         (
             "runnel_index_disk_bytes",
             "Bytes the index uses on disk.",
@@ -163,6 +163,11 @@ fn render_index_metrics(store: &Store, out: &mut String) {
             "runnel_index_retired_sources",
             "Sources of removed containers whose records are kept until retention.",
             s.retired_sources,
+        ),
+        (
+            "runnel_index_open_maps",
+            "Sealed segments memory-mapped now (bounded by index.max_open_maps).",
+            s.open_maps,
         ),
     ];
     for (name, help, v) in gauges {

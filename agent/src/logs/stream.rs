@@ -36,6 +36,70 @@ pub enum Progress {
     Done,
 }
 
+/// What a source key says about belonging to pod `pod` in `namespace`: CRI keys
+/// (`cri:<ns>_<pod>_<uid>/<container>/<restart>`) and sidecar keys
+/// (`sidecar:<ns>/<pod>/<container>`) carry both (Kubernetes names hold no `_` or `/`); any
+/// other key (a Docker id) says nothing (`None`).
+fn key_names_pod(key: &str, namespace: &str, pod: &str) -> Option<bool> {
+    if let Some(rest) = key.strip_prefix("cri:") {
+        let pod_dir = rest.split('/').next()?;
+        let mut parts = pod_dir.splitn(3, '_');
+        let (ns, p, uid) = (parts.next()?, parts.next()?, parts.next()?);
+        if ns.is_empty() || p.is_empty() || uid.is_empty() {
+            return None;
+        }
+        return Some(ns == namespace && p == pod);
+    }
+    if let Some(rest) = key.strip_prefix("sidecar:") {
+        let mut parts = rest.splitn(3, '/');
+        let (ns, p, _) = (parts.next()?, parts.next()?, parts.next()?);
+        return Some(ns == namespace && p == pod);
+    }
+    None
+}
+
+/// [`resolve`] over a store, reading only the sources that can be the answer: a key naming
+/// another pod is skipped unread, a key that says nothing (a Docker id) costs one identity read
+/// (`source.json` in a read-only store), and only the pod's own sources are loaded. When the pod
+/// is not found that way (a plain Docker container named by name or id, or a miss that lists
+/// close matches) every visible source is looked at, exactly as `resolve` over
+/// `store.sources()` does; the answer is the same either way.
+fn pick_source(
+    store: &Store,
+    req: &LogRequest,
+    visible: impl Fn(&SourceInfo) -> bool,
+) -> Result<SourceInfo, LogsError> {
+    if let Err(e @ ResolveError::NameTooLong { .. }) = resolve(&[], req) {
+        return Err(e.into());
+    }
+    let namespace = req.namespace.as_deref().unwrap_or("default");
+    let pod = req.pod.strip_prefix("pod/").unwrap_or(&req.pod);
+    let names_pod = |id: &runnel_index::SourceIdentity| {
+        id.namespace.as_deref() == Some(namespace) && id.pod.as_deref() == Some(pod)
+    };
+    let mut candidates = Vec::new();
+    for key in store.keys() {
+        let maybe = match key_names_pod(&key, namespace, pod) {
+            Some(m) => m,
+            None => store.identity(&key).is_some_and(|id| names_pod(&id)),
+        };
+        if !maybe {
+            continue;
+        }
+        if let Some(info) = store.source_info(&key)? {
+            if visible(&info) {
+                candidates.push(info);
+            }
+        }
+    }
+    if candidates.iter().any(|s| names_pod(&s.identity)) {
+        return Ok(resolve(&candidates, req)?);
+    }
+    let mut sources = store.sources();
+    sources.retain(|s| visible(s));
+    Ok(resolve(&sources, req)?)
+}
+
 /// One request's output in progress.
 pub struct LogStream {
     key: String,
@@ -60,9 +124,7 @@ impl LogStream {
         visible: impl Fn(&SourceInfo) -> bool,
     ) -> Result<LogStream, LogsError> {
         req.validate()?;
-        let mut sources = store.sources();
-        sources.retain(|s| visible(s));
-        let source = resolve(&sources, req)?;
+        let source = pick_source(store, req, visible)?;
         let mut first_page = query_for(req);
         first_page.limit_bytes = Some(first_page.limit_bytes.unwrap_or(u64::MAX).min(PAGE_BYTES));
         Ok(LogStream {
@@ -121,5 +183,101 @@ impl LogStream {
             }
         }
         Ok(Progress::More)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_index::{Limits, NewRecord, Position, RecordFlags, SourceIdentity, Stream};
+
+    fn id(ns: Option<&str>, pod: Option<&str>, c: &str, restart: u32) -> SourceIdentity {
+        SourceIdentity {
+            namespace: ns.map(Into::into),
+            pod: pod.map(Into::into),
+            container: pod.map(|_| c.to_string()),
+            container_name: Some(format!("k8s_{c}")),
+            container_id: Some(format!("{c:0<12}deadbeef")),
+            restart: Some(restart),
+            ..Default::default()
+        }
+    }
+
+    /// Resolving by key reads fewer sources but answers exactly as resolving over all of them.
+    #[test]
+    fn picking_by_key_answers_as_resolving_over_every_source() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let w = Store::open(d.path(), Limits::default()).unwrap();
+            let sources = [
+                (
+                    "cri:shop_web-1_u1/nginx/0",
+                    id(Some("shop"), Some("web-1"), "nginx", 0),
+                ),
+                (
+                    "cri:shop_web-1_u1/nginx/1",
+                    id(Some("shop"), Some("web-1"), "nginx", 1),
+                ),
+                (
+                    "cri:shop_web-1_u1/side/0",
+                    id(Some("shop"), Some("web-1"), "side", 0),
+                ),
+                (
+                    "cri:default_solo_u2/app/0",
+                    id(Some("default"), Some("solo"), "app", 0),
+                ),
+                (
+                    "sidecar:shop/api/app",
+                    id(Some("shop"), Some("api"), "app", 0),
+                ),
+                // Docker keys say nothing: found through their identity.
+                ("docker:aaaa", id(Some("shop"), Some("dock"), "db", 0)),
+                ("docker:bbbb", id(None, None, "redis", 0)),
+            ];
+            for (i, (key, identity)) in sources.iter().enumerate() {
+                w.upsert_source(key, identity).unwrap();
+                let rec = NewRecord {
+                    time_ns: 1_000 + i as i64,
+                    time_style: Default::default(),
+                    stream: Stream::Stdout,
+                    flags: RecordFlags::default(),
+                    message: key.as_bytes(),
+                    position: Position::None,
+                };
+                w.append(key, &rec).unwrap();
+            }
+            w.sync().unwrap();
+        }
+        let req = |ns: Option<&str>, pod: &str, c: Option<&str>, previous: bool| LogRequest {
+            namespace: ns.map(Into::into),
+            pod: pod.into(),
+            container: c.map(Into::into),
+            previous,
+            ..Default::default()
+        };
+        let cases = [
+            req(Some("shop"), "web-1", Some("nginx"), false),
+            req(Some("shop"), "web-1", Some("nginx"), true),
+            req(Some("shop"), "web-1", None, false),
+            req(Some("shop"), "web-1", Some("nope"), false),
+            req(None, "solo", None, false),
+            req(Some("shop"), "api", None, false),
+            req(Some("shop"), "dock", None, false),
+            req(None, "k8s_redis", None, false),
+            req(None, "redis0000000", None, false),
+            req(Some("shop"), "web-2", None, false),
+            req(None, &"x".repeat(300), None, false),
+        ];
+        for r in cases {
+            let store = Store::open_read_only(d.path()).unwrap();
+            let picked = pick_source(&store, &r, |_| true).map(|s| s.key);
+            let all = Store::open_read_only(d.path()).unwrap().sources();
+            let want = resolve(&all, &r).map(|s| s.key);
+            match (picked, want) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{r:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{r:?}"),
+                (a, b) => panic!("{r:?}: picked {a:?}, resolve says {b:?}"),
+            }
+        }
     }
 }

@@ -51,6 +51,7 @@ pub fn limits(cfg: &Config) -> Limits {
         zstd_level: i.zstd_level,
         max_disk_bytes: i.max_disk_bytes,
         max_age: i.max_age,
+        max_open_maps: usize::try_from(i.max_open_maps).unwrap_or(usize::MAX),
     }
 }
 
