@@ -98,12 +98,18 @@ fn docker(i: u64, msg: &str) -> String {
     )
 }
 
-fn gzip(p: &Path) -> PathBuf {
+/// The gzipped copy of `p` beside it (the plain file stays: a gzip in progress).
+fn gzip_copy(p: &Path) -> PathBuf {
     let data = std::fs::read(p).unwrap();
     let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(&data).unwrap();
     let gz = PathBuf::from(format!("{}.gz", p.display()));
     std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    gz
+}
+
+fn gzip(p: &Path) -> PathBuf {
+    let gz = gzip_copy(p);
     std::fs::remove_file(p).unwrap();
     gz
 }
@@ -436,10 +442,7 @@ fn a_rotated_file_caught_mid_gzip_is_read_once() {
     append(&live, &lines(30..40));
     let rotated = PathBuf::from(format!("{}.20240501-120000", live.display()));
     std::fs::rename(&live, &rotated).unwrap();
-    let data = std::fs::read(&rotated).unwrap();
-    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(&data).unwrap();
-    std::fs::write(format!("{}.gz", rotated.display()), e.finish().unwrap()).unwrap();
+    gzip_copy(&rotated);
     append(&live, &lines(40..45));
     drop(store);
     let store = env.store();
