@@ -1,17 +1,19 @@
 //! Compact JSON for records that have no message key (stored whole so no field is lost).
 //!
 //! Mapping: str/bin → string (invalid UTF-8 replaced by U+FFFD); int/float → number; NaN
-//! and ±inf → `null`; non-string map keys → the string of their JSON; EventTime (ext 0, 8
+//! and ±inf → `null`; non-string map keys → the string of their JSON (a non-string key inside
+//! such a key → the string of its type, e.g. `"<map>"`: each level of key would escape the one
+//! inside it again, and a few hundred bytes nested that way would ask for gigabytes); EventTime (ext 0, 8
 //! bytes) and msgpack timestamps (ext −1) → seconds as a number with 9 decimals; other ext →
 //! `{"ext_type":N,"hex":"…"}`. Nesting is bounded by the msgpack reader's `MAX_DEPTH`.
 
 use std::io::Write;
 
-use super::msgpack::{container_head, read, MapRef, Value};
+use super::msgpack::{container_head, read, skip, MapRef, Value};
 
 /// Appends `map` as a JSON object.
 pub(super) fn write_map(map: MapRef<'_>, out: &mut Vec<u8>) {
-    write_items(map.body(), map.len() as u64, true, out);
+    write_items(map.body(), map.len() as u64, true, false, out);
 }
 
 /// Appends one value as JSON.
@@ -30,7 +32,7 @@ pub(super) fn write_value(v: Value<'_>, out: &mut Vec<u8>) {
         Value::F64(f) => write_float(f, out),
         Value::Str(s) | Value::Bin(s) => write_str(s, out),
         Value::Array(a) => {
-            write_items(a.body(), a.len() as u64, false, out);
+            write_items(a.body(), a.len() as u64, false, false, out);
         }
         Value::Map(m) => write_map(m, out),
         Value::Ext(ty, d) => write_ext(ty, d, out),
@@ -43,8 +45,9 @@ fn rest(buf: &[u8], at: usize) -> &[u8] {
 
 /// Streams `count` values (pairs when `is_map`) encoded at the start of `body` as one JSON
 /// array or object, in a single pass over the bytes however deep they nest (walking them
-/// through lazy views would rescan each level). Returns the bytes consumed.
-fn write_items(body: &[u8], count: u64, is_map: bool, out: &mut Vec<u8>) -> usize {
+/// through lazy views would rescan each level). `in_key`: these items are part of a map key.
+/// Returns the bytes consumed.
+fn write_items(body: &[u8], count: u64, is_map: bool, in_key: bool, out: &mut Vec<u8>) -> usize {
     out.push(if is_map { b'{' } else { b'[' });
     let mut at = 0;
     for i in 0..count {
@@ -52,19 +55,19 @@ fn write_items(body: &[u8], count: u64, is_map: bool, out: &mut Vec<u8>) -> usiz
             out.push(b',');
         }
         if is_map {
-            at += write_key(rest(body, at), out);
+            at += write_key(rest(body, at), in_key, out);
             out.push(b':');
         }
-        at += write_stream(rest(body, at), out);
+        at += write_stream(rest(body, at), in_key, out);
     }
     out.push(if is_map { b'}' } else { b']' });
     at
 }
 
 /// Writes the value at the start of `buf`; returns its encoded length.
-fn write_stream(buf: &[u8], out: &mut Vec<u8>) -> usize {
+fn write_stream(buf: &[u8], in_key: bool, out: &mut Vec<u8>) -> usize {
     if let Some((hdr, count, is_map)) = container_head(buf) {
-        return hdr + write_items(rest(buf, hdr), count, is_map, out);
+        return hdr + write_items(rest(buf, hdr), count, is_map, in_key, out);
     }
     match read(buf) {
         Ok((v, used)) => {
@@ -77,15 +80,24 @@ fn write_stream(buf: &[u8], out: &mut Vec<u8>) -> usize {
 }
 
 /// A key: str/bin as a string; anything else as the string of its JSON.
-fn write_key(buf: &[u8], out: &mut Vec<u8>) -> usize {
+fn write_key(buf: &[u8], in_key: bool, out: &mut Vec<u8>) -> usize {
     if container_head(buf).is_none() {
         if let Ok((Value::Str(s) | Value::Bin(s), used)) = read(buf) {
             write_str(s, out);
             return used;
         }
     }
+    if in_key {
+        let name = match read(buf) {
+            Ok((v, _)) => v.type_name(),
+            Err(_) => "value",
+        };
+        write_str(format!("<{name}>").as_bytes(), out);
+        // Unreachable fallback: the bytes were checked when the record was decoded.
+        return skip(buf).unwrap_or(buf.len());
+    }
     let mut key = Vec::new();
-    let used = write_stream(buf, &mut key);
+    let used = write_stream(buf, true, &mut key);
     write_str(&key, out);
     used
 }
@@ -204,6 +216,23 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(parsed["a"][2], 1.5);
         assert_eq!(parsed["s"], "q\"\n\u{1}");
+    }
+
+    #[test]
+    fn keys_nested_in_keys_stay_small() {
+        // {{{{… {"k": 1}: 1 …}: 1}: 1}: 1}, 30 maps deep, each the key of the next: every
+        // level of key used to escape the one inside it again (found by the forward_decode
+        // fuzz target: 226 bytes asked for 256 MiB).
+        let mut b = Vec::new();
+        for _ in 0..30 {
+            b.push(0x81);
+        }
+        b.extend_from_slice(&[0xa1, b'k', 0x01]);
+        b.extend(std::iter::repeat_n(0x01, 30));
+        let got = json_of(&b);
+        assert_eq!(got, r#"{"{\"<map>\":1}":1}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(parsed[r#"{"<map>":1}"#], 1);
     }
 
     #[test]
