@@ -223,10 +223,7 @@ mod tests {
         // {{{{… {"k": 1}: 1 …}: 1}: 1}: 1}, 30 maps deep, each the key of the next: every
         // level of key used to escape the one inside it again (found by the forward_decode
         // fuzz target: 226 bytes asked for 256 MiB).
-        let mut b = Vec::new();
-        for _ in 0..30 {
-            b.push(0x81);
-        }
+        let mut b = vec![0x81; 30];
         b.extend_from_slice(&[0xa1, b'k', 0x01]);
         b.extend(std::iter::repeat_n(0x01, 30));
         let got = json_of(&b);
