@@ -74,6 +74,7 @@
 
 mod active;
 mod api;
+mod append;
 mod error;
 mod frame;
 mod query;
@@ -87,6 +88,7 @@ mod store;
 mod verify;
 
 pub use api::*;
+pub use append::Appender;
 pub use error::Error;
 pub use frame::MAX_MESSAGE;
 pub use record::*;
