@@ -42,6 +42,7 @@ pub fn chunk_position(chunk: u64, arrival_secs: u64, n: usize) -> Position {
 }
 
 /// (chunk, arrival secs, records so far) of a chunk position.
+#[inline]
 fn split(p: &Position) -> Option<(u64, u64, u32)> {
     match *p {
         Position::Stream { stream_id, seq } if stream_id != 0 => Some((
@@ -189,10 +190,16 @@ pub struct RunCheck<'w> {
 impl RunCheck<'_> {
     /// Decide whether the record at `position` is appended, and remember it when it is (call
     /// only for records that are then appended).
+    #[inline]
     pub fn check(&mut self, position: &Position) -> Verdict {
-        let Some((chunk, arrival, count)) = split(position) else {
-            return Verdict::Append;
-        };
+        // File records (most of them) are decided here, without a call.
+        match split(position) {
+            None => Verdict::Append,
+            Some((chunk, arrival, count)) => self.check_chunk(chunk, arrival, count),
+        }
+    }
+
+    fn check_chunk(&mut self, chunk: u64, arrival: u64, count: u32) -> Verdict {
         if self.current.as_ref().is_none_or(|c| c.chunk != chunk) {
             self.put_back();
             let stored = self
