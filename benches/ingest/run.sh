@@ -105,11 +105,17 @@ sealed_yaml="index: { segment_max_bytes: 2MiB }"
 runs=()
 if [ -n "${RUNNEL_BENCH_BASELINE:-}" ]; then
     [ -x "$RUNNEL_BENCH_BASELINE" ] || die "RUNNEL_BENCH_BASELINE=$RUNNEL_BENCH_BASELINE is not an executable"
-    # Interleaved with this tree's runs, so a change in the machine's load hits both alike.
-    runs+=("$(ingest defaults/base "" "$RUNNEL_BENCH_BASELINE")")
-    runs+=("$(ingest defaults "")")
-    runs+=("$(ingest sealed/base "$sealed_yaml" "$RUNNEL_BENCH_BASELINE")")
-    runs+=("$(ingest sealed "$sealed_yaml")")
+    # Interleaved with this tree's runs in the order base, tree, tree, base, so that a change
+    # in the machine's load, and the page cache one run leaves to the next, favour neither;
+    # the two runs of each are averaged.
+    for cfg in defaults sealed; do
+        yaml=""
+        [ "$cfg" = sealed ] && yaml=$sealed_yaml
+        runs+=("$(ingest "$cfg/base" "$yaml" "$RUNNEL_BENCH_BASELINE")")
+        runs+=("$(ingest "$cfg" "$yaml")")
+        runs+=("$(ingest "$cfg" "$yaml")")
+        runs+=("$(ingest "$cfg/base" "$yaml" "$RUNNEL_BENCH_BASELINE")")
+    done
 else
     runs+=("$(ingest defaults "")")
     runs+=("$(ingest sealed "$sealed_yaml")")
@@ -127,7 +133,18 @@ zstd_bytes=$(stat -c %s "$work/zstd.out")
 python3 - "$input_bytes" "$app_lines" "$z0" "$z1" "$zcpu_secs" "$zstd_bytes" "$TARGET_MIBS" "$TARGET_RSS_MIB" "${runs[@]}" <<'PY'
 import sys
 inp, lines, z0, z1, zcpu, zbytes, tmibs, trss = sys.argv[1:9]
-runs = [r.split() for r in sys.argv[9:]]
+# Runs of the same label (a baseline comparison runs each twice) are averaged; RSS is the
+# largest of them.
+merged = {}
+for r in sys.argv[9:]:
+    label, *v = r.split()
+    merged.setdefault(label, []).append(v)
+runs = []
+for label, vs in merged.items():
+    n = len(vs)
+    avg = lambda i: sum(float(v[i]) for v in vs) / n
+    top = lambda i: max(int(v[i]) for v in vs)
+    runs.append([label, avg(0), avg(1), top(2), int(avg(3)), int(avg(4)), top(5), top(6)])
 inp, lines, zbytes = int(inp), int(lines), int(zbytes)
 mib = inp / 2**20
 zsecs, zcpu = float(z1) - float(z0), max(float(zcpu), 1e-3)
@@ -147,5 +164,7 @@ for label, wall, cpu, rss_kib, ibytes, sealed, anon, file in runs:
 print(f"{'zstd -1 -T1':<15}{mib / zcpu:>12.1f}{'':>15}{zcpu:>7.2f}{mib / zsecs:>11.1f}{'':>26}{zbytes / 2**20:>6.0f} MiB")
 print(f"targets: >= {tmibs:.0f} MiB/s per CPU-second on one core; peak RSS < {trss:.0f} MiB")
 print("anon = the agent's own memory; file = mapped index segments (clean page cache), sampled every 50 ms")
+if any(label.endswith("/base") for label, *_ in runs):
+    print("/base = RUNNEL_BENCH_BASELINE on the same input; each row is the mean of 2 runs (base, tree, tree, base)")
 sys.exit(0 if ok else 1)
 PY
