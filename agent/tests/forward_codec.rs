@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use runnel_agent::inputs::forward::codec::{
-    decode, encode_ack, frame_len, udp_heartbeat_reply, Compression, DecodeError, Entry, Framer,
-    Limits, Mode, Request, Value,
+    decode, decode_streamed, encode_ack, frame_len, udp_heartbeat_reply, Compression, DecodeError,
+    Entry, Framer, Limits, Mode, Request, Value,
 };
 use runnel_agent::inputs::forward::handshake::{hex_sha512, Handshake, ServerAuth, User};
 use sha2::{Digest, Sha512};
@@ -608,6 +608,76 @@ fn too_many_entries_is_refused_in_every_mode() {
     assert_eq!(decode_err(&forward, &few).reason(), "too_many_entries");
     let exactly = enc(&arr(vec![s("t"), M::Bin(packed_entries(2), 0)]));
     assert_eq!(events_with(&exactly, &few), 2);
+}
+
+/// The entries (time, record JSON) or the refusal reason, by `decode` then `iter`, and by
+/// `decode_streamed` then `checked_entries`.
+fn both_ways(frame: &[u8], lim: &Limits) -> [Result<Vec<(i64, String)>, &'static str>; 2] {
+    let mut scratch = Vec::new();
+    let checked_first = match decode(frame, lim, &mut scratch) {
+        Ok(Request::Events(ev)) => Ok(ev.iter().map(|e| (e.time_ns, json(&e))).collect()),
+        Ok(Request::Heartbeat) => Ok(Vec::new()),
+        Err(e) => Err(e.reason()),
+    };
+    let mut scratch = Vec::new();
+    let streamed = match decode_streamed(frame, lim, &mut scratch) {
+        Ok(Request::Events(ev)) => ev
+            .checked_entries()
+            .map(|e| e.map(|e| (e.time_ns, json(&e))).map_err(|e| e.reason()))
+            .collect(),
+        Ok(Request::Heartbeat) => Ok(Vec::new()),
+        Err(e) => Err(e.reason()),
+    };
+    [checked_first, streamed]
+}
+
+#[test]
+fn entries_checked_as_they_are_read_match_entries_checked_first() {
+    let few = Limits {
+        max_entries: 2,
+        ..limits()
+    };
+    let mut bad_entry = packed_entries(3);
+    bad_entry.extend_from_slice(&enc(&arr(vec![M::Int(1), M::Int(2)])));
+    let cut = packed_entries(2);
+    let cut = cut[..cut.len() - 1].to_vec();
+    let mut not_array = packed_entries(1);
+    not_array.extend_from_slice(&enc(&s("x")));
+    let entry = || arr(vec![M::Int(1), map(vec![("log", s("a"))])]);
+    let frames = [
+        enc(&arr(vec![s("t"), M::Bin(packed_entries(3), 0)])),
+        enc(&arr(vec![s("t"), M::Str(packed_entries(2), 2)])),
+        enc(&arr(vec![s("t"), M::Bin(Vec::new(), 0)])),
+        enc(&arr(vec![
+            s("t"),
+            M::Bin(gzip(&packed_entries(4)), 0),
+            map(vec![("compressed", s("gzip"))]),
+        ])),
+        enc(&arr(vec![s("t"), M::Bin(bad_entry, 0)])),
+        enc(&arr(vec![s("t"), M::Bin(cut, 0)])),
+        enc(&arr(vec![s("t"), M::Bin(not_array, 0)])),
+        enc(&arr(vec![s("t"), arr(vec![entry(), entry()])])),
+        enc(&arr(vec![s("t"), M::Int(1), map(vec![("log", s("abc"))])])),
+        enc(&arr(vec![s("t"), M::Int(1)])),
+        enc(&M::Nil),
+    ];
+    for (i, frame) in frames.iter().enumerate() {
+        for lim in [limits(), few] {
+            let [first, streamed] = both_ways(frame, &lim);
+            assert_eq!(
+                first, streamed,
+                "frame {i}, {} entries at most",
+                lim.max_entries
+            );
+        }
+    }
+    // The limit is reached exactly: allowed, as by `decode`.
+    let exactly = enc(&arr(vec![s("t"), M::Bin(packed_entries(2), 0)]));
+    assert_eq!(both_ways(&exactly, &few)[1].as_ref().map(Vec::len), Ok(2));
+    assert_eq!(
+        both_ways(&enc(&arr(vec![s("t"), M::Bin(packed_entries(3), 0)])), &few)[1],
+        Err("too_many_entries")
+    );
 }
 
 fn events_with(frame: &[u8], lim: &Limits) -> usize {

@@ -11,6 +11,8 @@
 #   RUNNEL_BENCH_CONTAINERS  containers (default 100)
 #   RUNNEL_BENCH_CPU         core to pin to (default 0)
 #   RUNNEL_BENCH_KEEP=1      keep the work directory
+#   RUNNEL_BENCH_BASELINE    another `runnel` binary (say, a copy built from the main branch):
+#                            its runs on the same input are printed beside, as `<run>/base`
 #   CARGO_TARGET_DIR         honoured (default <repo>/target)
 set -euo pipefail
 
@@ -53,11 +55,12 @@ now() { date +%s.%N; }
 field() { awk -F': ' -v k="$1" '$1 ~ k {print $2}' "$2"; }
 cpu_of() { python3 -c "print(float('$(field 'User time' "$1")') + float('$(field 'System time' "$1")'))"; }
 
-# One timed `--oneshot` run; $1 = label, $2 = extra YAML. Prints one line of figures:
+# One timed `--oneshot` run; $1 = label, $2 = extra YAML, $3 = the binary (default: this
+# tree's). Prints one line of figures:
 # label wall_s cpu_s peak_rss_kib index_bytes sealed_segments peak_anon_kib peak_file_kib.
 ingest() {
-    local label=$1 extra=$2
-    local d=$work/run-$label
+    local label=$1 extra=$2 bin=${3:-$runnel}
+    local d=$work/run-${label//\//-}
     mkdir -p "$d"
     cat >"$d/runnel.yaml" <<EOF
 data_dir: $d/data
@@ -76,7 +79,7 @@ EOF
     echo "bench: runnel agent --oneshot on core $CPU ($label)" >&2
     local t0 t1
     t0=$(now)
-    taskset -c "$CPU" /usr/bin/time -v -o "$d/time.out" "$runnel" agent --config "$d/runnel.yaml" --oneshot \
+    taskset -c "$CPU" /usr/bin/time -v -o "$d/time.out" "$bin" agent --config "$d/runnel.yaml" --oneshot \
         >"$d/agent.out" 2>"$d/agent.err" &
     local tpid=$! anon file
     peak_rss "$tpid"
@@ -98,9 +101,25 @@ EOF
 #    later, at 32 MiB or after 10 minutes), so this run does not pay for compression.
 # 2. sealed: segments sealed at 2 MiB, so nearly everything is compressed during the run —
 #    the figure to hold against zstd.
-run_defaults=$(ingest defaults "")
-run_sealed=$(ingest sealed "index: { segment_max_bytes: 2MiB }")
-runs=("$run_defaults" "$run_sealed")
+sealed_yaml="index: { segment_max_bytes: 2MiB }"
+runs=()
+if [ -n "${RUNNEL_BENCH_BASELINE:-}" ]; then
+    [ -x "$RUNNEL_BENCH_BASELINE" ] || die "RUNNEL_BENCH_BASELINE=$RUNNEL_BENCH_BASELINE is not an executable"
+    # Interleaved with this tree's runs in the order base, tree, tree, base, so that a change
+    # in the machine's load, and the page cache one run leaves to the next, favour neither;
+    # the two runs of each are averaged.
+    for cfg in defaults sealed; do
+        yaml=""
+        [ "$cfg" = sealed ] && yaml=$sealed_yaml
+        runs+=("$(ingest "$cfg/base" "$yaml" "$RUNNEL_BENCH_BASELINE")")
+        runs+=("$(ingest "$cfg" "$yaml")")
+        runs+=("$(ingest "$cfg" "$yaml")")
+        runs+=("$(ingest "$cfg/base" "$yaml" "$RUNNEL_BENCH_BASELINE")")
+    done
+else
+    runs+=("$(ingest defaults "")")
+    runs+=("$(ingest sealed "$sealed_yaml")")
+fi
 
 echo "bench: zstd -1 -T1 over the same bytes on core $CPU"
 mapfile -t files < <(find "$work/containers" -name '*-json.log*' | sort)
@@ -114,25 +133,38 @@ zstd_bytes=$(stat -c %s "$work/zstd.out")
 python3 - "$input_bytes" "$app_lines" "$z0" "$z1" "$zcpu_secs" "$zstd_bytes" "$TARGET_MIBS" "$TARGET_RSS_MIB" "${runs[@]}" <<'PY'
 import sys
 inp, lines, z0, z1, zcpu, zbytes, tmibs, trss = sys.argv[1:9]
-runs = [r.split() for r in sys.argv[9:]]
+# Runs of the same label (a baseline comparison runs each twice) are averaged; RSS is the
+# largest of them.
+merged = {}
+for r in sys.argv[9:]:
+    label, *v = r.split()
+    merged.setdefault(label, []).append(v)
+runs = []
+for label, vs in merged.items():
+    n = len(vs)
+    avg = lambda i: sum(float(v[i]) for v in vs) / n
+    top = lambda i: max(int(v[i]) for v in vs)
+    runs.append([label, avg(0), avg(1), top(2), int(avg(3)), int(avg(4)), top(5), top(6)])
 inp, lines, zbytes = int(inp), int(lines), int(zbytes)
 mib = inp / 2**20
 zsecs, zcpu = float(z1) - float(z0), max(float(zcpu), 1e-3)
 tmibs, trss = float(tmibs), float(trss)
 print()
 print(f"input: {mib:.1f} MiB of json-file logs over the containers, {lines:,} application lines (each run stored all of them)")
-print(f"{'run':<12}{'MiB/s/CPU-s':>12}{'lines/s/CPU-s':>15}{'CPU s':>7}{'wall MiB/s':>11}{'peak RSS':>11}{'(anon':>7}{'+ file)':>8}{'on disk':>10}{'sealed':>7}{'speed':>6}{'RSS':>5}")
+print(f"{'run':<15}{'MiB/s/CPU-s':>12}{'lines/s/CPU-s':>15}{'CPU s':>7}{'wall MiB/s':>11}{'peak RSS':>11}{'(anon':>7}{'+ file)':>8}{'on disk':>10}{'sealed':>7}{'speed':>6}{'RSS':>5}")
 ok = True
 for label, wall, cpu, rss_kib, ibytes, sealed, anon, file in runs:
     wall, cpu, rss = float(wall), max(float(cpu), 1e-3), int(rss_kib) / 1024
     mibs = mib / cpu
     ok_speed, ok_rss = mibs >= tmibs, rss < trss
-    ok = ok and ok_speed and ok_rss
-    print(f"{label:<12}{mibs:>12.1f}{lines / cpu:>15,.0f}{cpu:>7.2f}{mib / wall:>11.1f}{rss:>7.1f} MiB"
+    ok = ok and (label.endswith('/base') or (ok_speed and ok_rss))
+    print(f"{label:<15}{mibs:>12.1f}{lines / cpu:>15,.0f}{cpu:>7.2f}{mib / wall:>11.1f}{rss:>7.1f} MiB"
           f"{int(anon) / 1024:>7.1f}{int(file) / 1024:>8.1f}"
           f"{int(ibytes) / 2**20:>6.0f} MiB{int(sealed):>7}{'PASS' if ok_speed else 'FAIL':>6}{'PASS' if ok_rss else 'FAIL':>5}")
-print(f"{'zstd -1 -T1':<12}{mib / zcpu:>12.1f}{'':>15}{zcpu:>7.2f}{mib / zsecs:>11.1f}{'':>26}{zbytes / 2**20:>6.0f} MiB")
+print(f"{'zstd -1 -T1':<15}{mib / zcpu:>12.1f}{'':>15}{zcpu:>7.2f}{mib / zsecs:>11.1f}{'':>26}{zbytes / 2**20:>6.0f} MiB")
 print(f"targets: >= {tmibs:.0f} MiB/s per CPU-second on one core; peak RSS < {trss:.0f} MiB")
 print("anon = the agent's own memory; file = mapped index segments (clean page cache), sampled every 50 ms")
+if any(label.endswith("/base") for label, *_ in runs):
+    print("/base = RUNNEL_BENCH_BASELINE on the same input; each row is the mean of 2 runs (base, tree, tree, base)")
 sys.exit(0 if ok else 1)
 PY

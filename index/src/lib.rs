@@ -90,6 +90,7 @@
 mod active;
 mod active_index;
 mod api;
+mod append;
 #[doc(hidden)]
 pub mod bench_support;
 mod block;
@@ -107,6 +108,7 @@ mod store;
 mod verify;
 
 pub use api::*;
+pub use append::Appender;
 pub use error::Error;
 pub use frame::MAX_MESSAGE;
 pub use maps::DEFAULT_MAX_OPEN_MAPS;

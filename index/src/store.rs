@@ -5,8 +5,8 @@ use crate::active::sync_dir;
 use crate::maps::MapCache;
 use crate::source::{self, Source};
 use crate::{
-    query, AppendListener, Error, FileId, Limits, NewRecord, Position, Query, QueryResult,
-    ReadBatch, SourceIdentity, SourceInfo, StoreStats,
+    query, AppendListener, Error, FileId, Limits, NewRecord, Query, QueryResult, ReadBatch,
+    SourceIdentity, SourceInfo, StoreStats,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -244,7 +244,7 @@ impl Store {
         *self.retention.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn chunk_target(&self) -> u64 {
+    pub(crate) fn chunk_target(&self) -> u64 {
         self.limits.block_raw_bytes.max(1) as u64
     }
 
@@ -480,7 +480,7 @@ impl Store {
 
     /// Run `f` on the source `key`, created if needed, under its lock. A source removed between
     /// the lookup and the lock is no longer in the map, so the next lookup creates it afresh.
-    fn with_live_source<R>(
+    pub(crate) fn with_live_source<R>(
         &self,
         key: &str,
         identity: Option<&SourceIdentity>,
@@ -538,55 +538,9 @@ impl Store {
     /// A source that was never upserted (or was removed) is created with an empty identity.
     /// An append to a retired source clears its mark first (the container came back). When the
     /// active segment reaches `segment_max_bytes` it is sealed here (which also makes it
-    /// durable).
+    /// durable). For many records of one source, [`Store::append_run`] looks it up once.
     pub fn append(&self, key: &str, record: &NewRecord<'_>) -> Result<u64, Error> {
-        if self.read_only {
-            return Err(Error::ReadOnly);
-        }
-        let (seq, seal_error) =
-            self.with_live_source(key, None, |src| self.append_locked(src, record))?;
-        let mut c = lock(&self.counters);
-        c.stats.records_appended += 1;
-        if let Some(e) = seal_error {
-            c.stats.seal_errors += 1;
-            c.last_error = Some(e);
-        }
-        Ok(seq)
-    }
-
-    /// [`Store::append`] under the source's lock: the sequence, and the error of a failed seal.
-    fn append_locked(
-        &self,
-        src: &mut Source,
-        record: &NewRecord<'_>,
-    ) -> Result<(u64, Option<String>), Error> {
-        if src.retired {
-            crate::retire::clear_mark(&src.dir)?;
-            src.retired = false;
-        }
-        let ct = self.chunk_target();
-        let act = src.ensure_active(ct)?;
-        let seq = act.append(record)?;
-        let full = act.len() >= self.limits.segment_max_bytes;
-        src.next_seq = seq + 1;
-        if let Position::File { file, offset } = record.position {
-            src.pending_positions.insert(file, offset);
-        }
-        let mut seal_error = None;
-        if full {
-            // The record is appended either way; a failed seal must not make the caller retry
-            // (and duplicate) it, so it is counted and retried by `seal_due`.
-            match src.seal(
-                self.limits.block_raw_bytes,
-                self.limits.zstd_level,
-                ct,
-                None,
-            ) {
-                Ok(()) => {}
-                Err(e) => seal_error = Some(e.to_string()),
-            }
-        }
-        Ok((seq, seal_error))
+        self.append_run(key, |a| a.append(record))?
     }
 
     /// Make every record appended so far durable (group commit: one fdatasync per source that

@@ -42,6 +42,7 @@ pub fn chunk_position(chunk: u64, arrival_secs: u64, n: usize) -> Position {
 }
 
 /// (chunk, arrival secs, records so far) of a chunk position.
+#[inline]
 fn split(p: &Position) -> Option<(u64, u64, u32)> {
     match *p {
         Position::Stream { stream_id, seq } if stream_id != 0 => Some((
@@ -122,19 +123,28 @@ impl ChunkWindows {
     /// Decide whether the record at `position` of source `key` is appended, and remember it
     /// when it is (call only for records that are then appended).
     pub fn check(&mut self, store: &Store, key: &Arc<str>, position: &Position) -> Verdict {
-        let Some((chunk, arrival, count)) = split(position) else {
-            return Verdict::Append;
-        };
-        let lim = self.limits;
-        let src = self
-            .sources
-            .entry(key.clone())
-            .or_insert_with(|| recover(store, key, &lim));
-        if src.stored.get(&chunk).is_some_and(|&c| count <= c) {
-            return Verdict::Duplicate;
+        self.run(store, key).check(position)
+    }
+
+    /// Check a run of records of source `key`: call [`RunCheck::check`] for each record, in
+    /// order, before it is appended. The source's window is looked up (rebuilt from the index
+    /// the first time it is seen) once per chunk in the run, not once per record, and only when
+    /// a record carries a chunk position.
+    pub fn run<'w>(&'w mut self, store: &'w Store, key: &'w Arc<str>) -> RunCheck<'w> {
+        RunCheck {
+            windows: self,
+            store,
+            key,
+            now: None,
+            current: None,
         }
-        src.note(chunk, arrival, count, &lim, now_secs());
-        Verdict::Append
+    }
+
+    fn window(&mut self, store: &Store, key: &Arc<str>) -> &mut SourceChunks {
+        let lim = self.limits;
+        self.sources
+            .entry(key.clone())
+            .or_insert_with(|| recover(store, key, &lim))
     }
 
     /// Forget a source (retired or removed).
@@ -150,6 +160,109 @@ impl ChunkWindows {
     /// True when no window is held.
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
+    }
+}
+
+/// The chunk a run is in: consecutive records of one chunk are checked against this copy of
+/// its window entry, which is written back once when the chunk changes or the run ends.
+struct CurrentChunk {
+    chunk: u64,
+    /// Arrival time to note: of the record that entered the chunk into the window in this run,
+    /// else of its first record appended in this run.
+    arrival: u64,
+    /// What the window holds for the chunk, as if each record appended so far had been noted.
+    stored: Option<u32>,
+    /// Highest count appended in this run, to note at the end.
+    appended: Option<u32>,
+}
+
+/// Checks a run of one source's records against its window (see [`ChunkWindows::run`]); the
+/// verdicts are those of [`ChunkWindows::check`] record by record. The window is updated when
+/// the run is dropped.
+pub struct RunCheck<'w> {
+    windows: &'w mut ChunkWindows,
+    store: &'w Store,
+    key: &'w Arc<str>,
+    now: Option<u64>,
+    current: Option<CurrentChunk>,
+}
+
+impl RunCheck<'_> {
+    /// Decide whether the record at `position` is appended, and remember it when it is (call
+    /// only for records that are then appended).
+    #[inline]
+    pub fn check(&mut self, position: &Position) -> Verdict {
+        // File records (most of them) are decided here, without a call.
+        match split(position) {
+            None => Verdict::Append,
+            Some((chunk, arrival, count)) => self.check_chunk(chunk, arrival, count),
+        }
+    }
+
+    fn check_chunk(&mut self, chunk: u64, arrival: u64, count: u32) -> Verdict {
+        if self.current.as_ref().is_none_or(|c| c.chunk != chunk) {
+            self.put_back();
+            let stored = self
+                .windows
+                .window(self.store, self.key)
+                .stored
+                .get(&chunk)
+                .copied();
+            self.current = Some(CurrentChunk {
+                chunk,
+                arrival,
+                stored,
+                appended: None,
+            });
+        }
+        let now = *self.now.get_or_insert_with(now_secs);
+        let lim = self.windows.limits;
+        let Some(cur) = self.current.as_mut() else {
+            return Verdict::Append;
+        };
+        if cur.stored.is_some_and(|c| count <= c) {
+            return Verdict::Duplicate;
+        }
+        if cur.appended.is_none() {
+            cur.arrival = arrival;
+        }
+        cur.appended = cur.appended.max(Some(count));
+        // What `SourceChunks::note` does to the chunk's entry: raise a held count; insert a
+        // new chunk unless it is too old for the window or the window holds none.
+        cur.stored = match cur.stored {
+            Some(c) => Some(c.max(count)),
+            None if arrival < now.saturating_sub(lim.max_age.as_secs()) || lim.max_chunks == 0 => {
+                None
+            }
+            None => {
+                // Entered the window here: its arrival is this record's.
+                cur.arrival = arrival;
+                Some(count)
+            }
+        };
+        Verdict::Append
+    }
+
+    fn put_back(&mut self) {
+        if let Some(CurrentChunk {
+            chunk,
+            arrival,
+            appended: Some(count),
+            ..
+        }) = self.current.take()
+        {
+            let now = *self.now.get_or_insert_with(now_secs);
+            let lim = self.windows.limits;
+            self.windows
+                .window(self.store, self.key)
+                .note(chunk, arrival, count, &lim, now);
+        }
+    }
+}
+
+impl Drop for RunCheck<'_> {
+    fn drop(&mut self) {
+        self.put_back();
     }
 }
 
@@ -208,6 +321,73 @@ fn recover(store: &Store, key: &str, lim: &WindowLimits) -> SourceChunks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The verdicts record by record, as the writer took them before runs: look the chunk
+    /// up, then note it.
+    fn reference(w: &mut SourceChunks, lim: &WindowLimits, p: &Position, now: u64) -> Verdict {
+        let Some((chunk, arrival, count)) = split(p) else {
+            return Verdict::Append;
+        };
+        if w.stored.get(&chunk).is_some_and(|&c| count <= c) {
+            return Verdict::Duplicate;
+        }
+        w.note(chunk, arrival, count, lim, now);
+        Verdict::Append
+    }
+
+    #[test]
+    fn runs_decide_as_record_by_record_checks_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), runnel_index::Limits::default()).unwrap();
+        let key: Arc<str> = "sidecar:ns/p/c".into();
+        let now = now_secs();
+        for (max_chunks, seed) in [(0usize, 1u64), (1, 2), (3, 3), (8, 4), (1000, 5)] {
+            let lim = WindowLimits {
+                max_chunks,
+                max_age: Duration::from_secs(600),
+            };
+            let mut windows = ChunkWindows::new(lim);
+            let mut model = SourceChunks::default();
+            let mut x = seed;
+            let mut rand = move |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % n
+            };
+            // Requests of whole or partly resent chunks, some old, some not chunked.
+            let mut positions = Vec::new();
+            for _ in 0..400 {
+                let chunk = 1 + rand(12);
+                let arrival = if rand(10) == 0 { now - 3600 } else { now };
+                let (from, to) = (1 + rand(5), 3 + rand(8));
+                for n in from..=to {
+                    positions.push(if rand(20) == 0 {
+                        Position::None
+                    } else {
+                        chunk_position(chunk, arrival, n as usize)
+                    });
+                }
+            }
+            let mut at = 0;
+            while at < positions.len() {
+                let end = (at + 1 + rand(30) as usize).min(positions.len());
+                let mut run = windows.run(&store, &key);
+                for p in &positions[at..end] {
+                    assert_eq!(
+                        run.check(p),
+                        reference(&mut model, &lim, p, now),
+                        "window of {max_chunks} chunks, record {at}"
+                    );
+                }
+                drop(run);
+                at = end;
+            }
+            let held = &windows.sources[&key];
+            assert_eq!(held.stored, model.stored, "window of {max_chunks} chunks");
+            assert_eq!(held.order, model.order);
+        }
+    }
 
     #[test]
     fn position_round_trips_chunk_arrival_and_count() {

@@ -96,6 +96,7 @@ impl Writer {
             recycle,
             stats: stats.clone(),
             chunks: chunks::ChunkWindows::new(settings.chunk_window),
+            verdicts: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("runnel-ingest-writer".into())

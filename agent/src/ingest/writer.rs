@@ -91,6 +91,8 @@ pub(crate) struct WriterLoop {
     pub(crate) recycle: Sender<Batch>,
     pub(crate) stats: Arc<QueueStats>,
     pub(crate) chunks: ChunkWindows,
+    /// Scratch: which records of a run are appended (not duplicates).
+    pub(crate) verdicts: Vec<bool>,
 }
 
 impl WriterLoop {
@@ -193,49 +195,111 @@ impl WriterLoop {
         }
     }
 
+    /// Append a batch: each run of consecutive records of one source is checked against its
+    /// chunk window and appended under one lookup of the source ([`Store::append_run`]).
     fn append_batch(&mut self, batch: &Batch) -> Appended {
         let held = batch.held_bytes() as i64;
+        let records = &batch.records;
+        self.stats
+            .queued_records
+            .fetch_sub(records.len() as i64, Ordering::Relaxed);
         let mut done = Appended::default();
-        for r in &batch.records {
-            self.stats.queued_records.fetch_sub(1, Ordering::Relaxed);
-            if self.chunks.check(&self.store, &r.key, &r.position) == Verdict::Duplicate {
-                done.duplicates += 1;
-                self.stats
-                    .duplicates_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let rec = NewRecord {
-                time_ns: r.time_ns,
-                time_style: r.style,
-                stream: r.stream,
-                flags: r.flags,
-                message: &batch.data[r.start..r.start + r.len],
-                position: r.position,
-            };
-            let mut refused = None;
-            retry(&self.stats, "append", || {
-                match self.store.append(&r.key, &rec) {
-                    Err(e) if is_permanent(&e) => {
-                        refused = Some(e);
-                        Ok(0)
-                    }
-                    other => other,
-                }
-            });
-            match refused {
-                None => done.stored += 1,
-                Some(e) => {
-                    done.refused += 1;
-                    let n = self.stats.refused_records.fetch_add(1, Ordering::Relaxed);
-                    if n.is_power_of_two() || n == 0 {
-                        tracing::error!(source = %r.key, error = %e, refused_so_far = n + 1,
-                            "the index refused a record for good; it is skipped and counted in runnel_ingest_refused_records_total");
-                    }
-                }
-            }
+        let mut at = 0;
+        while at < records.len() {
+            let key = &records[at].key;
+            let end = records[at..]
+                .iter()
+                .position(|r| !Arc::ptr_eq(&r.key, key) && r.key != *key)
+                .map_or(records.len(), |n| at + n);
+            self.append_run(batch, at..end, &mut done);
+            at = end;
         }
         self.stats.queued_bytes.fetch_sub(held, Ordering::Relaxed);
         done
+    }
+
+    /// Append `batch.records[run]` (all of one source), skipping records of chunks already
+    /// stored. A failed append that a retry may fix is retried from the record that failed,
+    /// outside the source's lock.
+    fn append_run(&mut self, batch: &Batch, run: std::ops::Range<usize>, done: &mut Appended) {
+        let records = &batch.records[run];
+        let key = &records[0].key;
+        // Reused: one verdict per record of the run.
+        let mut append = std::mem::take(&mut self.verdicts);
+        append.clear();
+        {
+            let mut window = self.chunks.run(&self.store, key);
+            append.extend(
+                records
+                    .iter()
+                    .map(|r| window.check(&r.position) == Verdict::Append),
+            );
+        }
+        let duplicates = append.iter().filter(|a| !**a).count() as u64;
+        if duplicates > 0 {
+            done.duplicates += duplicates;
+            self.stats
+                .duplicates_skipped
+                .fetch_add(duplicates, Ordering::Relaxed);
+        }
+        let mut next = 0;
+        let mut wait = Duration::from_millis(50);
+        while next < records.len() {
+            let stats = &self.stats;
+            let res = self.store.append_run(key, |app| {
+                while next < records.len() {
+                    let r = &records[next];
+                    if !append[next] {
+                        next += 1;
+                        continue;
+                    }
+                    let rec = NewRecord {
+                        time_ns: r.time_ns,
+                        time_style: r.style,
+                        stream: r.stream,
+                        flags: r.flags,
+                        message: &batch.data[r.start..r.start + r.len],
+                        position: r.position,
+                    };
+                    match app.append(&rec) {
+                        Ok(_) => done.stored += 1,
+                        Err(e) if is_permanent(&e) => refuse(stats, done, &r.key, &e),
+                        Err(e) => return Err(e),
+                    }
+                    next += 1;
+                }
+                Ok(())
+            });
+            match res.and_then(|r| r) {
+                Ok(()) => {}
+                Err(e) if is_permanent(&e) => {
+                    // The source itself was refused: so is every record left in the run.
+                    for (r, a) in records[next..].iter().zip(&append[next..]) {
+                        if *a {
+                            refuse(stats, done, &r.key, &e);
+                        }
+                    }
+                    next = records.len();
+                }
+                Err(e) if e.is_fatal() => exit_on_fatal("append", &e),
+                Err(e) => {
+                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "index append failed; retrying (data waits on disk or in the client)");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.verdicts = append;
+    }
+}
+
+/// Count and (rate-limited) report a record the index refused for good.
+fn refuse(stats: &QueueStats, done: &mut Appended, key: &str, e: &runnel_index::Error) {
+    done.refused += 1;
+    let n = stats.refused_records.fetch_add(1, Ordering::Relaxed);
+    if n.is_power_of_two() || n == 0 {
+        tracing::error!(source = %key, error = %e, refused_so_far = n + 1,
+            "the index refused a record for good; it is skipped and counted in runnel_ingest_refused_records_total");
     }
 }

@@ -255,7 +255,15 @@ pub struct Events<'a> {
 enum Body<'a> {
     One(Entry<'a>),
     List(ArrayRef<'a>),
-    Packed(&'a [u8]),
+    Packed(&'a [u8], Checked),
+}
+
+/// Whether a PackedForward payload's entries were checked by the decode, and the entry limit
+/// to check them against when they were not.
+#[derive(Debug, Clone, Copy)]
+struct Checked {
+    entries: bool,
+    max_entries: usize,
 }
 
 impl<'a> Events<'a> {
@@ -285,15 +293,90 @@ impl<'a> Events<'a> {
     }
 
     /// The entries in order; decoded lazily, cannot fail (all were checked by [`decode`]).
+    /// Events from [`decode_streamed`] are read with [`Events::checked_entries`]: here their
+    /// unchecked PackedForward entries end at the first bad one.
     pub fn iter(&self) -> EntryIter<'a> {
         let inner = match self.body {
             Body::One(e) => Inner::One(Some(e)),
             Body::List(a) => Inner::List(a.iter()),
-            Body::Packed(b) => Inner::Packed(b),
+            Body::Packed(b, _) => Inner::Packed(b),
         };
         EntryIter {
             inner,
             left: self.count,
+        }
+    }
+
+    /// The entries in order, each checked as it is read when [`decode_streamed`] left that to
+    /// the reader: a bad entry, or one past the entry limit, is an `Err` (as [`decode`] would
+    /// have refused the request), and nothing follows it. The caller must not keep anything of
+    /// a request whose entries end in an error.
+    pub fn checked_entries(&self) -> CheckedEntries<'a> {
+        match self.body {
+            Body::Packed(rest, c) if !c.entries => CheckedEntries::Packed {
+                rest,
+                read: 0,
+                max_entries: c.max_entries,
+            },
+            _ => CheckedEntries::Checked(self.iter()),
+        }
+    }
+}
+
+/// Iterator of [`Events::checked_entries`].
+#[derive(Debug, Clone)]
+pub enum CheckedEntries<'a> {
+    /// Entries the decode checked already.
+    Checked(EntryIter<'a>),
+    /// PackedForward entries checked as they are read.
+    Packed {
+        /// The entries not read yet.
+        rest: &'a [u8],
+        /// Entries read so far.
+        read: usize,
+        /// Most entries allowed.
+        max_entries: usize,
+    },
+}
+
+impl<'a> Iterator for CheckedEntries<'a> {
+    type Item = Result<Entry<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            CheckedEntries::Checked(it) => it.next().map(Ok),
+            CheckedEntries::Packed {
+                rest,
+                read,
+                max_entries,
+            } => {
+                if rest.is_empty() {
+                    return None;
+                }
+                // The same checks, in the same order, as `check_packed`.
+                let got = if *read == *max_entries {
+                    Err(DecodeError::TooManyEntries {
+                        limit: *max_entries,
+                    })
+                } else {
+                    super::msgpack::read(rest)
+                        .map_err(|e| DecodeError::undecodable("packed entries", e))
+                        .and_then(|(v, used)| {
+                            *rest = rest.get(used..).unwrap_or_default();
+                            parse_entry(v)
+                        })
+                };
+                match got {
+                    Ok(e) => {
+                        *read += 1;
+                        Some(Ok(e))
+                    }
+                    Err(e) => {
+                        *rest = &[];
+                        Some(Err(e))
+                    }
+                }
+            }
         }
     }
 }
@@ -436,6 +519,28 @@ pub fn decode<'a>(
     limits: &Limits,
     scratch: &'a mut Vec<u8>,
 ) -> Result<Request<'a>, DecodeError> {
+    decode_with(frame, limits, scratch, true)
+}
+
+/// [`decode`] for a caller that reads the entries once, with [`Events::checked_entries`]: the
+/// entries of a PackedForward payload are checked as they are read rather than in a pass of
+/// their own before (the payload is walked once, not twice), so [`Events::len`] is not known
+/// for them (it is 0) and a bad entry is reported by the iterator. Everything else is checked
+/// here, as [`decode`] checks it.
+pub fn decode_streamed<'a>(
+    frame: &'a [u8],
+    limits: &Limits,
+    scratch: &'a mut Vec<u8>,
+) -> Result<Request<'a>, DecodeError> {
+    decode_with(frame, limits, scratch, false)
+}
+
+fn decode_with<'a>(
+    frame: &'a [u8],
+    limits: &Limits,
+    scratch: &'a mut Vec<u8>,
+    check_entries: bool,
+) -> Result<Request<'a>, DecodeError> {
     if frame.len() > limits.max_frame_bytes {
         return Err(DecodeError::FrameTooLarge {
             limit: limits.max_frame_bytes,
@@ -474,8 +579,16 @@ pub fn decode<'a>(
                     (Mode::CompressedPackedForward(c), bytes.as_slice())
                 }
             };
-            let count = check_packed(bytes, limits.max_entries)?;
-            (mode, options, count, Body::Packed(bytes))
+            let count = if check_entries {
+                check_packed(bytes, limits.max_entries)?
+            } else {
+                0
+            };
+            let checked = Checked {
+                entries: check_entries,
+                max_entries: limits.max_entries,
+            };
+            (mode, options, count, Body::Packed(bytes, checked))
         }
         Value::Array(list) => {
             let options = options(items.next(), arr.len() <= 3)?;

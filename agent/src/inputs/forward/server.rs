@@ -517,8 +517,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn handle(&mut self, n: usize) -> Result<(), End> {
         let sh = self.shared.clone();
         let (batch, sources, chunk) = {
-            let req = codec::decode(&self.buf[..n], &sh.settings.limits, &mut self.scratch)
-                .map_err(|e: DecodeError| End::Refused(e.reason(), e.to_string()))?;
+            // Entries are checked as `build` reads them: the payload is walked once.
+            let req =
+                codec::decode_streamed(&self.buf[..n], &sh.settings.limits, &mut self.scratch)
+                    .map_err(|e: DecodeError| End::Refused(e.reason(), e.to_string()))?;
             let ev = match req {
                 Request::Heartbeat => {
                     sh.stats.heartbeats_tcp.fetch_add(1, Ordering::Relaxed);
@@ -528,7 +530,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             let empty = sh.submitter.batch(n.max(ev.len() * 160));
             let (batch, sources) =
-                build(&sh.settings, &ev, empty).map_err(|m| End::Refused("bad_source", m))?;
+                build(&sh.settings, &ev, empty).map_err(|(why, m)| End::Refused(why, m))?;
             (batch, sources, ev.options().chunk.map(<[u8]>::to_vec))
         };
         let records = batch.len() as u64;
@@ -575,12 +577,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 /// (namespace, pod, container) as sent.
 type NameKey = (Vec<u8>, Vec<u8>, Vec<u8>);
 
-/// The records of one request as one batch, and the sources they go to.
+/// The records of one request as one batch, and the sources they go to. Err: the reason (a
+/// metric label) and the message; the request is refused whole (a bad entry, a bad source).
 fn build(
     set: &ForwardSettings,
     ev: &Events<'_>,
     empty: crate::ingest::Batch,
-) -> Result<(RequestBatch, Vec<SidecarSource>), String> {
+) -> Result<(RequestBatch, Vec<SidecarSource>), (&'static str, String)> {
     let tag = ev.tag();
     let by_tag = if tag.len() <= MAX_PATTERN_TAG {
         set.pattern.matches(tag)
@@ -595,7 +598,8 @@ fn build(
     let mut last: Option<(Names<'_>, usize)> = None;
     let mut json = Vec::new();
     let arrival = crate::timefmt::now_ns();
-    for e in ev.iter() {
+    for e in ev.checked_entries() {
+        let e = e.map_err(|e: DecodeError| (e.reason(), e.to_string()))?;
         let names = match &by_tag {
             Some(n) => n.clone(),
             None => kubernetes_names(&e.record).unwrap_or(Names {
@@ -628,9 +632,10 @@ fn build(
                             PushInput::Forward,
                         )
                         .map_err(|(_, m)| {
-                            format!(
-                                "tag {:?} names no usable source: {m}",
-                                String::from_utf8_lossy(&tag[..tag.len().min(80)])
+                            let tag = String::from_utf8_lossy(&tag[..tag.len().min(80)]);
+                            (
+                                "bad_source",
+                                format!("tag {tag:?} names no usable source: {m}"),
                             )
                         })?;
                         order.push(s);
@@ -651,7 +656,9 @@ fn build(
         };
         let (message, stream) = message_of(set, &e, &mut json);
         let time_ns = if e.time_ns == 0 { arrival } else { e.time_ns };
-        batch.push(&order[at], time_ns, utc_style(9), stream, message)?;
+        batch
+            .push(&order[at], time_ns, utc_style(9), stream, message)
+            .map_err(|m| ("bad_source", m))?;
     }
     Ok((batch, order))
 }
@@ -663,14 +670,30 @@ fn message_of<'a>(
     e: &Entry<'a>,
     json: &'a mut Vec<u8>,
 ) -> (&'a [u8], Stream) {
-    let stream = match e.record.get_str(b"stream") {
+    // One walk over the record for the three keys; each is its first pair, as `get` finds it.
+    let (mut stream, mut by_key, mut by_message) = (None, None, None);
+    for (k, v) in e.record.iter() {
+        let Some(k) = k.as_bytes() else { continue };
+        if stream.is_none() && k == b"stream" {
+            stream = Some(v);
+        }
+        if by_key.is_none() && k == set.message_key.as_slice() {
+            by_key = Some(v);
+        }
+        if by_message.is_none() && k == b"message" {
+            by_message = Some(v);
+        }
+        if stream.is_some() && by_key.is_some() {
+            break;
+        }
+    }
+    let stream = match stream.and_then(|v| v.as_bytes()) {
         Some(b"stderr") => Stream::Stderr,
         _ => Stream::Stdout,
     };
-    let msg = e
-        .record
-        .get_str(&set.message_key)
-        .or_else(|| e.record.get_str(b"message"));
+    let msg = by_key
+        .and_then(|v| v.as_bytes())
+        .or_else(|| by_message.and_then(|v| v.as_bytes()));
     match msg {
         Some(m) => (m.strip_suffix(b"\n").unwrap_or(m), stream),
         None => {
