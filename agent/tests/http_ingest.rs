@@ -155,3 +155,34 @@ fn ndjson_text_and_gzip_bodies_are_stored_and_read_back_like_container_logs() {
     let out = logs_from_dir(&node, &["-n", "shop", "web-0", "-c", "side", "--tail", "2"]);
     assert_eq!(out, "once a\nonce b\n");
 }
+
+/// A client that sends its whole body before reading (as most do) gets the 413 for a body far
+/// over the limit, not a connection reset under its write.
+#[test]
+fn a_body_far_over_the_limit_is_answered_413_after_it_was_sent() {
+    use std::io::Read;
+    let node = Node::new();
+    let cfg = node.config_with_inputs("  http_ingest: { max_body_bytes: 64KiB }\n", "");
+    let agent = Agent::start(&cfg);
+    let url = agent.url("/");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    // Past what the sockets buffer between the two ends (a few MiB each way on loopback).
+    let body = vec![b'x'; 24 << 20];
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST /v1/ingest?namespace=shop&pod=web-0&container=side HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: text/plain\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&body)
+        .expect("the whole body is read before the answer");
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("max_body_bytes"), "{answer}");
+    agent.stop();
+}

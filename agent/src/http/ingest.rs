@@ -6,7 +6,7 @@ use super::body::ResponseBody;
 use super::reply;
 use super::serve::{ConnInfo, Ctx};
 use crate::inputs::http_ingest::{self, BodyFormat, Refusal};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 
@@ -76,18 +76,10 @@ pub(super) async fn handle(
         }
     };
     let max = ep.max_body_bytes;
-    let declared = text(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return refusal(http_ingest::too_large(max));
-    }
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
+    let body = match read_body(req.into_body(), max).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return refusal(http_ingest::too_large(max)),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return refusal(http_ingest::too_large(max));
-            }
             return reply::error(
                 StatusCode::BAD_REQUEST,
                 &format!("reading the body failed: {e}"),
@@ -116,4 +108,28 @@ pub(super) async fn handle(
         ),
         Err(r) => refusal(r),
     }
+}
+
+/// Bytes of a refused body read past the limit (and thrown away) before the 413 goes out.
+const DRAIN_MAX: usize = 32 << 20;
+
+/// The body, or `None` when it is longer than `max` bytes. A longer body is still read on,
+/// discarded, up to [`DRAIN_MAX`] more bytes: a client that sends its whole body before reading
+/// the answer (most do) then gets the 413, instead of a connection reset under its write when
+/// the server closes with unread bytes.
+async fn read_body(mut body: Incoming, max: usize) -> Result<Option<bytes::Bytes>, hyper::Error> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= max {
+            kept.extend_from_slice(&data);
+        } else if seen > max.saturating_add(DRAIN_MAX) {
+            break;
+        }
+    }
+    Ok((seen <= max).then(|| kept.into()))
 }
