@@ -8,8 +8,9 @@
 //! - reads cut anywhere give the same events as one read of the whole file;
 //! - against a model written from the formats' rules: per stream, a record is a run of
 //!   fragments ended by a final line (or by the end of the file), its message the concatenation
-//!   capped at the limit, flagged truncated iff it was longer and merged iff it had more than one
-//!   fragment, timed by its first fragment; every line that does not parse is reported at its
+//!   capped at the limit, emitted once the fragments reach the limit (merged iff more than one
+//!   fragment went in by then; truncated iff the line was longer or more fragments followed),
+//!   timed by its first fragment; every line that does not parse is reported at its
 //!   offset; an incomplete last line is held, not emitted.
 #![no_main]
 
@@ -211,13 +212,22 @@ fn check_model(format: Format, max: usize, content: &[u8], events: &[Owned]) {
     }
 }
 
+/// A line is emitted as soon as its fragments reach the limit: merged iff more than one
+/// fragment went into it by then; truncated iff it was longer, or the fragment that reached
+/// the limit was not the line's last (partial: the line goes on, or would have).
 fn record_of(run: &[&Frag], max: usize) -> (i64, runnel_index::TimeStyle, u8, Vec<u8>) {
     let all: Vec<u8> = run.iter().flat_map(|f| f.content.iter().copied()).collect();
+    let mut held = 0usize;
+    let hit = run.iter().position(|f| {
+        held += f.content.len();
+        held >= max
+    });
+    let used = hit.map_or(run.len(), |i| i + 1);
     let mut flags = 0;
-    if run.len() > 1 {
+    if used > 1 {
         flags |= RecordFlags::PARTIAL_MERGED;
     }
-    if all.len() > max {
+    if all.len() > max || hit.is_some_and(|i| run[i].partial) {
         flags |= RecordFlags::TRUNCATED;
     }
     (
