@@ -193,7 +193,8 @@ const TAIL_CACHE_BYTES: usize = 8 << 20;
 /// entirely before both `until` and `since` only consumes its record count (all of its records
 /// count toward the tail and are then dropped by `since`), without being decompressed. Blocks
 /// that were decompressed are kept in `cache` (up to [`TAIL_CACHE_BYTES`]) for the forward pass.
-/// Returns the first sequence of the tail (0 when the tail reaches back to the first record).
+/// Returns the first sequence of the tail, or `None` when `list` ran out first (the tail
+/// reaches back to the first record listed).
 fn tail_start(
     src: &Source,
     list: &[BlockInfo],
@@ -202,13 +203,13 @@ fn tail_start(
     cost: &mut QueryResult,
     cache: &mut Vec<(usize, Block)>,
     bad: &mut Vec<Error>,
-) -> u64 {
+) -> Option<u64> {
     let mut need = n;
     let mut cached = 0usize;
     for (i, b) in list.iter().enumerate().rev() {
         if b.max_time < until && b.max_time < since {
             if need <= b.count {
-                return b.first_seq + b.count - need;
+                return Some(b.first_seq + b.count - need);
             }
             need -= b.count;
             continue;
@@ -224,7 +225,7 @@ fn tail_start(
                     if cached + raw.raw_len() <= TAIL_CACHE_BYTES {
                         cache.push((i, raw));
                     }
-                    return start;
+                    return Some(start);
                 }
             }
         }
@@ -233,7 +234,7 @@ fn tail_start(
             cache.push((i, raw));
         }
     }
-    0
+    None
 }
 
 /// Run a kubelet-style query over one source (the order of filters is in the module doc).
@@ -250,13 +251,24 @@ pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
     if q.limit_bytes == Some(0) || q.tail_lines == Some(0) {
         return res;
     }
-    let list = match q.tail_lines {
+    let mut list = match q.tail_lines {
         Some(n) => tail_blocks(src, until, n),
         None => blocks(src, since, until, false, 0),
     };
     let mut cache: Vec<(usize, Block)> = Vec::new();
+    let reported = bad.len();
     let start_seq = match q.tail_lines {
-        Some(n) => tail_start(src, &list, n, (since, until), &mut res, &mut cache, bad),
+        Some(n) => match tail_start(src, &list, n, (since, until), &mut res, &mut cache, bad) {
+            Some(start) => start,
+            None => {
+                // The newest blocks held fewer records than their counts say (damaged ones
+                // read as errors): walk the whole history instead, reporting each damage once.
+                list = blocks(src, since, until, true, 0);
+                cache.clear();
+                bad.truncate(reported);
+                tail_start(src, &list, n, (since, until), &mut res, &mut cache, bad).unwrap_or(0)
+            }
+        },
         None => 0,
     };
     let limit = q.limit_bytes.unwrap_or(u64::MAX);
