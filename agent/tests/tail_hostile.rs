@@ -296,6 +296,12 @@ fn a_thousand_containers_with_lines_that_never_end_stay_within_max_pending_bytes
         have(),
         pending_bytes(&ing)
     );
+    // `records` in the source list counts appends; a read sees them once they are synced.
+    assert!(
+        eventually(Duration::from_secs(600), || (0..CONTAINERS)
+            .all(|i| !stored(i).is_empty())),
+        "appended records never became readable"
+    );
     for i in 0..CONTAINERS {
         let recs = stored(i);
         assert_eq!(recs.len(), 1, "container {i}: one record per line");
