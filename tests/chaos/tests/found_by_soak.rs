@@ -119,46 +119,32 @@ fn long_line() -> String {
         .collect()
 }
 
-#[test]
-fn docker_fragments_split_by_copytruncate_are_merged_from_the_copy() {
+/// A long line's first two fragments are read from the live file; copytruncate leaves the
+/// third only in the copy. The line must be stored whole, once.
+fn fragments_split_by_copytruncate(docker: bool) {
     let s = start();
-    let id = "ab".repeat(32);
-    let live = s
-        .dir
-        .path()
-        .join("docker")
-        .join(&id)
-        .join(format!("{id}-json.log"));
-    runnel_chaos::containers::prepare(&Spec {
-        name: "d".into(),
-        runtime: Runtime::Docker,
-        scheme: Scheme::CopyTruncate,
-        namespace: "ns".into(),
-        pod: "dpod".into(),
-        container: "app".into(),
-        live: live.clone(),
-        max_bytes: 0,
-        keep: 1,
-        profile: Profile::Steady(1.0),
-    })
-    .unwrap();
+    let (live, pod) = live_log(&s, docker);
     let t = "2024-05-01T12:00:00.000000001Z";
+    let lines = |msg: &str| {
+        if docker {
+            runnel_chaos::lines::docker_lines(msg, "stdout", t)
+        } else {
+            runnel_chaos::lines::cri_lines(msg, "stdout", || t.to_string())
+        }
+    };
     let line = long_line();
-    let frags = runnel_chaos::lines::docker_lines(&format!("first-line {line}"), "stdout", t);
+    let frags = lines(&format!("first-line {line}"));
     assert_eq!(frags.len(), 3);
-    let head = runnel_chaos::lines::docker_lines("before", "stdout", t).concat();
+    let head = lines("before").concat();
     append(&live, &head);
     append(&live, &frags[0]);
     append(&live, &frags[1]);
     wait_read(&s, (head.len() + frags[0].len() + frags[1].len()) as u64);
     copytruncate_with_unread_tail(&live, &frags[2]);
-    append(
-        &live,
-        &runnel_chaos::lines::docker_lines("after", "stdout", t).concat(),
-    );
+    append(&live, &lines("after").concat());
     let stored = wait_records(&s, 3);
     s.sup.stop().unwrap();
-    let got = logs(&s, &["-n", "ns", "dpod"]);
+    let got = logs(&s, &["-n", "ns", pod]);
     let want = vec![
         "before".to_string(),
         format!("first-line {line}"),
@@ -169,35 +155,13 @@ fn docker_fragments_split_by_copytruncate_are_merged_from_the_copy() {
 }
 
 #[test]
+fn docker_fragments_split_by_copytruncate_are_merged_from_the_copy() {
+    fragments_split_by_copytruncate(true);
+}
+
+#[test]
 fn cri_partial_lines_split_by_copytruncate_are_merged_from_the_copy() {
-    let s = start();
-    let dir = s.dir.path().join("pods/ns_pod_uid/app");
-    std::fs::create_dir_all(&dir).unwrap();
-    let live = dir.join("0.log");
-    let t = || "2024-05-01T12:00:00.000000001Z".to_string();
-    let line = long_line();
-    let frags = runnel_chaos::lines::cri_lines(&format!("first-line {line}"), "stdout", t);
-    assert_eq!(frags.len(), 3);
-    let head = runnel_chaos::lines::cri_lines("before", "stdout", t).concat();
-    append(&live, &head);
-    append(&live, &frags[0]);
-    append(&live, &frags[1]);
-    wait_read(&s, (head.len() + frags[0].len() + frags[1].len()) as u64);
-    copytruncate_with_unread_tail(&live, &frags[2]);
-    append(
-        &live,
-        &runnel_chaos::lines::cri_lines("after", "stdout", t).concat(),
-    );
-    let stored = wait_records(&s, 3);
-    s.sup.stop().unwrap();
-    let got = logs(&s, &["-n", "ns", "pod"]);
-    let want = vec![
-        "before".to_string(),
-        format!("first-line {line}"),
-        "after".to_string(),
-    ];
-    let short: Vec<String> = got.iter().map(|l| l.chars().take(40).collect()).collect();
-    assert!(stored && got == want, "stored (first 40 chars): {short:?}");
+    fragments_split_by_copytruncate(false);
 }
 
 /// Lines `from..to`, one each, in the runtime's format.
