@@ -190,21 +190,8 @@ pub fn parse_json_oversize(
     }
     // An unterminated string is expected here: take what was unescaped.
     let _ = p.unescape_string(out);
-    let find_str = |key: &[u8]| -> Option<&[u8]> {
-        let at = memchr::memmem::rfind(tail, key)?;
-        let mut c = Cursor {
-            s: tail,
-            i: at + key.len(),
-        };
-        c.ws();
-        if !c.eat(b':') {
-            return None;
-        }
-        c.ws();
-        c.raw_string()
-    };
-    let stream = parse_stream(find_str(b"\"stream\"").ok_or(ParseError::BadStream)?)?;
-    let (time_ns, style) = find_str(b"\"time\"")
+    let stream = parse_stream(last_json_str(tail, b"\"stream\"").ok_or(ParseError::BadStream)?)?;
+    let (time_ns, style) = last_json_str(tail, b"\"time\"")
         .and_then(parse_rfc3339)
         .ok_or(ParseError::BadTime)?;
     // The line did not end inside what we kept, so whether it was a fragment is unknown; the
@@ -217,24 +204,26 @@ pub fn parse_json_oversize(
     })
 }
 
+/// The raw string value of the last `key` (quoted, e.g. `"stream"`) in `tail`.
+fn last_json_str<'a>(tail: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let at = memchr::memmem::rfind(tail, key)?;
+    let mut c = Cursor {
+        s: tail,
+        i: at + key.len(),
+    };
+    c.ws();
+    if !c.eat(b':') {
+        return None;
+    }
+    c.ws();
+    c.raw_string()
+}
+
 /// The stream and time of a json-file line from its last bytes (they are written after `log`),
 /// when they are there.
 pub fn json_stream_time(tail: &[u8]) -> Option<(Stream, i64, TimeStyle)> {
-    let find_str = |key: &[u8]| -> Option<&[u8]> {
-        let at = memchr::memmem::rfind(tail, key)?;
-        let mut c = Cursor {
-            s: tail,
-            i: at + key.len(),
-        };
-        c.ws();
-        if !c.eat(b':') {
-            return None;
-        }
-        c.ws();
-        c.raw_string()
-    };
-    let stream = parse_stream(find_str(b"\"stream\"")?).ok()?;
-    let (t, style) = find_str(b"\"time\"").and_then(parse_rfc3339)?;
+    let stream = parse_stream(last_json_str(tail, b"\"stream\"")?).ok()?;
+    let (t, style) = last_json_str(tail, b"\"time\"").and_then(parse_rfc3339)?;
     Some((stream, t, style))
 }
 

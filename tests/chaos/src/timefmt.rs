@@ -9,24 +9,9 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian calendar).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn parts(secs: i64) -> (i64, u32, u32, i64, i64, i64) {
-    let (y, mo, d) = civil(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    (y, mo, d, s / 3600, s / 60 % 60, s % 60)
+/// Civil date and time of Unix seconds, UTC (the sinks' own calendar arithmetic).
+fn parts(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    runnel_sinks::encode::civil(secs)
 }
 
 /// `2026-12-02T01:02:03.123456789Z`, fraction digits trimmed of trailing zeros.
