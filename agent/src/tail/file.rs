@@ -125,6 +125,8 @@ pub struct TailFile {
     gz_eof: bool,
     /// `inputs.fingerprint_bytes`: how much of the head identifies the file.
     print_bytes: usize,
+    /// The head as last re-read by [`TailFile::current_print`].
+    head: Vec<u8>,
 }
 
 impl TailFile {
@@ -176,6 +178,7 @@ impl TailFile {
             handle,
             gz_eof: false,
             print_bytes,
+            head: Vec::new(),
         })
     }
 
@@ -188,29 +191,29 @@ impl TailFile {
         Ok((m.dev(), m.ino(), m.len(), m.nlink()))
     }
 
-    /// Re-read the first bytes of a plain file and fingerprint them.
-    pub fn current_print(&self, n: usize) -> io::Result<Option<Print>> {
-        match &self.handle {
-            Handle::Plain(f) => {
-                let mut head = vec![0u8; n.max(1)];
-                let mut got = 0;
-                while got < head.len() {
-                    let k = f.read_at(&mut head[got..], got as u64)?;
-                    if k == 0 {
-                        break;
-                    }
-                    got += k;
-                }
-                head.truncate(got);
-                Ok(fingerprint(&head, n))
+    /// Re-read the first bytes of a plain file (up to `inputs.fingerprint_bytes`) and
+    /// fingerprint them. Called at every poll of the live file and after every block read, so
+    /// the bytes go into a buffer the file keeps.
+    pub fn current_print(&mut self) -> io::Result<Option<Print>> {
+        let Handle::Plain(f) = &self.handle else {
+            return Ok(None);
+        };
+        let n = self.print_bytes.max(1);
+        self.head.resize(n, 0);
+        let mut got = 0;
+        while got < n {
+            let k = f.read_at(&mut self.head[got..], got as u64)?;
+            if k == 0 {
+                break;
             }
-            Handle::Gz(_) => Ok(None),
+            got += k;
         }
+        Ok(fingerprint(&self.head[..got], n))
     }
 
     /// Whether the file still begins with the line it was identified by.
-    fn head_unchanged(&self) -> io::Result<bool> {
-        let now = self.current_print(self.print_bytes)?;
+    fn head_unchanged(&mut self) -> io::Result<bool> {
+        let now = self.current_print()?;
         Ok(now.map(|p| p.hash) == Some(self.id.fingerprint))
     }
 

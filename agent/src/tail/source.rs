@@ -711,7 +711,7 @@ impl Source {
         let mut released = false;
         while let Some(front) = self.files.front() {
             let live = self.is_live_file(front);
-            if live && self.check_truncation(st, &stats) {
+            if live && self.check_truncation(&stats) {
                 self.scan_rotated(st, &stats);
                 self.flush_awaiting_copy(out, &stats);
                 continue;
@@ -734,7 +734,7 @@ impl Source {
             match end {
                 FileEnd::More => break,
                 FileEnd::Replaced => {
-                    self.start_front_over(st, &stats);
+                    self.start_front_over(&stats);
                     self.scan_rotated(st, &stats);
                     self.flush_awaiting_copy(out, &stats);
                     continue;
@@ -783,7 +783,7 @@ impl Source {
 
     /// Detect copytruncate/truncation on the live file (the front). Returns true when the file
     /// was reset to offset 0.
-    fn check_truncation(&mut self, st: &TailSettings, stats: &Stats) -> bool {
+    fn check_truncation(&mut self, stats: &Stats) -> bool {
         let Some(f) = self.files.front_mut() else {
             return false;
         };
@@ -797,7 +797,7 @@ impl Source {
         // the file again between two polls can leave it empty, or as long as before, each
         // time the tailer looks; the old content's copy waits until this is seen.
         let changed = size < f.offset
-            || match f.current_print(st.fingerprint_bytes) {
+            || match f.current_print() {
                 Ok(Some(p)) => p.hash != f.id.fingerprint,
                 Ok(None) => true,
                 Err(_) => false,
@@ -805,14 +805,14 @@ impl Source {
         if !changed {
             return false;
         }
-        self.start_front_over(st, stats);
+        self.start_front_over(stats);
         true
     }
 
     /// The front file was truncated in place: read it again from its start under the
     /// fingerprint of its new content, and remember how far its old content was read (its
     /// copy, if one is made, resumes there).
-    fn start_front_over(&mut self, st: &TailSettings, stats: &Stats) {
+    fn start_front_over(&mut self, stats: &Stats) {
         let Some(f) = self.files.front_mut() else {
             return;
         };
@@ -825,7 +825,7 @@ impl Source {
         let (old, off) = (f.id, f.offset);
         let held = f.lines.take();
         f.offset = 0;
-        match f.current_print(st.fingerprint_bytes) {
+        match f.current_print() {
             Ok(Some(p)) => f.id.fingerprint = p.hash,
             _ => {
                 // Not enough content to identify yet: drop the handle, reopen when it grows.
