@@ -125,6 +125,14 @@ fn messages(store: &Store, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// One oneshot pass of the tailer over what is on disk now.
+fn read_to_eof(env: &Env, store: &Arc<Store>) {
+    Ingest::start(&env.config(), store.clone())
+        .unwrap()
+        .run_until_eof()
+        .unwrap();
+}
+
 fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
@@ -379,10 +387,7 @@ fn kubelet_rotation_with_gzip_before_read_and_restart() {
             .collect::<String>(),
     );
     let store = env.store();
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     assert_eq!(messages(&store, &key), names("k", 0..30));
     // While no agent runs: more lines, rotation, gzip of the rotated file (partly unread), a
     // second rotation that is never read before it is gzipped, and a new live file.
@@ -412,16 +417,10 @@ fn kubelet_rotation_with_gzip_before_read_and_restart() {
     );
     drop(store);
     let store = env.store();
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     assert_eq!(messages(&store, &key), names("k", 0..55));
     // A third pass finds nothing new.
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     assert_eq!(messages(&store, &key), names("k", 0..55));
 }
 
@@ -433,10 +432,7 @@ fn a_rotated_file_caught_mid_gzip_is_read_once() {
     let lines = |r: std::ops::Range<u64>| r.map(|i| cri(i, &format!("g{i}"))).collect::<String>();
     append(&live, &lines(0..30));
     let store = env.store();
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     // While no agent runs: more lines, a rotation, and the agent comes back while the rotated
     // file is being gzipped — its `.gz` written in full, the plain file not yet removed.
     append(&live, &lines(30..40));
@@ -446,10 +442,7 @@ fn a_rotated_file_caught_mid_gzip_is_read_once() {
     append(&live, &lines(40..45));
     drop(store);
     let store = env.store();
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     assert_eq!(
         messages(&store, &key),
         names("g", 0..45),
@@ -457,10 +450,7 @@ fn a_rotated_file_caught_mid_gzip_is_read_once() {
     );
     // The gzip finishes (the plain file goes); nothing is read again.
     std::fs::remove_file(&rotated).unwrap();
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     assert_eq!(messages(&store, &key), names("g", 0..45));
 }
 
@@ -531,10 +521,7 @@ fn oneshot_stores_a_pending_partial_and_restarts_resume_exactly() {
     append(&live, &(cri(0, "a") + &format!("{} stdout P par", time(1))));
     append(&live, "t1\n");
     let store = env.store();
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     assert_eq!(
         messages(&store, &key),
         ["a", "part1"],
@@ -546,19 +533,13 @@ fn oneshot_stores_a_pending_partial_and_restarts_resume_exactly() {
         &(format!("{} stdout F -end\n", time(2)) + &cri(3, "b") + "half a line"),
     );
     let store = env.store();
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     // The rest of the line, written later, is a record of its own: no loss, no duplicate.
     assert_eq!(messages(&store, &key), ["a", "part1", "-end", "b"]);
     drop(store);
     append(&live, " finished\n");
     let store = env.store();
-    Ingest::start(&env.config(), store.clone())
-        .unwrap()
-        .run_until_eof()
-        .unwrap();
+    read_to_eof(&env, &store);
     // "half a line finished" is not CRI: counted and skipped, nothing duplicated.
     assert_eq!(messages(&store, &key), ["a", "part1", "-end", "b"]);
     let recs = store.read_from(&key, 0, 10, usize::MAX).unwrap().records;
