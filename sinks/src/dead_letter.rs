@@ -119,9 +119,7 @@ impl DeadLetter {
                 }
                 return Err(io(e));
             }
-            if self.torn {
-                self.torn = false;
-            }
+            self.torn = false;
         }
         self.size += line.len() as u64;
         Ok(())

@@ -401,25 +401,26 @@ impl Source {
         // A rotated file being gzipped is on disk twice (`f` and `f.gz`, until `f` is removed):
         // the same content, read once, from the plain file (it knows its length; its handle
         // stays readable after the unlink).
-        let mut i = 0;
-        while i < cands.len() {
-            let c = &cands[i];
-            let twin = is_gz(&c.path).then(|| {
-                cands
+        let twins: Vec<(usize, Option<u64>)> = cands
+            .iter()
+            .filter(|g| is_gz(&g.path))
+            .filter_map(|g| {
+                let hash = g.looked.print.hash;
+                let plain = cands
                     .iter()
-                    .position(|p| !is_gz(&p.path) && p.looked.print.hash == c.looked.print.hash)
-            });
-            match twin.flatten() {
-                Some(plain) => {
-                    let gz = cands.remove(i);
-                    let plain = if plain > i { plain - 1 } else { plain };
-                    if gz.resume > cands[plain].resume {
-                        cands[plain].resume = gz.resume;
-                    }
-                }
-                None => i += 1,
-            }
+                    .position(|p| !is_gz(&p.path) && p.looked.print.hash == hash)?;
+                Some((plain, g.resume))
+            })
+            .collect();
+        for (plain, resume) in twins {
+            cands[plain].resume = cands[plain].resume.max(resume);
         }
+        let plain: Vec<u64> = cands
+            .iter()
+            .filter(|c| !is_gz(&c.path))
+            .map(|c| c.looked.print.hash)
+            .collect();
+        cands.retain(|c| !(is_gz(&c.path) && plain.contains(&c.looked.print.hash)));
         let mut anchor = cands.iter().rposition(|c| c.resume.is_some());
         if cands.iter().any(|c| c.resume.is_none()) && last.is_some() {
             // A file without a match: its inode changed (gzip) or the last file read is gone
