@@ -310,6 +310,7 @@ impl Source {
         ) {
             Ok(f) => {
                 stats.open_files.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(path = %path.display(), ino = id.ino, print = format_args!("{:016x}", hash), offset, "log file opened");
                 Some(f)
             }
             Err(e) => {
@@ -487,6 +488,11 @@ impl Source {
             // The first poll decides where each file present at start resumes.
             return;
         }
+        // A rotated file is older than the live file's content only if that content is still
+        // what it was: a copytruncate not seen yet (the tailer stalled, or the scan runs on the
+        // copy's own event) must be seen first, or the next rotation's copy would be read
+        // before the rest of this one.
+        self.check_truncation(stats);
         self.retry_scan = false;
         let mut seen = Vec::new();
         let (listed, all_seen) = self.list_rotated(st);
@@ -700,8 +706,11 @@ impl Source {
             }
             self.announced = true;
         }
-        if self.retry_scan {
+        if self.retry_scan || self.awaiting_copy.is_some() {
+            // Lines held from a truncation seen by a scan outside poll go to the copy if it is
+            // here by now, else out as they are.
             self.scan_rotated(st, &stats);
+            self.flush_awaiting_copy(out, &stats);
         }
         if self.check_live(store, st, &stats) {
             // A new live file: a file rotated before we ever opened it is older; find it now so
@@ -735,7 +744,7 @@ impl Source {
             match end {
                 FileEnd::More => break,
                 FileEnd::Replaced => {
-                    self.start_front_over(&stats);
+                    self.start_over(0, &stats);
                     self.scan_rotated(st, &stats);
                     self.flush_awaiting_copy(out, &stats);
                     continue;
@@ -765,6 +774,7 @@ impl Source {
             f.lines
                 .finish(&mut |ev| queue(ev, &f.id, input, &key, out, &stats));
             self.remember(f.id.fingerprint, f.id, f.offset, true);
+            tracing::debug!(path = %f.path.display(), print = format_args!("{:016x}", f.id.fingerprint), offset = f.offset, "log file released");
             stats.open_files.fetch_sub(1, Ordering::Relaxed);
             stats
                 .input(self.input)
@@ -782,15 +792,21 @@ impl Source {
         (total, released)
     }
 
-    /// Detect copytruncate/truncation on the live file (the front). Returns true when the file
-    /// was reset to offset 0.
+    /// Where the live file is in `files`, if it is open.
+    fn live_position(&self) -> Option<usize> {
+        let m = std::fs::metadata(&self.live).ok()?;
+        self.files
+            .iter()
+            .position(|f| !f.gz && f.dev_ino == (m.dev(), m.ino()))
+    }
+
+    /// Detect copytruncate/truncation on the live file, wherever it is in the read order.
+    /// Returns true when the file was reset to offset 0.
     fn check_truncation(&mut self, stats: &Stats) -> bool {
-        let Some(f) = self.files.front_mut() else {
+        let Some(i) = self.live_position() else {
             return false;
         };
-        if f.gz {
-            return false;
-        }
+        let f = &mut self.files[i];
         let Ok((_, _, size, _)) = f.stat() else {
             return false;
         };
@@ -806,15 +822,15 @@ impl Source {
         if !changed {
             return false;
         }
-        self.start_front_over(stats);
+        self.start_over(i, stats);
         true
     }
 
-    /// The front file was truncated in place: read it again from its start under the
-    /// fingerprint of its new content, and remember how far its old content was read (its
+    /// File `i` (the live file) was truncated in place: read it again from its start under
+    /// the fingerprint of its new content, and remember how far its old content was read (its
     /// copy, if one is made, resumes there).
-    fn start_front_over(&mut self, stats: &Stats) {
-        let Some(f) = self.files.front_mut() else {
+    fn start_over(&mut self, i: usize, stats: &Stats) {
+        let Some(f) = self.files.get_mut(i) else {
             return;
         };
         let size = f.stat().map_or(0, |s| s.2);
@@ -822,7 +838,7 @@ impl Source {
             .input(self.input)
             .file_truncations
             .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(path = %f.path.display(), offset = f.offset, size, "log file truncated in place; reading from its start");
+        tracing::info!(path = %f.path.display(), offset = f.offset, size, print = format_args!("{:016x}", f.id.fingerprint), "log file truncated in place; reading from its start");
         let (old, off) = (f.id, f.offset);
         let held = f.lines.take();
         f.offset = 0;
@@ -830,7 +846,7 @@ impl Source {
             Ok(Some(p)) => f.id.fingerprint = p.hash,
             _ => {
                 // Not enough content to identify yet: drop the handle, reopen when it grows.
-                self.files.pop_front();
+                self.files.remove(i);
                 stats.open_files.fetch_sub(1, Ordering::Relaxed);
             }
         }

@@ -292,11 +292,30 @@ fn copytruncate_during_bursts(docker: bool, pause_ms: u64) {
         .filter(|w| w[1] != w[0] + 1)
         .map(|w| (w[0], w[1]))
         .collect();
+    let ok = stored && got == (0..n).collect::<Vec<u64>>();
+    let log = if ok { String::new() } else { keep_log(&s) };
     assert!(
-        stored && got == (0..n).collect::<Vec<u64>>(),
-        "{} of {n} lines stored; jumps in the order: {jumps:?}",
+        ok,
+        "{} of {n} lines stored; jumps in the order: {jumps:?}; agent log kept in {log}",
         got.len()
     );
+}
+
+/// Copy the agent's log out of the test's directory (which is removed) for a failure message.
+fn keep_log(s: &Setup) -> String {
+    let kept = std::env::temp_dir().join(format!(
+        "runnel-found-agent-{}-{}.log",
+        std::process::id(),
+        s.dir
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+    ));
+    match std::fs::copy(s.dir.path().join("agent.log"), &kept) {
+        Ok(_) => kept.display().to_string(),
+        Err(e) => format!("(not kept: {e})"),
+    }
 }
 
 /// Time between two rotations.
