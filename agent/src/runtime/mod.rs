@@ -27,6 +27,22 @@ use std::time::Duration;
 /// Period of the config re-read without a file event (the backstop of the directory watch).
 const CONFIG_BACKSTOP: Duration = Duration::from_secs(10);
 
+/// The backstop period: [`CONFIG_BACKSTOP`], or `RUNNEL_CONFIG_BACKSTOP` (a duration such as
+/// `1h`; the reload tests set it long so that only the directory watch can see an update).
+fn config_backstop() -> Duration {
+    let Ok(text) = std::env::var("RUNNEL_CONFIG_BACKSTOP") else {
+        return CONFIG_BACKSTOP;
+    };
+    match runnel_config::parse_duration(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(value = %text, error = %e,
+                "RUNNEL_CONFIG_BACKSTOP is not a duration; re-reading the config every {CONFIG_BACKSTOP:?}");
+            CONFIG_BACKSTOP
+        }
+    }
+}
+
 /// How the agent was started.
 pub struct Launch {
     /// The config in force at start.
@@ -199,7 +215,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
     let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
     let reload_thread = match &file {
         Some((path, sha)) => {
-            let watcher = ConfigWatcher::new(path, sha, CONFIG_BACKSTOP)
+            let watcher = ConfigWatcher::new(path, sha, config_backstop())
                 .map_err(|e| format!("watching the config: {e}"))?;
             Some(
                 reload::spawn(reloader.clone(), watcher, wake_rx)
