@@ -1,5 +1,6 @@
 //! A config reload's part for the file inputs, applied on the tailer thread between polls:
-//! new roots and enablement, new include/exclude filters, new line and read limits. Nothing
+//! new roots and enablement, new include/exclude filters, new line and read limits, the
+//! node-wide limit of held bytes (`max_pending_bytes`). Nothing
 //! that holds data is rebuilt: the queue, its batches and the sources that stay selected keep
 //! their files, positions and partial lines.
 
@@ -17,6 +18,7 @@ impl Tailer {
         let old_roots = std::mem::replace(&mut self.settings.roots, new.roots);
         self.settings.filter = new.filter;
         self.settings.rescan = new.rescan;
+        self.settings.max_pending = new.max_pending;
         let t = &mut self.settings.tail;
         t.max_line = new.tail.max_line;
         t.max_open_rotated = new.tail.max_open_rotated;
@@ -59,6 +61,8 @@ impl Tailer {
         // durable position (the start of its files when it was never read).
         self.ignored.clear();
         self.scan_all();
+        // A lower `max_pending_bytes` holds from now on: the oldest held lines go out.
+        self.enforce_pending();
         tracing::info!(
             roots = self.settings.roots.len(),
             sources = self.sources.len(),
