@@ -42,10 +42,6 @@ pub const NOT_LIVE: &[(&str, &str)] = &[
     ("index.max_open_maps", "the store's map cache is sized once"),
     ("log.format", "the log output is set up once"),
     (
-        "inputs.docker.api",
-        "the Docker API client starts with the tailer",
-    ),
-    (
         "inputs.forward.chunk_window",
         "the writer's windows of stored chunks are sized once",
     ),
@@ -164,5 +160,18 @@ mod tests {
         assert!(r[0].starts_with("data_dir cannot change"), "{r:?}");
         assert!(r[1].starts_with("http.listen cannot change"), "{r:?}");
         assert!(r.iter().all(|m| m.contains("restart the agent")), "{r:?}");
+    }
+
+    #[test]
+    fn the_docker_api_and_docker_enablement_change_live() {
+        let a = cfg("inputs: { docker: { enabled: true } }\n");
+        let b =
+            cfg("inputs: { docker: { enabled: false, api: \"unix:///var/run/docker.sock\" } }\n");
+        let d = Diff::between(&a, &b);
+        assert_eq!(
+            d.changed,
+            vec!["inputs.docker.api", "inputs.docker.enabled"]
+        );
+        assert!(d.needs_restart().is_empty(), "{:?}", d.needs_restart());
     }
 }
