@@ -622,3 +622,44 @@ fn api_found_containers_survive_an_inputs_reload_and_the_api_is_switched_off_and
     has(&id_b, FIRST_LINES as u64 + 1);
     assert_eq!(records_of(&id_a), Some(FIRST_LINES as u64 + 2));
 }
+
+#[test]
+fn the_demo_turns_the_api_on_when_the_socket_is_present() {
+    if docker_root_or_fail("`--demo` turning the Docker API on").is_none() {
+        return;
+    }
+    assert!(
+        Path::new(SOCKET).exists(),
+        "{SOCKET} is missing although `docker info` works (DOCKER_HOST elsewhere?)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("demo.yaml");
+    std::fs::write(
+        &cfg,
+        "http: { listen: \"127.0.0.1:0\" }\nmetrics: { enabled: false }\nlog: { level: warn }\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(support::runnel_bin())
+        .args(["agent", "--demo", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let lines = support::stdout_lines(&mut child);
+    let addr = support::listening_address(&lines);
+    let agent = Agent {
+        child,
+        addr: addr.unwrap_or_default(),
+    };
+    assert!(!agent.addr.is_empty(), "the demo printed no listening line");
+    wait_for(
+        Duration::from_secs(20),
+        "the demo's Docker API client connects to the host's engine",
+        || match metric(&agent, "runnel_input_docker_api_connected") {
+            Some(1.0) => Ok(()),
+            v => Err(format!("{v:?}")),
+        },
+    );
+    agent.stop();
+}
