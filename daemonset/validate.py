@@ -167,6 +167,10 @@ def check_dockerfile(dockerfile):
             # `COPY member ./member`: the directory lands at its own path.
             if dest in (src, f"/src/{src}"):
                 copied.add(src)
+    run = text.split("# --- run ---")[-1]
+    check("COPY --from=build --chown=65532:0 /rootfs-data/ /var/lib/" in run,
+          f"{dockerfile}: the run stage must copy the data dir owned by runnel (65532) and group root "
+          "(COPY --from=build --chown=65532:0 /rootfs-data/ /var/lib/)")
     missing = [m for m in members if m not in copied]
     check(not missing, f"{dockerfile}: the build stage does not COPY the workspace member(s) "
           f"{missing} of Cargo.toml (`COPY <member> ./<member>`): cargo cannot load the workspace")
