@@ -5,8 +5,9 @@
 #   2. helm template (default values) and kubectl kustomize daemonset;
 #   3. kubernetes-validate --strict against Kubernetes 1.34.0 on both renders, and on a chart
 #      render with every option turned on;
-#   4. validate.py on both renders (the documented security settings), with `runnel
-#      check-config` on each ConfigMap's runnel.yaml;
+#   4. validate.py on both renders (the documented security settings, no Docker socket), with
+#      `runnel check-config` on each ConfigMap's runnel.yaml, and on the sources: the
+#      Dockerfile COPYs every workspace member (a Dockerfile without one must fail);
 #   5. equivalence.py: the chart's default render equals the kustomize manifests in substance,
 #      and a render with a changed value is caught (so the comparison can fail).
 #
@@ -62,6 +63,28 @@ step "validate.py --runnel $RUNNEL_BIN (sources; kustomize, chart and chart-all 
 "$BIN/python" daemonset/validate.py --runnel "$RUNNEL_BIN" "$out/kustomize.yaml" "$out/chart.yaml"
 
 "$BIN/python" daemonset/validate.py --runnel "$RUNNEL_BIN" "$out/chart-all.yaml"
+# The Dockerfile check can fail: a build stage without one workspace member is caught.
+grep -v '^COPY tests/chaos ' daemonset/Dockerfile >"$out/Dockerfile.missing"
+if "$BIN/python" daemonset/validate.py --dockerfile "$out/Dockerfile.missing" 2>"$out/dockerfile.err" >/dev/null; then
+  echo "daemonset/check.sh: FAIL: validate.py did not notice a Dockerfile without tests/chaos" >&2
+  exit 1
+fi
+grep -q "tests/chaos" "$out/dockerfile.err" \
+  || { echo "daemonset/check.sh: FAIL: validate.py failed without naming tests/chaos:" >&2; cat "$out/dockerfile.err" >&2; exit 1; }
+echo "daemonset/check.sh: validate.py catches a missing workspace member: $(cat "$out/dockerfile.err")"
+
+# The socket check can fail: a render that mounts the Docker socket is refused.
+"$BIN/helm" template runnel daemonset/chart --namespace runnel \
+  --set-json 'extraVolumes=[{"name":"sock","hostPath":{"path":"/var/run/docker.sock"}}]' \
+  --set-json 'extraVolumeMounts=[{"name":"sock","mountPath":"/var/run/docker.sock","readOnly":true}]' \
+  >"$out/chart-sock.yaml"
+if "$BIN/python" daemonset/validate.py "$out/chart-sock.yaml" 2>"$out/sock.err" >/dev/null; then
+  echo "daemonset/check.sh: FAIL: validate.py did not notice a hostPath mount of docker.sock" >&2
+  exit 1
+fi
+grep -q "docker.sock" "$out/sock.err" \
+  || { echo "daemonset/check.sh: FAIL: validate.py failed without naming docker.sock:" >&2; cat "$out/sock.err" >&2; exit 1; }
+echo "daemonset/check.sh: validate.py catches a Docker socket mount: $(cat "$out/sock.err")"
 
 step "equivalence.py (chart default render vs kustomize)"
 "$BIN/python" daemonset/equivalence.py "$out/kustomize.yaml" "$out/chart.yaml"

@@ -34,9 +34,15 @@ daemonset/rootfs.sh "$bin" "$ctx/rootfs"
 # The run stage of the multi-stage Dockerfile, with the tree from the context instead of the
 # build stage: one definition of the runtime image.
 sed -n '/^# --- run ---/,$p' daemonset/Dockerfile \
-  | sed 's|^COPY --from=build /rootfs/ /$|COPY rootfs/ /|' >"$ctx/Dockerfile"
+  | sed -e 's|^COPY --from=build /rootfs/ /$|COPY rootfs/ /|' \
+    -e 's|^COPY --from=build --chown=65532:0 /rootfs-data/ /var/lib/$|COPY --chown=65532:0 rootfs-data/ /var/lib/|' \
+    >"$ctx/Dockerfile"
 grep -qx 'COPY rootfs/ /' "$ctx/Dockerfile" \
   || fail "daemonset/Dockerfile's run stage has no 'COPY --from=build /rootfs/ /' line to reuse"
+grep -qx 'COPY --chown=65532:0 rootfs-data/ /var/lib/' "$ctx/Dockerfile" \
+  || fail "daemonset/Dockerfile's run stage has no 'COPY --from=build --chown=65532:0 /rootfs-data/ /var/lib/' line to reuse"
+! grep -q -- '--from=build' "$ctx/Dockerfile" \
+  || fail "daemonset/Dockerfile's run stage copies from the build stage in a way image.sh does not know"
 grep -q '^FROM scratch$' "$ctx/Dockerfile" || fail "daemonset/Dockerfile's run stage is not FROM scratch"
 
 echo "daemonset/image.sh: docker build -t $tag (FROM scratch, $(du -sh "$ctx/rootfs" | cut -f1))"

@@ -6,11 +6,16 @@
 #   /etc/ssl/certs/ca-certificates.crt     the CA bundle, for sinks.elasticsearch.tls.ca_file
 #   /etc/passwd, /etc/group                root, and `runnel` (65532) for non-root uses
 #   /etc/nsswitch.conf                     hosts from /etc/hosts, then DNS (Elasticsearch names)
-#   /etc/runnel, /var/lib/runnel, /tmp     mount points of the DaemonSet's volumes
+#   /etc/runnel, /tmp                      mount points of the DaemonSet's volumes
+# and in OUT-data/ the data dir, `runnel/` (mode 0770), which the Dockerfile's run stage copies
+# to /var/lib/ with `--chown=65532:0`: owned by the `runnel` user, and writable by UID 0
+# through group root (the DaemonSet's UID 0 has no CAP_DAC_OVERRIDE). Everything else is
+# root's and read-only to other users: a non-root agent must not be able to replace its own
+# binary or libraries.
 # Used by daemonset/image.sh (on the host) and by the build stage of daemonset/Dockerfile, so
 # both images have the same layout.
 #
-#   daemonset/rootfs.sh BINARY OUT
+#   daemonset/rootfs.sh BINARY OUT          (writes OUT/ and OUT-data/)
 set -eu
 
 if [ $# -ne 2 ]; then
@@ -25,12 +30,14 @@ fail() {
 }
 [ -x "$bin" ] || fail "$bin is not an executable"
 [ ! -e "$out" ] || fail "$out exists; give a new directory"
+[ ! -e "$out-data" ] || fail "$out-data exists; give a new directory"
 CA=/etc/ssl/certs/ca-certificates.crt
 [ -f "$CA" ] || fail "$CA is missing (Debian: apt-get install ca-certificates)"
 
-mkdir -p "$out/usr/local/bin" "$out/etc/ssl/certs" "$out/etc/runnel" "$out/var/lib/runnel" "$out/tmp"
+mkdir -p "$out/usr/local/bin" "$out/etc/ssl/certs" "$out/etc/runnel" "$out/var/lib" "$out/tmp" \
+  "$out-data/runnel"
 chmod 1777 "$out/tmp"
-chmod 0700 "$out/var/lib/runnel"
+chmod 0770 "$out-data/runnel"
 cp "$bin" "$out/usr/local/bin/runnel"
 strip "$out/usr/local/bin/runnel"
 
@@ -60,4 +67,4 @@ root:x:0:
 runnel:x:65532:
 GROUP
 echo 'hosts: files dns' >"$out/etc/nsswitch.conf"
-echo "daemonset/rootfs.sh: $out: runnel, $(echo "$libs" | wc -w) libraries ($(echo $libs)), CA bundle, passwd/group"
+echo "daemonset/rootfs.sh: $out: runnel, $(echo "$libs" | wc -w) libraries ($(echo $libs)), CA bundle, passwd/group; $out-data: the data dir"

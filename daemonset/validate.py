@@ -4,10 +4,13 @@ expected ones, the pod's security context, host accesses, mounts, probes and env
 documented ones. With --runnel, each ConfigMap's runnel.yaml must also pass
 `runnel check-config`.
 
-    python3 daemonset/validate.py [--runnel path/to/runnel] [RENDER.yaml ...]
+    python3 daemonset/validate.py [--runnel path/to/runnel] [--dockerfile FILE] [RENDER.yaml ...]
 
-Without RENDER files it checks the kustomize sources in daemonset/*.yaml; daemonset/check.sh
-passes it the `kubectl kustomize` and `helm template` renders.
+Without RENDER files it checks the kustomize sources in daemonset/*.yaml, and that the
+multi-stage Dockerfile's build stage COPYs every workspace member of Cargo.toml (cargo cannot
+load the workspace without each member's manifest; the Dockerfile is not built here: that
+needs a registry). daemonset/check.sh passes it the `kubectl kustomize` and `helm template`
+renders.
 """
 import argparse
 import os
@@ -15,10 +18,12 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 import yaml
 
 HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
 READ_ONLY = ("/etc/runnel", "/etc/runnel/tokens", "/var/log", "/var/lib/docker/containers",
              "/host/sys/fs/cgroup", "/host/proc")
 
@@ -75,6 +80,11 @@ def check_pod(ds):
     check(not any("subPath" in m for m in c["volumeMounts"]),
           "no subPath mounts: a ConfigMap or Secret behind subPath never updates")
     volumes = {v["name"]: v for v in pod["volumes"]}
+    for v in pod["volumes"]:
+        host = v.get("hostPath", {}).get("path", "")
+        check("docker.sock" not in host and host.rstrip("/") not in ("/var/run", "/run", "/"),
+              f"volume {v['name']} mounts {host}: the Docker socket is root-equivalent and the "
+              "DaemonSet must not mount it (inputs.docker.api is for plain Docker hosts)")
     tokens = volumes[mounts["/etc/runnel/tokens"]["name"]].get("secret", {})
     check(tokens.get("optional") is True, "the tokens Secret must be optional: the agent runs without it")
     env = {e["name"]: e for e in c.get("env", [])}
@@ -138,9 +148,40 @@ def validate(objs, runnel, sources):
                   f"a ServiceMonitor endpoint must scrape /metrics on a Service port {sorted(ports)}: {ep}")
 
 
+def check_dockerfile(dockerfile):
+    """Every workspace member (root Cargo.toml) is COPYed into the build stage at its path."""
+    members = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
+    text = pathlib.Path(dockerfile).read_text()
+    build = text.split("# --- run ---")[0]
+    copied = set()
+    for line in build.splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        srcs = [w for w in words[1:-1] if not w.startswith("--")]
+        dest = words[-1].removeprefix("./").rstrip("/")
+        if srcs == ["."]:
+            copied.update(members)
+        for src in srcs:
+            src = src.removeprefix("./").rstrip("/")
+            # `COPY member ./member`: the directory lands at its own path.
+            if dest in (src, f"/src/{src}"):
+                copied.add(src)
+    run = text.split("# --- run ---")[-1]
+    check("COPY --from=build --chown=65532:0 /rootfs-data/ /var/lib/" in run,
+          f"{dockerfile}: the run stage must copy the data dir owned by runnel (65532) and group root "
+          "(COPY --from=build --chown=65532:0 /rootfs-data/ /var/lib/)")
+    missing = [m for m in members if m not in copied]
+    check(not missing, f"{dockerfile}: the build stage does not COPY the workspace member(s) "
+          f"{missing} of Cargo.toml (`COPY <member> ./<member>`): cargo cannot load the workspace")
+    return members
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runnel", help="a runnel binary: run `check-config` on each ConfigMap's runnel.yaml")
+    ap.add_argument("--dockerfile", default=str(HERE / "Dockerfile"),
+                    help="the multi-stage Dockerfile to check (sources mode only)")
     ap.add_argument("renders", nargs="*", help="rendered manifests (default: daemonset/*.yaml)")
     args = ap.parse_args()
     sets = [(r, [r]) for r in args.renders] or [("daemonset/*.yaml", sorted(HERE.glob("*.yaml")))]
@@ -153,6 +194,13 @@ def main():
             sys.exit(1)
         checked = " (runnel check-config passed)" if args.runnel else ""
         print(f"daemonset/validate.py: OK: {name}: {sum(len(v) for v in objs.values())} objects{checked}")
+    if not args.renders:
+        try:
+            members = check_dockerfile(args.dockerfile)
+        except Invalid as e:
+            print(f"daemonset/validate.py: FAIL: {e}", file=sys.stderr)
+            sys.exit(1)
+        print(f"daemonset/validate.py: OK: {args.dockerfile} COPYs every workspace member {members}")
 
 
 if __name__ == "__main__":

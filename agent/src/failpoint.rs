@@ -1,7 +1,8 @@
 //! Debug-build failpoints for the supervision and health tests: a real stall or crash of one
 //! pipeline part, triggered from outside by a file, with nothing in release builds.
 //!
-//! With `RUNNEL_FAILPOINTS=<dir>` set, a part calling [`at`] (`tailer`, `writer`, `metrics`):
+//! With `RUNNEL_FAILPOINTS=<dir>` set, a part calling [`at`] (`tailer`, `writer`, `metrics`, `sink`: the
+//! sink's pipeline loop, through [`install_sink_hook`]):
 //! waits while `<dir>/<part>.pause` exists (with `<dir>/<part>.paused` present while it waits),
 //! panics when `<dir>/<part>.panic` exists, and is told
 //! to return (an unexpected exit) when `<dir>/<part>.exit` exists.
@@ -46,4 +47,11 @@ pub fn at(part: &str) -> Action {
 #[inline(always)]
 pub fn at(_part: &str) -> Action {
     Action::Continue
+}
+
+/// Let the sink's pipeline loop check the `sink` failpoints (the sinks crate does not know
+/// this module; it takes a hook). Nothing in release builds.
+pub fn install_sink_hook() {
+    #[cfg(debug_assertions)]
+    runnel_sinks::set_loop_hook(|| at("sink") == Action::Exit);
 }

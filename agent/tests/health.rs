@@ -138,7 +138,8 @@ fn an_input_with_unread_bytes_that_makes_no_progress_fails_healthz() {
     assert!(s.agent.until(WAIT, |l| health(l).0 == 200));
 }
 
-/// The part dies: the process ends by itself with status 70 and one line naming the part.
+/// The part dies: the process ends by itself with status 70 and one line naming the death
+/// (every line of stderr that mentions a dead part is counted: the log line and any other).
 fn assert_dies(mut s: Setup, failpoint: &str, says: &str) {
     std::fs::write(s.failpoints.join(failpoint), "").unwrap();
     let status = s.agent.wait_exit(WAIT);
@@ -149,10 +150,14 @@ fn assert_dies(mut s: Setup, failpoint: &str, says: &str) {
     assert_eq!(status.code(), Some(70), "{err}");
     let lines: Vec<&str> = err
         .lines()
-        .filter(|l| l.starts_with("runnel: pipeline part died"))
+        .filter(|l| l.contains("part died") || l.contains(says))
         .collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains(says), "{}", lines[0]);
+    assert!(
+        lines[0].contains(&format!("runnel: pipeline part died: {says}")),
+        "{}",
+        lines[0]
+    );
 }
 
 #[test]
@@ -161,17 +166,81 @@ fn a_tailer_panic_ends_the_process() {
 }
 
 #[test]
+fn a_tailer_that_returns_ends_the_process() {
+    assert_dies(start(""), "tailer.exit", "tailer ended unexpectedly");
+}
+
+#[test]
+fn a_writer_panic_ends_the_process() {
+    assert_dies(start(""), "writer.panic", "index writer panicked");
+}
+
+#[test]
 fn a_writer_that_returns_ends_the_process() {
     assert_dies(start(""), "writer.exit", "index writer ended unexpectedly");
 }
 
+const METRICS_ON: &str = "metrics: { enabled: true, interval: 100ms }";
+
 #[test]
 fn a_metrics_collector_panic_ends_the_process() {
-    let proc_root = PathBuf::from("/proc");
-    assert!(proc_root.is_dir(), "the metrics collector test needs /proc");
+    assert!(
+        PathBuf::from("/proc").is_dir(),
+        "the metrics collector test needs /proc"
+    );
     assert_dies(
-        start("metrics: { enabled: true, interval: 100ms }"),
+        start(METRICS_ON),
         "metrics.panic",
         "metrics collector panicked",
+    );
+}
+
+#[test]
+fn a_metrics_collector_that_returns_ends_the_process() {
+    assert!(
+        PathBuf::from("/proc").is_dir(),
+        "the metrics collector test needs /proc"
+    );
+    assert_dies(
+        start(METRICS_ON),
+        "metrics.exit",
+        "metrics collector ended unexpectedly",
+    );
+}
+
+/// An agent whose Elasticsearch sink runs (against a port where nothing listens: the pipeline
+/// loop turns, retrying, which is all these tests need).
+fn start_with_sink() -> Setup {
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let s = start(&format!(
+        "metrics: {{ enabled: false }}\nsinks:\n  elasticsearch:\n    enabled: true\n    \
+         endpoints: [\"{url}\"]\n    template: {{ install: false }}\n"
+    ));
+    let (_, st) = s.agent.get("/v1/status");
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap_or_default();
+    assert!(
+        st["components"]["elasticsearch"]["endpoints"].is_array(),
+        "the sink did not start: {st}"
+    );
+    s
+}
+
+#[test]
+fn a_sink_panic_ends_the_process() {
+    assert_dies(
+        start_with_sink(),
+        "sink.panic",
+        "elasticsearch sink panicked",
+    );
+}
+
+#[test]
+fn a_sink_pipeline_that_returns_ends_the_process() {
+    assert_dies(
+        start_with_sink(),
+        "sink.exit",
+        "elasticsearch sink ended unexpectedly",
     );
 }

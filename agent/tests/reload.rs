@@ -325,3 +325,170 @@ fn inputs_and_the_metrics_collector_are_enabled_and_disabled_live() {
         "a disabled input stops"
     );
 }
+
+/// A sample on `/metrics` summed over its labels (`name{...} v` and `name v`).
+fn metric_sum(agent: &Live, name: &str) -> f64 {
+    let (_, body) = agent.get("/metrics");
+    body.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_lower_max_pending_bytes_applies_live_and_evicts_the_oldest_held_line() {
+    let node = Node::new();
+    let limits =
+        |pending: &str| format!("  max_line_bytes: 16KiB\n  max_pending_bytes: {pending}\n");
+    let mut cm = ConfigMap::new(
+        &node.dir.path().join("cm"),
+        &config(&node, &limits("1MiB"), ""),
+    );
+    let agent = Live::start(&cm.file(), &node.dir.path().join("stderr"), None);
+    // Two pods each hold a 10 KB line that has not ended (no newline yet): 20 KB held, under
+    // 1 MiB. A barrier line first, so that both are known to be read.
+    let partial = |ns: &str, pod: &str, fill: char| {
+        let path = node.cri_log(ns, pod, "app", 0);
+        append(
+            &path,
+            &cri_line(&time_at(0), "stdout", "F", &format!("{pod} first")),
+        );
+        let mut held = format!("{} stdout F ", time_at(1));
+        held.extend(std::iter::repeat_n(fill, 10_000));
+        append(&path, &held);
+    };
+    partial("ns", "old", 'o');
+    assert!(agent.until(WAIT, |l| lines(l, "ns", "old").len() == 1));
+    partial("ns", "new", 'n');
+    assert!(agent.until(WAIT, |l| lines(l, "ns", "new").len() == 1));
+    assert!(
+        agent.until(WAIT, |l| metric_sum(l, "runnel_input_pending_bytes")
+            >= 20_000.0),
+        "{}",
+        agent.get("/metrics").1
+    );
+    assert_eq!(
+        metric_sum(&agent, "runnel_input_pending_evictions_total"),
+        0.0
+    );
+
+    // 16 KiB: the two held lines are over it; the oldest is emitted (truncated) at once, not
+    // when some file next moves.
+    cm.update(&config(&node, &limits("16KiB"), ""));
+    assert!(
+        agent.until(WAIT, |l| generation(l) == 2.0),
+        "{}",
+        agent.stderr()
+    );
+    assert!(
+        agent.until(WAIT, |l| lines(l, "ns", "old").len() == 2),
+        "the oldest held line was not emitted under the new max_pending_bytes:\n{}",
+        agent.stderr()
+    );
+    assert_eq!(
+        metric_sum(&agent, "runnel_input_pending_evictions_total"),
+        1.0
+    );
+    assert_eq!(
+        lines(&agent, "ns", "new").len(),
+        1,
+        "the newer one is still held"
+    );
+    let held = metric_sum(&agent, "runnel_input_pending_bytes");
+    assert!((10_000.0..16_384.0).contains(&held), "held {held}");
+}
+
+#[test]
+fn a_lower_max_disk_bytes_applies_live_and_evicts_the_oldest_segments() {
+    let node = Node::new();
+    let index = |max_disk: &str| {
+        format!(
+            "index: {{ max_disk_bytes: {max_disk}, max_age: 36500d, segment_max_bytes: 8KiB, \
+             block_bytes: 1KiB }}\n"
+        )
+    };
+    let mut cm = ConfigMap::new(
+        &node.dir.path().join("cm"),
+        &config(&node, "", &index("1GiB")),
+    );
+    let agent = Live::start(&cm.file(), &node.dir.path().join("stderr"), None);
+    // Lines that do not compress to nothing: each carries a hash of its number.
+    let n = 2000u64;
+    for batch in 0..10 {
+        let text: String = (batch * n / 10..(batch + 1) * n / 10)
+            .map(|i| {
+                let noise = (0..4)
+                    .map(|k| format!("{:016x}", (i * 4 + k).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+                    .collect::<String>();
+                cri_line(&time_at(i), "stdout", "F", &format!("r {i} {noise}"))
+            })
+            .collect();
+        append(&node.cri_log("ns", "pod", "app", 0), &text);
+    }
+    assert!(agent.until(WAIT, |l| lines(l, "ns", "pod").len() == n as usize));
+    assert!(
+        agent.until(WAIT, |l| l
+            .metric("runnel_index_sealed_segments")
+            .unwrap_or(0.0)
+            >= 4.0),
+        "{}",
+        agent.get("/metrics").1
+    );
+    let disk_before = agent.metric("runnel_index_disk_bytes").unwrap_or(0.0);
+    // The lines' times are of 2024: a max_age of a century keeps them; nothing was evicted.
+    for reason in ["age", "disk"] {
+        assert_eq!(
+            agent.metric(&format!(
+                "runnel_index_retention_segments_total{{reason=\"{reason}\"}}"
+            )),
+            Some(0.0)
+        );
+    }
+
+    // A quarter of what is on disk: the oldest segments go at the writer's next maintenance.
+    let budget = (disk_before / 4.0) as u64;
+    cm.update(&config(&node, "", &index(&budget.to_string())));
+    assert!(
+        agent.until(WAIT, |l| generation(l) == 2.0),
+        "{}",
+        agent.stderr()
+    );
+    assert!(
+        agent.until(WAIT, |l| l
+            .metric("runnel_index_retention_segments_total{reason=\"disk\"}")
+            .unwrap_or(0.0)
+            > 0.0),
+        "no segment was evicted under max_disk_bytes {budget} (on disk: {disk_before}):\n{}\n{}",
+        agent.stderr(),
+        agent
+            .get("/metrics")
+            .1
+            .lines()
+            .filter(|l| l.starts_with("runnel_index"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(agent.until(WAIT, |l| l
+        .metric("runnel_index_disk_bytes")
+        .unwrap_or(f64::MAX)
+        <= budget as f64));
+    let left = lines(&agent, "ns", "pod");
+    assert!(
+        !left.is_empty() && left.len() < n as usize,
+        "{} lines left",
+        left.len()
+    );
+    assert!(
+        left[0] != "r 0" && !left[0].starts_with("r 0 "),
+        "the oldest lines go first: {}",
+        left[0]
+    );
+    assert!(
+        left.last()
+            .is_some_and(|l| l.starts_with(&format!("r {} ", n - 1))),
+        "the newest lines stay"
+    );
+}

@@ -133,4 +133,29 @@ fn sink_settings_change_live_and_the_cursor_carries_over() {
     write(&node, 100, 5);
     assert!(agent.until(WAIT, |_| count(&osmem, "reload-b") == 55));
     assert_eq!(count(&osmem, "reload-c"), 0);
+
+    // The secret appears; the file is the same bytes as the refused update, and a SIGHUP
+    // applies it now (it is not "unchanged": the running config is not that file).
+    std::fs::write(&missing, "secret\n").unwrap();
+    agent.signal(libc::SIGHUP);
+    assert!(
+        agent.until(WAIT, |l| generation(l) == 5.0),
+        "the SIGHUP did not retry the refused update:\n{}",
+        agent.stderr()
+    );
+    let st: serde_json::Value = serde_json::from_str(&agent.get("/v1/status").1).unwrap();
+    assert!(st["components"]["config"]["last_error"].is_null(), "{st}");
+    assert_eq!(
+        st["components"]["config"]["sha256"],
+        cm.sha256().as_str(),
+        "{st}"
+    );
+    write(&node, 105, 5);
+    assert!(agent.until(WAIT, |_| count(&osmem, "reload-c") == 5));
+    // A second SIGHUP with nothing refused and nothing changed is a no-op.
+    agent.signal(libc::SIGHUP);
+    assert!(agent.until(WAIT, |l| l
+        .stderr()
+        .contains("config file unchanged; nothing to reload")));
+    assert_eq!(generation(&agent), 5.0);
 }

@@ -42,10 +42,6 @@ pub const NOT_LIVE: &[(&str, &str)] = &[
     ("index.max_open_maps", "the store's map cache is sized once"),
     ("log.format", "the log output is set up once"),
     (
-        "inputs.docker.api",
-        "the Docker API client starts with the tailer",
-    ),
-    (
         "inputs.forward.chunk_window",
         "the writer's windows of stored chunks are sized once",
     ),
@@ -164,5 +160,57 @@ mod tests {
         assert!(r[0].starts_with("data_dir cannot change"), "{r:?}");
         assert!(r[1].starts_with("http.listen cannot change"), "{r:?}");
         assert!(r.iter().all(|m| m.contains("restart the agent")), "{r:?}");
+    }
+
+    #[test]
+    fn the_docker_api_and_docker_enablement_change_live() {
+        let a = cfg("inputs: { docker: { enabled: true } }\n");
+        let b =
+            cfg("inputs: { docker: { enabled: false, api: \"unix:///var/run/docker.sock\" } }\n");
+        let d = Diff::between(&a, &b);
+        assert_eq!(
+            d.changed,
+            vec!["inputs.docker.api", "inputs.docker.enabled"]
+        );
+        assert!(d.needs_restart().is_empty(), "{:?}", d.needs_restart());
+    }
+
+    /// The backticked keys of `doc` between `from` and `to`.
+    fn documented(doc: &str, from: &str, to: &str) -> Vec<String> {
+        let start = doc
+            .find(from)
+            .unwrap_or_else(|| panic!("{from:?} not found"));
+        let rest = &doc[start..];
+        let end = rest.find(to).unwrap_or_else(|| panic!("{to:?} not found"));
+        let mut keys: Vec<String> = rest[..end]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|k| {
+                k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+            })
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_documented_restart_lists_are_not_live() {
+        let mut want: Vec<String> = NOT_LIVE.iter().map(|(k, _)| k.to_string()).collect();
+        want.sort();
+        let readme = include_str!("../../README.md");
+        assert_eq!(
+            documented(readme, "- restart needed", "An update that"),
+            want,
+            "README.md's restart list"
+        );
+        let daemonset = include_str!("../../daemonset/README.md");
+        assert_eq!(
+            documented(daemonset, "These need a\nrestart", "an update touching one"),
+            want,
+            "daemonset/README.md's restart list"
+        );
     }
 }

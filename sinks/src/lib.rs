@@ -86,4 +86,6 @@ pub mod transport;
 
 pub use error::SinkError;
 pub use failed::FailedSink;
-pub use sink::{template_body, ElasticsearchSink, SinkHandle, DEAD_LETTER_FILE};
+pub use sink::{
+    set_loop_hook, template_body, ElasticsearchSink, LoopHook, SinkHandle, DEAD_LETTER_FILE,
+};

@@ -436,7 +436,7 @@ impl Pipeline {
     ) {
         let poll = Duration::from_secs(1);
         let mut woken = true;
-        loop {
+        while !crate::sink::loop_hook() {
             let open = gate.load(Acquire);
             // Source list: after an append notification, and at least once a second.
             if woken || self.last_refresh.is_none_or(|t| t.elapsed() >= poll) {

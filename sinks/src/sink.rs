@@ -37,6 +37,25 @@ pub struct SinkHandle {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     endpoints: Vec<String>,
     dead_letter_path: std::path::PathBuf,
+    /// The pipeline task: it ends only on `Command::Shutdown`, so its end before that is a
+    /// dead sink (see [`SinkHandle::is_finished`]).
+    pipeline: tokio::task::JoinHandle<()>,
+}
+
+/// A check the pipeline makes at the top of every turn; `true` makes it return (an embedder's
+/// fault injection: the agent's debug failpoints). Set once per process.
+pub type LoopHook = fn() -> bool;
+
+static LOOP_HOOK: std::sync::OnceLock<LoopHook> = std::sync::OnceLock::new();
+
+/// Install the [`LoopHook`] (the first call wins).
+pub fn set_loop_hook(hook: LoopHook) {
+    let _ = LOOP_HOOK.set(hook);
+}
+
+/// The pipeline's turn check: `true` when the hook asks it to return.
+pub(crate) fn loop_hook() -> bool {
+    LOOP_HOOK.get().is_some_and(|h| h())
 }
 
 impl ElasticsearchSink {
@@ -136,7 +155,7 @@ impl ElasticsearchSink {
             });
         }
         let pipeline = Pipeline::new(store, settings, ctx, cursors, saved);
-        runtime.spawn(pipeline.run(rx, wake, gate));
+        let pipeline = runtime.spawn(pipeline.run(rx, wake, gate));
         Ok(SinkHandle {
             cmds: tx,
             metrics,
@@ -144,6 +163,7 @@ impl ElasticsearchSink {
             runtime: Mutex::new(Some(runtime)),
             endpoints,
             dead_letter_path,
+            pipeline,
         })
     }
 }
@@ -289,6 +309,13 @@ impl SinkHandle {
         } else {
             rt.shutdown_background();
         }
+    }
+
+    /// True when the pipeline task has ended (returned or panicked) although no shutdown was
+    /// asked for: the sink ships nothing any more. A supervisor polls this.
+    pub fn is_finished(&self) -> bool {
+        let stopped = self.runtime.lock().map(|r| r.is_none()).unwrap_or(false);
+        !stopped && self.pipeline.is_finished()
     }
 
     /// Prometheus text for the sink's counters (`runnel_sink_es_*`).

@@ -27,6 +27,22 @@ use std::time::Duration;
 /// Period of the config re-read without a file event (the backstop of the directory watch).
 const CONFIG_BACKSTOP: Duration = Duration::from_secs(10);
 
+/// The backstop period: [`CONFIG_BACKSTOP`], or `RUNNEL_CONFIG_BACKSTOP` (a duration such as
+/// `1h`; the reload tests set it long so that only the directory watch can see an update).
+fn config_backstop() -> Duration {
+    let Ok(text) = std::env::var("RUNNEL_CONFIG_BACKSTOP") else {
+        return CONFIG_BACKSTOP;
+    };
+    match runnel_config::parse_duration(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(value = %text, error = %e,
+                "RUNNEL_CONFIG_BACKSTOP is not a duration; re-reading the config every {CONFIG_BACKSTOP:?}");
+            CONFIG_BACKSTOP
+        }
+    }
+}
+
 /// How the agent was started.
 pub struct Launch {
     /// The config in force at start.
@@ -76,6 +92,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
         log,
     } = launch;
     supervise::install_panic_hook();
+    crate::failpoint::install_sink_hook();
     let generator = match &demo_root {
         Some(root) => {
             Some(demo::Generator::start(root).map_err(|e| format!("demo generator: {e}"))?)
@@ -125,7 +142,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
     let writer = Arc::new(writer);
     let supervisor =
         supervise::Supervisor::start().map_err(|e| format!("spawning a thread: {e}"))?;
-    watch_parts(&supervisor, &files, &writer, &metrics);
+    watch_parts(&supervisor, &files, &writer, &metrics, &sink);
     let forward_probe = Arc::new(std::sync::OnceLock::<Arc<ForwardInput>>::new());
     {
         let probe = forward_probe.clone();
@@ -198,7 +215,7 @@ pub fn run(launch: Launch) -> Result<(), String> {
     let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
     let reload_thread = match &file {
         Some((path, sha)) => {
-            let watcher = ConfigWatcher::new(path, sha, CONFIG_BACKSTOP)
+            let watcher = ConfigWatcher::new(path, sha, config_backstop())
                 .map_err(|e| format!("watching the config: {e}"))?;
             Some(
                 reload::spawn(reloader.clone(), watcher, wake_rx)
@@ -254,6 +271,7 @@ fn watch_parts(
     files: &Arc<tail::Ingest>,
     writer: &Arc<ingest::Writer>,
     metrics: &Arc<Slot<crate::metrics::MetricsService>>,
+    sink: &Arc<Slot<runnel_sinks::SinkHandle>>,
 ) {
     let files = Arc::downgrade(files);
     sup.watch(Box::new(move || {
@@ -273,7 +291,13 @@ fn watch_parts(
         let m = metrics.upgrade()?.get()?;
         m.has_died().then(|| "metrics collector".to_string())
     }));
-    // The sink's tasks run on its own runtime, whose threads the panic hook watches.
+    // A panic in the sink's tasks is seen by the panic hook (its runtime's threads are
+    // named); a pipeline task that returned is seen here.
+    let sink = Arc::downgrade(sink);
+    sup.watch(Box::new(move || {
+        let s = sink.upgrade()?.get()?;
+        s.is_finished().then(|| "elasticsearch sink".to_string())
+    }));
 }
 
 /// What the HTTP server reads: the renderers read the slots, so a reload that replaces a
@@ -364,9 +388,7 @@ async fn serve_until_signal(
                 Err(e) if e.is_panic() => "panicked",
                 _ => "ended unexpectedly",
             };
-            tracing::error!(part = "http server", "pipeline part died (http server {how}); exiting");
-            eprintln!("runnel: pipeline part died: http server {how}; exiting");
-            std::process::exit(supervise::EXIT_PART_DIED);
+            supervise::died("http server", how);
         }
     }
     let _ = stop_tx.send(true);

@@ -126,8 +126,16 @@ impl Reloader {
     /// Handle what the watcher found: apply it, or refuse it with one log line.
     pub fn handle(&self, c: Candidate) {
         if c.unchanged {
-            tracing::info!(file = %self.path.display(), "config file unchanged; nothing to reload");
-            return;
+            // The same bytes as the last update seen. When that update was refused, the cause
+            // may have been outside the file (an unreadable secret since fixed): a SIGHUP
+            // retries it against the running config rather than calling it unchanged.
+            let r = self.running();
+            if r.last_error.is_none() || c.sha256.as_deref() == Some(r.sha256.as_str()) {
+                tracing::info!(file = %self.path.display(), "config file unchanged; nothing to reload");
+                return;
+            }
+            tracing::info!(file = %self.path.display(),
+                "config file unchanged since the refused update; applying it again");
         }
         let mut new = match c.config {
             Ok(cfg) => cfg,

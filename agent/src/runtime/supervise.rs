@@ -25,6 +25,8 @@ const PIPELINE_THREADS: &[(&str, &str)] = &[
     ("runnel-es-sink", "elasticsearch sink"),
     ("metrics", "metrics collector"),
     ("runnel-reload", "config reloader"),
+    ("runnel-docker-api", "docker api client"),
+    ("runnel-ingest-bridge", "ingest bridge"),
     ("runnel-supervisor", "supervisor"),
 ];
 
@@ -56,13 +58,19 @@ pub fn install_panic_hook() {
     }));
 }
 
-fn died(part: &str, how: &str) -> ! {
-    tracing::error!(
-        part,
-        "pipeline part died ({part} {how}); exiting so that the agent is restarted"
-    );
-    // The tracing line may be filtered out or buffered: say it on stderr too, once.
-    eprintln!("runnel: pipeline part died: {part} {how}; exiting");
+/// Say once which part died and how, then exit with [`EXIT_PART_DIED`]. The one line goes
+/// through the log (in its format) when the log shows errors, else straight to stderr.
+pub fn died(part: &str, how: &str) -> ! {
+    if tracing::enabled!(tracing::Level::ERROR) {
+        tracing::error!(
+            part,
+            "runnel: pipeline part died: {part} {how}; exiting so that the agent is restarted"
+        );
+    } else {
+        eprintln!(
+            "runnel: pipeline part died: {part} {how}; exiting so that the agent is restarted"
+        );
+    }
     std::process::exit(EXIT_PART_DIED);
 }
 

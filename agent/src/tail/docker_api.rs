@@ -182,7 +182,11 @@ async fn run(
         }
         let began = Instant::now();
         let end = tokio::select! {
-            _ = &mut stop => return,
+            _ = &mut stop => {
+                // Stopped (shutdown, or a reload that turned the API off or changed it).
+                api.connected.store(0, Ordering::Relaxed);
+                return;
+            }
             end = session(&path, &tx, &stats, &mut synced) => end,
         };
         api.connected.store(0, Ordering::Relaxed);

@@ -127,6 +127,9 @@ pub(crate) struct Tailer {
     /// Set by the watcher thread when it had to drop events (queue full): rescan everything.
     events_lost: Arc<AtomicBool>,
     watched: HashSet<PathBuf>,
+    /// Container directories outside the log roots that the Docker API named: each watched on
+    /// its own (non-recursive), so that their writes wake the tailer as the roots' do.
+    api_dirs: HashSet<PathBuf>,
     sources: HashMap<String, Source>,
     canonical: HashMap<PathBuf, String>,
     /// Logs found and not read (filtered, or a second path to a file read): not looked at
@@ -174,6 +177,7 @@ impl Tailer {
             events_tx,
             events_lost: Arc::new(AtomicBool::new(false)),
             watched: HashSet::new(),
+            api_dirs: HashSet::new(),
             sources: HashMap::new(),
             canonical: HashMap::new(),
             ignored: HashSet::new(),
@@ -339,6 +343,13 @@ impl Tailer {
                 | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
         );
         for path in ev.paths {
+            if let Some(dir) = path.parent().filter(|d| self.api_dirs.contains(*d)) {
+                if rotated {
+                    self.rotated_dirty.insert(dir.to_path_buf());
+                }
+                self.dirty.insert(dir.to_path_buf());
+                continue;
+            }
             for (input, root) in self.settings.roots.clone() {
                 let Ok(rel) = path.strip_prefix(&root) else {
                     continue;
@@ -456,6 +467,7 @@ impl Tailer {
         self.out.flush();
         for k in finished {
             if let Some(s) = self.sources.remove(&k) {
+                self.unwatch_api_dir(&s.live);
                 self.pending_total = self.pending_total.saturating_sub(s.held_accounted);
                 self.canonical.remove(&s.canonical);
                 self.stats.sources.fetch_sub(1, Ordering::Relaxed);
@@ -512,7 +524,7 @@ impl Tailer {
 
     pub(crate) fn run(mut self, cmds: Receiver<Cmd>) {
         self.scan_all();
-        let (_api_client, mut api) = self.start_docker_api();
+        let (mut api_client, mut api) = self.start_docker_api();
         self.await_docker_api(&api);
         self.retire_vanished();
         self.ready.set();
@@ -543,7 +555,13 @@ impl Tailer {
                         return;
                     }
                     Ok(Cmd::Reconfigure(settings, ack)) => {
-                        self.reconfigure(*settings);
+                        if self.reconfigure(*settings) {
+                            // The old client stops (its thread joined) before the new one
+                            // lists: what it finds again is known by its key.
+                            drop(api_client.take());
+                            (api_client, api) = self.start_docker_api();
+                            tracing::info!(api = ?self.settings.docker_api, "Docker API client restarted for the new config");
+                        }
                         let _ = ack.send(());
                     }
                     Ok(Cmd::Stop(ack)) => {
@@ -654,7 +672,13 @@ impl Tailer {
 
     fn on_docker_api(&mut self, d: Discovery) {
         match d {
-            Discovery::Container(f, identity) => self.add_with(f, Some(*identity)),
+            Discovery::Container(f, identity) => {
+                let (key, live) = (f.key.clone(), f.live.clone());
+                self.add_with(f, Some(*identity));
+                if self.sources.contains_key(&key) {
+                    self.watch_api_dir(&live);
+                }
+            }
             // Poll it now: its last lines are read, and once its file is gone it is retired.
             Discovery::Gone(key) => {
                 if let Some(s) = self.sources.get(&key) {
@@ -662,6 +686,43 @@ impl Tailer {
                 }
             }
             Discovery::Synced => {}
+        }
+    }
+}
+
+impl Tailer {
+    /// Watch the directory of a log the API named when no root's watch covers it: without it
+    /// the file would be looked at only by the once-a-second pass over every source.
+    fn watch_api_dir(&mut self, live: &Path) {
+        let dir = parent(live);
+        let covered = self
+            .settings
+            .roots
+            .iter()
+            .any(|(_, r)| self.watched.contains(r) && dir.starts_with(r));
+        if covered || self.api_dirs.contains(&dir) {
+            return;
+        }
+        if let Some(w) = self.watcher.as_mut() {
+            match w.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.api_dirs.insert(dir);
+                }
+                Err(e) => {
+                    tracing::debug!(dir = %dir.display(), error = %e, "cannot watch a container directory; it is polled once a second")
+                }
+            }
+        }
+    }
+
+    /// Stop watching the directory of a log that is no longer read.
+    pub(super) fn unwatch_api_dir(&mut self, live: &Path) {
+        let dir = parent(live);
+        if self.api_dirs.remove(&dir) {
+            if let Some(w) = self.watcher.as_mut() {
+                // Gone with the directory already, when the container was removed.
+                let _ = w.unwatch(&dir);
+            }
         }
     }
 }

@@ -70,6 +70,9 @@ impl Live {
         cmd.args(["agent", "--config"])
             .arg(config)
             .env_remove("RUST_LOG")
+            // No periodic re-read within a test: an update must be seen by the directory watch
+            // (or a SIGHUP) to be applied.
+            .env("RUNNEL_CONFIG_BACKSTOP", "1h")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err));
         if let Some(dir) = failpoints {
