@@ -350,7 +350,7 @@ impl Pipeline {
         }
         for d in &batch.docs {
             if let Some(s) = self.sources.get_mut(d.source) {
-                s.pending.remove(&d.seq);
+                s.pending.remove(d.seq);
                 if panicked {
                     s.read_pos = s.read_pos.min(d.seq);
                 } else {
