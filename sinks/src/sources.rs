@@ -83,7 +83,11 @@ impl Pending {
 
     /// `seq` is done (no effect when it is not pending).
     pub fn remove(&mut self, seq: u64) {
-        if let Ok(i) = self.q.binary_search_by_key(&seq, |e| e.0) {
+        // Batches mostly finish in order: the front one is the usual hit.
+        if self.q.front().is_some_and(|e| e.0 == seq && e.2) {
+            self.q.pop_front();
+            self.live -= 1;
+        } else if let Ok(i) = self.q.binary_search_by_key(&seq, |e| e.0) {
             if self.q[i].2 {
                 self.q[i].2 = false;
                 self.live -= 1;
