@@ -31,45 +31,34 @@ fn word_needs_escape(w: u64) -> bool {
     (ctrl | quote | backslash) != 0
 }
 
-/// Whether `b` is all ASCII with no byte a JSON string must escape.
-#[inline]
-fn plain_ascii(b: &[u8]) -> bool {
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = b.chunks_exact(16);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&c[..8]);
-        let a = u64::from_le_bytes(w);
-        w.copy_from_slice(&c[8..]);
-        let z = u64::from_le_bytes(w);
-        if (a | z) & HI != 0 || word_needs_escape(a) || word_needs_escape(z) {
-            return false;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\')
-}
-
 /// Append `s` as a JSON string (with quotes) to `out`.
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
+    escape::<false>(out, s.as_bytes());
+}
+
+/// The escaping loop: runs of plain bytes are checked 8 at a time and copied in one piece.
+/// With `ASCII`, the bytes are not known to be UTF-8: the loop gives up (false, `out` partly
+/// written) at the first non-ASCII byte, so the caller can validate and start again.
+#[inline(always)]
+fn escape<const ASCII: bool>(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
         if let Some(chunk) = bytes.get(i..i + 8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
-            if !word_needs_escape(u64::from_le_bytes(w)) {
+            let w = u64::from_le_bytes(w);
+            if !(ASCII && w & HI != 0) && !word_needs_escape(w) {
                 i += 8;
                 continue;
             }
         }
         let b = bytes[i];
         let esc: &[u8] = match b {
+            0x80.. if ASCII => return false,
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
@@ -97,19 +86,17 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+    true
 }
 
 /// Append raw bytes as a JSON string, replacing invalid UTF-8 with U+FFFD.
 pub fn push_json_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    // The common message: ASCII with nothing to escape, found in one pass of 16 bytes a
-    // step, copied as is. Anything else takes the checked path below.
-    if plain_ascii(b) {
-        out.reserve(b.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(b);
-        out.push(b'"');
+    // The common message is ASCII: escaped in one pass, without a separate UTF-8 check.
+    let at = out.len();
+    if escape::<true>(out, b) {
         return;
     }
+    out.truncate(at);
     match std::str::from_utf8(b) {
         Ok(s) => push_json_str(out, s),
         Err(_) => push_json_str(out, &String::from_utf8_lossy(b)),
@@ -557,7 +544,7 @@ mod tests {
     }
 
     #[test]
-    fn the_plain_ascii_shortcut_gives_the_escaping_path_s_bytes() {
+    fn unvalidated_bytes_escape_exactly_as_the_validated_path() {
         let bytes: Vec<u8> = (0u8..=255).collect();
         for len in 0..40 {
             for pos in 0..len.max(1) {
