@@ -105,13 +105,26 @@ pub fn push_json_bytes(out: &mut Vec<u8>, b: &[u8]) {
 
 /// Append `v` as 32 lowercase hex digits (the `_id` form).
 pub fn push_hex128(out: &mut Vec<u8>, v: u128) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 32];
-    for (i, byte) in v.to_be_bytes().iter().enumerate() {
-        digits[2 * i] = HEX[(byte >> 4) as usize];
-        digits[2 * i + 1] = HEX[(byte & 15) as usize];
+    out.extend_from_slice(&hex16((v >> 64) as u64));
+    out.extend_from_slice(&hex16(v as u64));
+}
+
+/// `h` as 16 lowercase hex digits, by word arithmetic: the nibbles are spread one per byte,
+/// then `'0'` is added to each and `'a' - '0' - 10` more to those of 10 and up.
+#[inline]
+fn hex16(h: u64) -> [u8; 16] {
+    const fn rep(b: u8) -> u128 {
+        u128::from_ne_bytes([b; 16])
     }
-    out.extend_from_slice(&digits);
+    let mut x = u128::from(h);
+    x = (x | x << 32) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    x = (x | x << 16) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    x = (x | x << 8) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    x = (x | x << 4) & rep(0x0f);
+    // Byte k now holds nibble k (from the least significant); 0x06 carries into bit 4
+    // exactly for nibbles 10..=15.
+    let letters = ((x + rep(0x06)) >> 4) & rep(0x01);
+    (x + rep(b'0') + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
 }
 
 /// Civil date (year, month, day) and (hour, minute, second) of Unix seconds, UTC.
@@ -442,12 +455,20 @@ mod tests {
     #[test]
     fn ids_are_32_hex_digits() {
         let mut v = Vec::new();
-        for x in [
+        let mut y = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834u128;
+        let mut cases = vec![
             0u128,
             0xabc,
             u128::MAX,
             0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
-        ] {
+        ];
+        for _ in 0..10_000 {
+            y ^= y << 13;
+            y ^= y >> 7;
+            y ^= y << 17;
+            cases.push(y);
+        }
+        for x in cases {
             v.clear();
             push_hex128(&mut v, x);
             assert_eq!(v, format!("{x:032x}").as_bytes());
