@@ -51,7 +51,7 @@ fn escape<const ASCII: bool>(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
             let w = u64::from_le_bytes(w);
-            if !(ASCII && w & HI != 0) && !word_needs_escape(w) {
+            if !word_needs_escape(w) && (!ASCII || w & HI == 0) {
                 i += 8;
                 continue;
             }
