@@ -322,6 +322,9 @@ pub fn read_from(
         next_seq: from,
         ..ReadBatch::default()
     };
+    // Room for what was asked (capped), so filling it does not reallocate and move records.
+    let want = max_records.max(1).min(upto.saturating_sub(from) as usize);
+    batch.records.reserve(want.min(16 * 1024));
     let mut cursor = from;
     let mut bytes = 0usize;
     let mut cost = QueryResult::default();

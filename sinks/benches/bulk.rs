@@ -6,6 +6,11 @@
 //! everything as the yardstick.
 //!
 //! `cargo bench -p runnel-sinks --bench bulk` (RUNNEL_BENCH_INDEX_BYTES=200000000 to shrink).
+//!
+//! Before/after in one run: `RUNNEL_BENCH_BASELINE=/path/to/an/older/bulk-binary` runs that
+//! binary and this one alternately, `RUNNEL_BENCH_ROUNDS` times each (default 3), and prints
+//! the sink's CPU s/GiB of both side by side (each run's best and median), so load from
+//! other work on the machine falls on both alike.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -120,9 +125,64 @@ fn start_server() -> (String, std::process::Child) {
     (line.trim().to_string(), child)
 }
 
+/// The CPU s/GiB figure of each `sink (<mode>)` line of a run's output.
+fn cpu_figures(out: &str) -> Vec<(String, f64)> {
+    out.lines()
+        .filter_map(|l| {
+            let mode = l.strip_prefix("sink (")?.split(')').next()?;
+            let before = l.split(" CPU s/GiB").next()?;
+            let v = before.rsplit("= ").next()?.trim().parse().ok()?;
+            Some((mode.to_string(), v))
+        })
+        .collect()
+}
+
+/// Run `baseline` and this binary alternately and print their sink figures side by side.
+fn compare(baseline: &std::ffi::OsStr) {
+    let rounds: usize = std::env::var("RUNNEL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let me = std::env::current_exe().unwrap();
+    let mut seen: Vec<(String, &str, Vec<f64>)> = Vec::new();
+    for round in 0..rounds {
+        for (name, exe) in [("baseline", std::path::Path::new(baseline)), ("this", &me)] {
+            let out = std::process::Command::new(exe)
+                .env_remove("RUNNEL_BENCH_BASELINE")
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            for l in text.lines().filter(|l| l.starts_with("sink (")) {
+                println!("round {round} {name}: {l}");
+            }
+            for (mode, v) in cpu_figures(&text) {
+                match seen.iter_mut().find(|(m, n, _)| *m == mode && *n == name) {
+                    Some((_, _, vs)) => vs.push(v),
+                    None => seen.push((mode, name, vec![v])),
+                }
+            }
+        }
+    }
+    println!("sink CPU s/GiB of messages over {rounds} alternated runs (best / median):");
+    for (mode, name, vs) in &mut seen {
+        vs.sort_by(f64::total_cmp);
+        println!(
+            "  {mode:<16} {name:<8} {:.1} / {:.1}   {:?}",
+            vs[0],
+            vs[vs.len() / 2],
+            vs
+        );
+    }
+}
+
 fn main() {
     if std::env::var_os("RUNNEL_BENCH_SERVER").is_some() {
         serve();
+        return;
+    }
+    if let Some(b) = std::env::var_os("RUNNEL_BENCH_BASELINE") {
+        compare(&b);
         return;
     }
     let target: u64 = std::env::var("RUNNEL_BENCH_INDEX_BYTES")
@@ -269,7 +329,13 @@ fn main() {
         };
         for level in [1u32, 6] {
             report(
-                &format!("gzip level {level} (flate2, zlib-rs backend)"),
+                &format!(
+                    "gzip level {level} (the sink's: flate2 Compress, native gzip, state reused)"
+                ),
+                best(&mut || runnel_sinks::gzip::gzip(&body, level).unwrap().len()),
+            );
+            report(
+                &format!("gzip level {level} (flate2 GzEncoder, zlib-rs backend)"),
                 best(&mut || {
                     use std::io::Write;
                     let mut enc =
@@ -277,6 +343,16 @@ fn main() {
                     enc.write_all(&body).unwrap();
                     enc.finish().unwrap().len()
                 }),
+            );
+            report(
+                &format!("gzip level {level} (libdeflate, compressor reused)"),
+                {
+                    let mut c = libdeflater::Compressor::new(
+                        libdeflater::CompressionLvl::new(level as i32).unwrap(),
+                    );
+                    let mut out = vec![0u8; c.gzip_compress_bound(body.len())];
+                    best(&mut || c.gzip_compress(&body, &mut out).unwrap())
+                },
             );
             // flate2's default backend, for the choice (raw deflate: no gzip CRC).
             report(

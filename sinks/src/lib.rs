@@ -74,6 +74,7 @@ pub mod dead_letter;
 pub mod encode;
 mod error;
 mod failed;
+pub mod gzip;
 pub mod index_name;
 pub mod metrics;
 pub mod pipeline;

@@ -13,7 +13,6 @@ use crate::metrics::Metrics;
 use crate::response::{parse_bulk_response, ItemOutcome};
 use crate::status::Status;
 use crate::transport::{Answer, Transport};
-use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -146,16 +145,6 @@ fn action_target(action: &[u8]) -> (String, Option<String>) {
     (get("_index").unwrap_or_default(), get("_id"))
 }
 
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(body)?;
-    enc.finish()
-}
-
 /// Set by a unit test: the next `ship` of the sink whose `retry.initial` is this many ms
 /// panics (to show that a panicked task gives its batch back). Keyed so that sinks of other
 /// tests running in parallel never take it.
@@ -197,7 +186,7 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Arc<FrozenBatch>) {
             // The whole batch is compressed straight from its buffer, without a copy.
             let raw = b2.body(&c2);
             if gz {
-                gzip(&raw).map(|z| (raw.len(), Bytes::from(z)))
+                crate::gzip::gzip(&raw, crate::gzip::LEVEL).map(|z| (raw.len(), z))
             } else {
                 Ok((raw.len(), raw))
             }

@@ -9,7 +9,7 @@
 use crate::encode::SourceFragment;
 use crate::metrics::SourceLag;
 use runnel_index::{SourceIdentity, SourceInfo};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Shipping state of one stored stream.
@@ -28,7 +28,7 @@ pub struct Cursor {
     /// Next sequence to read.
     pub read_pos: u64,
     /// Sequences read and not yet done, with their record times.
-    pub pending: BTreeMap<u64, i64>,
+    pub pending: Pending,
     /// Oldest record still stored: (first_seq, min_time_ns).
     pub first: (u64, Option<i64>),
     /// Newest acknowledged record time.
@@ -44,9 +44,74 @@ pub struct Cursor {
 impl Cursor {
     /// The first sequence not yet done: what the durable cursor file records.
     pub fn cursor(&self) -> u64 {
-        self.pending
-            .first_key_value()
-            .map_or(self.read_pos, |(&seq, _)| seq)
+        self.pending.first().map_or(self.read_pos, |(seq, _)| seq)
+    }
+}
+
+/// Sequences read and not yet done, in sequence order, with their record times. Records are
+/// read in order, so an insert is an append (a re-read after a panicked batch inserts in
+/// place); a done sequence is marked and leaves once everything before it is done — no tree
+/// node per document.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// (seq, time_ns, still pending); the front entry is always still pending.
+    q: VecDeque<(u64, i64, bool)>,
+    live: usize,
+}
+
+impl Pending {
+    /// Add (or make pending again) `seq`.
+    pub fn insert(&mut self, seq: u64, time_ns: i64) {
+        if self.q.back().is_none_or(|&(last, _, _)| seq > last) {
+            self.q.push_back((seq, time_ns, true));
+            self.live += 1;
+            return;
+        }
+        match self.q.binary_search_by_key(&seq, |e| e.0) {
+            Ok(i) => {
+                if !self.q[i].2 {
+                    self.live += 1;
+                }
+                self.q[i] = (seq, time_ns, true);
+            }
+            Err(i) => {
+                self.q.insert(i, (seq, time_ns, true));
+                self.live += 1;
+            }
+        }
+    }
+
+    /// `seq` is done (no effect when it is not pending).
+    pub fn remove(&mut self, seq: u64) {
+        // Batches mostly finish in order: the front one is the usual hit.
+        if self.q.front().is_some_and(|e| e.0 == seq && e.2) {
+            self.q.pop_front();
+            self.live -= 1;
+        } else if let Ok(i) = self.q.binary_search_by_key(&seq, |e| e.0) {
+            if self.q[i].2 {
+                self.q[i].2 = false;
+                self.live -= 1;
+            }
+        }
+        while self.q.front().is_some_and(|e| !e.2) {
+            self.q.pop_front();
+        }
+    }
+
+    /// The first pending sequence and its time.
+    pub fn first(&self) -> Option<(u64, i64)> {
+        self.q.front().map(|&(seq, t, _)| (seq, t))
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.q.clear();
+        self.live = 0;
     }
 }
 
@@ -136,7 +201,7 @@ impl SourceTable {
             next_seq: info.next_seq,
             max_time_ns: info.max_time_ns,
             read_pos: start,
-            pending: BTreeMap::new(),
+            pending: Pending::default(),
             first: (info.first_seq, info.min_time_ns),
             acked_time_ns: None,
             gone: false,
@@ -191,8 +256,8 @@ impl SourceTable {
             let records = s.next_seq.saturating_sub(cursor);
             let oldest = s
                 .pending
-                .first_key_value()
-                .map(|(_, &t)| t)
+                .first()
+                .map(|(_, t)| t)
                 .or(if cursor <= s.first.0 { s.first.1 } else { None })
                 .or(s.acked_time_ns);
             let seconds = match (records, s.max_time_ns, oldest) {
@@ -221,6 +286,40 @@ mod tests {
             disk_bytes: 0,
             segments: 1,
             retired: false,
+        }
+    }
+
+    /// The pending set against a `BTreeMap` model: random inserts (mostly in order, some
+    /// re-reads) and removes in any order.
+    #[test]
+    fn pending_behaves_like_an_ordered_map() {
+        let mut model = BTreeMap::new();
+        let mut p = Pending::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = 0u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 10 {
+                0..=4 => {
+                    model.insert(next, next as i64 * 3);
+                    p.insert(next, next as i64 * 3);
+                    next += 1;
+                }
+                5 => {
+                    let seq = next.saturating_sub(1 + x / 10 % 50);
+                    model.insert(seq, 7);
+                    p.insert(seq, 7);
+                }
+                _ => {
+                    let seq = next.saturating_sub(x / 10 % 60);
+                    model.remove(&seq);
+                    p.remove(seq);
+                }
+            }
+            assert_eq!(p.first(), model.first_key_value().map(|(&k, &v)| (k, v)));
+            assert_eq!(p.is_empty(), model.is_empty());
         }
     }
 
