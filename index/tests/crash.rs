@@ -215,6 +215,23 @@ fn flipped_byte_anywhere_in_a_sealed_segment_never_panics_and_spares_other_block
         for r in &q.records {
             assert_eq!(r.message, msg(r.seq));
         }
+        // A tail is the end of what a full read returns, however the damage falls (a block
+        // whose index claims more records than it holds must not cut the tail short).
+        for t in [1u64, 7, 25, n] {
+            let tail = s
+                .query(
+                    "k",
+                    &Query {
+                        tail_lines: Some(t),
+                        ..Query::default()
+                    },
+                )
+                .unwrap();
+            let want: Vec<u64> = q.records.iter().map(|r| r.seq).collect();
+            let want = &want[want.len().saturating_sub(t as usize)..];
+            let have: Vec<u64> = tail.records.iter().map(|r| r.seq).collect();
+            assert_eq!(have, want, "flip {i}, tail {t}");
+        }
         if got > 0 && got < n {
             block_hits += 1;
             let rb = s.read_from("k", 0, 1000, 1 << 20).unwrap();
