@@ -1,7 +1,6 @@
 //! Minimal reproductions of agent bugs the chaos soak found, each driving the real binary
-//! deterministically. They are `#[ignore]`d while the bug is open (the reason names it), so
-//! `.ci/run` stays green; run them with `cargo test -p runnel-chaos --test found_by_soak --
-//! --ignored`. Remove the `ignore` with the fix.
+//! deterministically. A reproduction of a bug still open is `#[ignore]`d with a reason that
+//! names it (run those with `-- --ignored`); the `ignore` goes with the fix.
 
 use runnel_chaos::agent::Supervisor;
 use runnel_chaos::containers::{Profile, Runtime, Spec};
@@ -327,7 +326,6 @@ fn docker_copytruncate_during_bursts_keeps_every_line_in_order() {
 }
 
 #[test]
-#[ignore = "agent bug found by the chaos soak (seed 3): once the order fixes landed, about 1 run in 6 still stores one CRI file's 150 lines twice (the copy of a file already read in full is read again from its start)"]
 fn cri_copytruncate_during_bursts_keeps_every_line_in_order() {
     copytruncate_during_bursts(false, PAUSE_MS);
 }
