@@ -467,3 +467,134 @@ fn tokens_secret_rotation_like_the_kubelet_and_a_broken_update_keeps_the_old_tok
         serde_json::from_str(&agent.get("/v1/status", Some("tok-ops")).1).unwrap();
     assert_eq!(v["components"]["http"]["state"], "ok");
 }
+
+#[test]
+fn a_tokens_secret_created_after_start_is_picked_up_and_removing_the_file_revokes() {
+    let node = node_with_three_tenants();
+    // The optional Secret's volume before the Secret exists: an empty directory.
+    let dir = node.dir.path().join("secret");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = config(
+        &node,
+        &format!(
+            "  auth: {{ anonymous: loopback, tokens_file: {} }}\n",
+            dir.join("tokens.yaml").display()
+        ),
+    );
+    let agent = LoggedAgent::start(&cfg, node.dir.path().join("agent.log"));
+    assert_eq!(agent.get("/v1/sources", Some(SHOP)).0, 401);
+    let (code, status) = agent.get("/v1/status", None);
+    assert_eq!(code, 200, "{status}");
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        v["components"]["http"]["tokens_file_missing"], true,
+        "{status}"
+    );
+    assert_eq!(v["components"]["http"]["tokens"], 0, "{status}");
+    assert!(v["components"]["http"]["tokens_note"]
+        .as_str()
+        .is_some_and(|n| n.contains("401")));
+    assert_eq!(
+        agent.metric("runnel_http_tokens_file_missing", None),
+        Some(1.0)
+    );
+    assert_eq!(
+        agent
+            .log_text()
+            .matches("tokens file does not exist")
+            .count(),
+        1,
+        "{}",
+        agent.log_text()
+    );
+
+    let text = tokens_yaml(&[("shop-team", SHOP, "[shop]", "[read]")]);
+    let mut vol = SecretVolume::create(&dir, &[("tokens.yaml", text.as_bytes())]);
+    assert!(
+        eventually(Duration::from_secs(10), || agent
+            .get("/v1/sources", Some(SHOP))
+            .0
+            == 200),
+        "the Secret that appeared was not picked up: {}",
+        agent.log_text()
+    );
+    let v: serde_json::Value = serde_json::from_str(&agent.get("/v1/status", None).1).unwrap();
+    assert_eq!(v["components"]["http"]["tokens"], 1);
+    assert!(v["components"]["http"]["tokens_file_missing"].is_null());
+
+    // The key is dropped from the Secret: `tokens.yaml` now points at nothing.
+    vol.update(&[("unrelated", b"x")]);
+    assert!(
+        eventually(Duration::from_secs(10), || agent
+            .get("/v1/sources", Some(SHOP))
+            .0
+            == 401),
+        "removing the tokens file did not revoke the token"
+    );
+    assert!(agent.log_text().contains("every token is revoked"));
+    assert_eq!(
+        agent.metric("runnel_http_tokens_file_missing", None),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn refusals_are_logged_rate_limited_with_the_suppressed_count_and_never_the_token() {
+    let node = node_with_three_tenants();
+    let tokens = tokens_file(&node);
+    let cfg = config(
+        &node,
+        &format!(
+            "  auth: {{ anonymous: none, tokens_file: {} }}\n",
+            tokens.display()
+        ),
+    );
+    let agent = LoggedAgent::start(&cfg, node.dir.path().join("agent.log"));
+    let refused = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("request refused"))
+            .count()
+    };
+    let bad: Vec<String> = (0..50).map(|i| format!("guess-{i:03}-b7e1")).collect();
+    for t in &bad {
+        assert_eq!(agent.get("/v1/sources", Some(t)).0, 401);
+    }
+    // The 403 kind is limited by the same log.
+    assert_eq!(agent.get("/metrics", Some(SHOP)).0, 403);
+    assert!(
+        eventually(Duration::from_secs(5), || refused(&agent.log_text()) >= 1),
+        "no refusal was logged: {}",
+        agent.log_text()
+    );
+    assert_eq!(refused(&agent.log_text()), 1, "{}", agent.log_text());
+    // After the interval, the next refusal's line carries the count of those held back.
+    assert!(
+        eventually(Duration::from_secs(25), || {
+            agent.get("/v1/sources", Some("guess-late-b7e1"));
+            refused(&agent.log_text()) >= 2
+        }),
+        "no second refusal line: {}",
+        agent.log_text()
+    );
+    let log = agent.log_text();
+    assert_eq!(refused(&log), 2, "{log}");
+    let second = log
+        .lines()
+        .filter(|l| l.contains("request refused"))
+        .nth(1)
+        .unwrap();
+    let suppressed: u64 = second
+        .split("suppressed_since_last=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no suppressed count in {second:?}"));
+    assert!(suppressed >= 50, "{second}");
+    for t in bad
+        .iter()
+        .map(String::as_str)
+        .chain(["guess-late-b7e1", SHOP])
+    {
+        assert!(!log.contains(t), "the log shows a token: {t}");
+    }
+}
