@@ -598,3 +598,128 @@ fn refusals_are_logged_rate_limited_with_the_suppressed_count_and_never_the_toke
         assert!(!log.contains(t), "the log shows a token: {t}");
     }
 }
+
+/// A v2 cgroup tree with one containerd container per `(namespace, pod, container, uid, id)`,
+/// each listing this test's own process, and the kubelet's log names that identify them.
+fn metrics_node(dir: &std::path::Path, containers: &[(&str, &str, &str, &str, &str)]) {
+    let root = dir.join("cgroup");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("cgroup.controllers"), "cpu io memory\n").unwrap();
+    std::fs::create_dir_all(dir.join("containers")).unwrap();
+    for (ns, pod, container, uid, cid) in containers {
+        let cg = root.join(format!(
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/\
+             cri-containerd-{cid}.scope",
+            uid.replace('-', "_")
+        ));
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::write(cg.join("cgroup.procs"), format!("{}\n", std::process::id())).unwrap();
+        std::fs::write(cg.join("memory.current"), "1048576\n").unwrap();
+        std::fs::create_dir_all(dir.join(format!("pods/{ns}_{pod}_{uid}/{container}"))).unwrap();
+        std::fs::write(
+            dir.join(format!("containers/{pod}_{ns}_{container}-{cid}.log")),
+            "",
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn top_of_a_scoped_token_ranks_only_its_namespaces_and_needs_read() {
+    let dir = tempfile::tempdir().unwrap();
+    metrics_node(
+        dir.path(),
+        &[
+            (
+                "shop",
+                "cart-1",
+                "cart",
+                "5b1e2c3d-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                "kube-system",
+                "coredns-7f9",
+                "coredns",
+                "6c2f3d4e-5a6b-4c7d-9e8f-0a1b2c3d4e5f",
+                "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            ),
+        ],
+    );
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        tokens_yaml(&[
+            ("shop-team", SHOP, "[shop]", "[read]"),
+            ("platform", PLATFORM, "[\"*\"]", "[read, metrics]"),
+            ("prometheus", SCRAPER, "[\"*\"]", "[metrics]"),
+        ]),
+    )
+    .unwrap();
+    let cfg = dir.path().join("runnel.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: {d}/data\ninputs:\n  docker: {{ enabled: false }}\n  cri: {{ enabled: true, root: {d}/pods }}\n\
+             http:\n  listen: \"127.0.0.1:0\"\n  auth: {{ anonymous: none, tokens_file: {t} }}\n\
+             metrics:\n  enabled: true\n  cgroup_root: {d}/cgroup\n  proc_root: /proc\n  interval: 200ms\n  \
+             runtime_state_dirs: []\nlog: {{ format: text, level: info }}\n",
+            d = dir.path().display(),
+            t = tokens.display()
+        ),
+    )
+    .unwrap();
+    let agent = LoggedAgent::start(&cfg, dir.path().join("agent.log"));
+    let pods = |body: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}/{}",
+                    c["namespace"].as_str().unwrap_or("?"),
+                    c["pod"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
+    };
+    // The platform token sees both once the collector has run.
+    let mut all = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let (code, body) = agent.get("/v1/top?by=fds&limit=10", Some(PLATFORM));
+            all = if code == 200 { pods(&body) } else { Vec::new() };
+            all.len() == 2
+        }),
+        "the collector did not rank both containers: {all:?}; log:\n{}",
+        agent.log_text()
+    );
+    assert!(
+        all.contains(&"kube-system/coredns-7f9".to_string()),
+        "{all:?}"
+    );
+
+    for query in [
+        "/v1/top",
+        "/v1/top?by=fds&limit=10",
+        "/v1/top?by=threads&limit=1",
+    ] {
+        let (code, body) = agent.get(query, Some(SHOP));
+        assert_eq!(code, 200, "{query}: {body}");
+        assert_eq!(pods(&body), ["shop/cart-1"], "{query}: {body}");
+        for other in ["kube-system", "coredns", "a1b2c3d4e5f6", "6c2f3d4e"] {
+            assert!(!body.contains(other), "{query} shows {other}: {body}");
+        }
+    }
+    // A token without read: 403, and the refusal names nothing of the node.
+    let (code, body) = agent.get("/v1/top", Some(SCRAPER));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("read right"), "{body}");
+    assert!(
+        !body.contains("coredns") && !body.contains("cart-1"),
+        "{body}"
+    );
+    assert_eq!(agent.get("/v1/top", None).0, 401);
+}
