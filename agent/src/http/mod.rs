@@ -34,6 +34,19 @@ use std::sync::Arc;
 
 async fn route(ctx: &Arc<Ctx>, info: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path().to_string();
+    if info.probe_only && path != "/healthz" && path != "/readyz" {
+        let resp = reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "{} connections are open (http.limits.max_connections); only /healthz and \
+                 /readyz are answered until one closes",
+                ctx.limits.config.max_connections
+            ),
+            None,
+        );
+        ctx.state.count_request(&path, resp.status().as_u16());
+        return resp;
+    }
     let resp = match check(ctx, info, &req, &path).await {
         Ok(decision) => dispatch(ctx, info, req, &path, decision).await,
         Err(refused) => *refused,
