@@ -427,9 +427,12 @@ mod tests {
         }
     }
 
+    /// What the recording authorizer saw: "METHOD path", verb, access, namespace.
+    type Seen = (String, Verb, Access, Option<String>);
+
     /// Records what it was asked, and answers only after an await (as a network call would).
     #[derive(Default)]
-    struct Recording(Mutex<Vec<(String, Verb, Access, Option<String>)>>);
+    struct Recording(Mutex<Vec<Seen>>);
     impl Authorizer for Recording {
         fn decide<'a>(&'a self, req: &'a RequestMeta<'a>) -> DecideFuture<'a> {
             Box::pin(async move {

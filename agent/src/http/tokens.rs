@@ -130,6 +130,30 @@ impl TokenSet {
         Ok(TokenSet { entries })
     }
 
+    /// Names of tokens with the `metrics` right but a namespace scope: `/metrics` and
+    /// `/v1/status` are node-wide pages, so such a scope does not narrow them.
+    pub fn scoped_metrics_tokens(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.rights.contains(&Right::Metrics) && !e.namespaces.is_all())
+            .map(|e| e.name.as_str())
+            .collect()
+    }
+
+    /// Say once per load that a `metrics` token's namespaces do not narrow the metrics.
+    fn warn_node_wide(&self, path: &Path) {
+        let names = self.scoped_metrics_tokens();
+        if !names.is_empty() {
+            tracing::warn!(
+                path = %path.display(),
+                tokens = ?names,
+                "http: these tokens hold the metrics right with a namespace scope; /metrics and \
+                 /v1/status are node-wide (every namespace's container metrics), the scope does \
+                 not narrow them"
+            );
+        }
+    }
+
     /// Number of tokens.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -190,6 +214,7 @@ impl TokensFile {
             Ok(text) => {
                 let set = TokenSet::parse(&text)
                     .map_err(|e| format!("http.auth.tokens_file {}: {e}", path.display()))?;
+                set.warn_node_wide(path);
                 (Some(text), set)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -257,6 +282,7 @@ impl TokensFile {
         match TokenSet::parse(&text) {
             Ok(set) => {
                 let n = set.len();
+                set.warn_node_wide(&self.path);
                 self.set(set);
                 if let Ok(mut st) = self.state.lock() {
                     st.loads += 1;
@@ -496,6 +522,15 @@ mod tests {
             let e = TokenSet::parse(text).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
         }
+        let scoped = file(&[
+            ("ops", "t1", "[\"*\"]", "[metrics]"),
+            ("team", "t2", "[shop]", "[read, metrics]"),
+            ("reader", "t3", "[shop]", "[read]"),
+        ]);
+        assert_eq!(
+            TokenSet::parse(&scoped).unwrap().scoped_metrics_tokens(),
+            ["team"]
+        );
         let dup = file(&[("a", "t", "[x]", "[read]"), ("b", "t", "[y]", "[read]")]);
         assert!(TokenSet::parse(&dup).unwrap_err().contains("listed twice"));
     }
