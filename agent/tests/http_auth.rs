@@ -467,3 +467,259 @@ fn tokens_secret_rotation_like_the_kubelet_and_a_broken_update_keeps_the_old_tok
         serde_json::from_str(&agent.get("/v1/status", Some("tok-ops")).1).unwrap();
     assert_eq!(v["components"]["http"]["state"], "ok");
 }
+
+#[test]
+fn a_tokens_secret_created_after_start_is_picked_up_and_removing_the_file_revokes() {
+    let node = node_with_three_tenants();
+    // The optional Secret's volume before the Secret exists: an empty directory.
+    let dir = node.dir.path().join("secret");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = config(
+        &node,
+        &format!(
+            "  auth: {{ anonymous: loopback, tokens_file: {} }}\n",
+            dir.join("tokens.yaml").display()
+        ),
+    );
+    let agent = LoggedAgent::start(&cfg, node.dir.path().join("agent.log"));
+    assert_eq!(agent.get("/v1/sources", Some(SHOP)).0, 401);
+    let (code, status) = agent.get("/v1/status", None);
+    assert_eq!(code, 200, "{status}");
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        v["components"]["http"]["tokens_file_missing"], true,
+        "{status}"
+    );
+    assert_eq!(v["components"]["http"]["tokens"], 0, "{status}");
+    assert!(v["components"]["http"]["tokens_note"]
+        .as_str()
+        .is_some_and(|n| n.contains("401")));
+    assert_eq!(
+        agent.metric("runnel_http_tokens_file_missing", None),
+        Some(1.0)
+    );
+    assert_eq!(
+        agent
+            .log_text()
+            .matches("tokens file does not exist")
+            .count(),
+        1,
+        "{}",
+        agent.log_text()
+    );
+
+    let text = tokens_yaml(&[("shop-team", SHOP, "[shop]", "[read]")]);
+    let mut vol = SecretVolume::create(&dir, &[("tokens.yaml", text.as_bytes())]);
+    assert!(
+        eventually(Duration::from_secs(10), || agent
+            .get("/v1/sources", Some(SHOP))
+            .0
+            == 200),
+        "the Secret that appeared was not picked up: {}",
+        agent.log_text()
+    );
+    let v: serde_json::Value = serde_json::from_str(&agent.get("/v1/status", None).1).unwrap();
+    assert_eq!(v["components"]["http"]["tokens"], 1);
+    assert!(v["components"]["http"]["tokens_file_missing"].is_null());
+
+    // The key is dropped from the Secret: `tokens.yaml` now points at nothing.
+    vol.update(&[("unrelated", b"x")]);
+    assert!(
+        eventually(Duration::from_secs(10), || agent
+            .get("/v1/sources", Some(SHOP))
+            .0
+            == 401),
+        "removing the tokens file did not revoke the token"
+    );
+    assert!(agent.log_text().contains("every token is revoked"));
+    assert_eq!(
+        agent.metric("runnel_http_tokens_file_missing", None),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn refusals_are_logged_rate_limited_with_the_suppressed_count_and_never_the_token() {
+    let node = node_with_three_tenants();
+    let tokens = tokens_file(&node);
+    let cfg = config(
+        &node,
+        &format!(
+            "  auth: {{ anonymous: none, tokens_file: {} }}\n",
+            tokens.display()
+        ),
+    );
+    let agent = LoggedAgent::start(&cfg, node.dir.path().join("agent.log"));
+    let refused = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("request refused"))
+            .count()
+    };
+    let bad: Vec<String> = (0..50).map(|i| format!("guess-{i:03}-b7e1")).collect();
+    for t in &bad {
+        assert_eq!(agent.get("/v1/sources", Some(t)).0, 401);
+    }
+    // The 403 kind is limited by the same log.
+    assert_eq!(agent.get("/metrics", Some(SHOP)).0, 403);
+    assert!(
+        eventually(Duration::from_secs(5), || refused(&agent.log_text()) >= 1),
+        "no refusal was logged: {}",
+        agent.log_text()
+    );
+    assert_eq!(refused(&agent.log_text()), 1, "{}", agent.log_text());
+    // After the interval, the next refusal's line carries the count of those held back.
+    assert!(
+        eventually(Duration::from_secs(25), || {
+            agent.get("/v1/sources", Some("guess-late-b7e1"));
+            refused(&agent.log_text()) >= 2
+        }),
+        "no second refusal line: {}",
+        agent.log_text()
+    );
+    let log = agent.log_text();
+    assert_eq!(refused(&log), 2, "{log}");
+    let second = log
+        .lines()
+        .filter(|l| l.contains("request refused"))
+        .nth(1)
+        .unwrap();
+    let suppressed: u64 = second
+        .split("suppressed_since_last=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no suppressed count in {second:?}"));
+    assert!(suppressed >= 50, "{second}");
+    for t in bad
+        .iter()
+        .map(String::as_str)
+        .chain(["guess-late-b7e1", SHOP])
+    {
+        assert!(!log.contains(t), "the log shows a token: {t}");
+    }
+}
+
+/// A v2 cgroup tree with one containerd container per `(namespace, pod, container, uid, id)`,
+/// each listing this test's own process, and the kubelet's log names that identify them.
+fn metrics_node(dir: &std::path::Path, containers: &[(&str, &str, &str, &str, &str)]) {
+    let root = dir.join("cgroup");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("cgroup.controllers"), "cpu io memory\n").unwrap();
+    std::fs::create_dir_all(dir.join("containers")).unwrap();
+    for (ns, pod, container, uid, cid) in containers {
+        let cg = root.join(format!(
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/\
+             cri-containerd-{cid}.scope",
+            uid.replace('-', "_")
+        ));
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::write(cg.join("cgroup.procs"), format!("{}\n", std::process::id())).unwrap();
+        std::fs::write(cg.join("memory.current"), "1048576\n").unwrap();
+        std::fs::create_dir_all(dir.join(format!("pods/{ns}_{pod}_{uid}/{container}"))).unwrap();
+        std::fs::write(
+            dir.join(format!("containers/{pod}_{ns}_{container}-{cid}.log")),
+            "",
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn top_of_a_scoped_token_ranks_only_its_namespaces_and_needs_read() {
+    let dir = tempfile::tempdir().unwrap();
+    metrics_node(
+        dir.path(),
+        &[
+            (
+                "shop",
+                "cart-1",
+                "cart",
+                "5b1e2c3d-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                "kube-system",
+                "coredns-7f9",
+                "coredns",
+                "6c2f3d4e-5a6b-4c7d-9e8f-0a1b2c3d4e5f",
+                "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            ),
+        ],
+    );
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        tokens_yaml(&[
+            ("shop-team", SHOP, "[shop]", "[read]"),
+            ("platform", PLATFORM, "[\"*\"]", "[read, metrics]"),
+            ("prometheus", SCRAPER, "[\"*\"]", "[metrics]"),
+        ]),
+    )
+    .unwrap();
+    let cfg = dir.path().join("runnel.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: {d}/data\ninputs:\n  docker: {{ enabled: false }}\n  cri: {{ enabled: true, root: {d}/pods }}\n\
+             http:\n  listen: \"127.0.0.1:0\"\n  auth: {{ anonymous: none, tokens_file: {t} }}\n\
+             metrics:\n  enabled: true\n  cgroup_root: {d}/cgroup\n  proc_root: /proc\n  interval: 200ms\n  \
+             runtime_state_dirs: []\nlog: {{ format: text, level: info }}\n",
+            d = dir.path().display(),
+            t = tokens.display()
+        ),
+    )
+    .unwrap();
+    let agent = LoggedAgent::start(&cfg, dir.path().join("agent.log"));
+    let pods = |body: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}/{}",
+                    c["namespace"].as_str().unwrap_or("?"),
+                    c["pod"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
+    };
+    // The platform token sees both once the collector has run.
+    let mut all = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let (code, body) = agent.get("/v1/top?by=fds&limit=10", Some(PLATFORM));
+            all = if code == 200 { pods(&body) } else { Vec::new() };
+            all.len() == 2
+        }),
+        "the collector did not rank both containers: {all:?}; log:\n{}",
+        agent.log_text()
+    );
+    assert!(
+        all.contains(&"kube-system/coredns-7f9".to_string()),
+        "{all:?}"
+    );
+
+    for query in [
+        "/v1/top",
+        "/v1/top?by=fds&limit=10",
+        "/v1/top?by=threads&limit=1",
+    ] {
+        let (code, body) = agent.get(query, Some(SHOP));
+        assert_eq!(code, 200, "{query}: {body}");
+        assert_eq!(pods(&body), ["shop/cart-1"], "{query}: {body}");
+        for other in ["kube-system", "coredns", "a1b2c3d4e5f6", "6c2f3d4e"] {
+            assert!(!body.contains(other), "{query} shows {other}: {body}");
+        }
+    }
+    // A token without read: 403, and the refusal names nothing of the node.
+    let (code, body) = agent.get("/v1/top", Some(SCRAPER));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("read right"), "{body}");
+    assert!(
+        !body.contains("coredns") && !body.contains("cart-1"),
+        "{body}"
+    );
+    assert_eq!(agent.get("/v1/top", None).0, 401);
+}

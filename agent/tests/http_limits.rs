@@ -171,13 +171,40 @@ fn connection_and_follow_caps_refuse_clearly_and_free_up() {
         assert!(ok, "{got}");
         idle.push(s);
     }
+    // Over the cap a health probe is still answered, from the probe reserve (so a client
+    // holding every connection cannot get the agent restarted), and nothing else is.
+    for probe in ["/healthz", "/readyz"] {
+        let answer = raw_exchange(
+            &agent.addr,
+            format!("GET {probe} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            Duration::from_secs(10),
+        );
+        assert_eq!(
+            status_of(&answer),
+            Some(200),
+            "{probe} over the cap: {answer}"
+        );
+    }
+    let answer = raw_exchange(
+        &agent.addr,
+        b"GET /v1/sources HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert_eq!(status_of(&answer), Some(503), "{answer}");
+    assert!(answer.contains("max_connections"), "{answer}");
+    // With the reserve held too (silent connections, cut after a second), the next one is
+    // closed at once, unanswered.
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(&agent.addr).unwrap())
+        .collect();
     let mut extra = TcpStream::connect(&agent.addr).unwrap();
     let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     let (answered, got) = read_until(&mut extra, "ok\n", deadline);
     assert!(
         !answered && got.is_empty(),
-        "over the cap but answered: {got}"
+        "over the cap and the reserve but answered: {got}"
     );
+    drop(held);
 
     // Freed slots are usable again.
     drop(idle.pop());

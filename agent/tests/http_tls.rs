@@ -418,3 +418,77 @@ fn forward_over_tls_with_client_certificates_and_plain_tcp_refused() {
     assert_eq!((code, body.as_str()), (200, "over-tls\n"));
     agent.stop();
 }
+
+#[test]
+fn silent_and_half_sent_tls_handshakes_are_cut_at_the_header_timeout() {
+    use std::io::{Read, Write};
+    let node = node_with_logs();
+    let pki = node.dir.path();
+    make_pki(pki, "a");
+    let cfg = config(
+        &node,
+        &format!(
+            "{{ cert_file: {0}/a-server.pem, key_file: {0}/a-server.key }}\n  limits: {{ header_timeout: 1s }}",
+            pki.display()
+        ),
+    );
+    let agent = LoggedAgent::start(&cfg, pki.join("agent.log"));
+    let ca = pki.join("a-ca.pem");
+    let ca = ca.to_str().unwrap();
+    assert!(eventually(Duration::from_secs(30), || curl_ok(
+        &agent,
+        "/readyz",
+        &["--cacert", ca]
+    )
+    .is_some()));
+    // A TLS record header announcing a 512-byte ClientHello, and the first bytes of it.
+    let half: &[u8] = &[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let start = std::time::Instant::now();
+    let mut conns = Vec::new();
+    for i in 0..40 {
+        let mut s = std::net::TcpStream::connect(&agent.addr).unwrap();
+        match i % 2 {
+            0 => {}                          // connects and sends nothing
+            _ => s.write_all(half).unwrap(), // starts a handshake and stalls
+        }
+        conns.push(s);
+    }
+    // Others are served meanwhile.
+    assert!(curl_ok(&agent, "/readyz", &["--cacert", ca]).is_some());
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut buf = [0u8; 256];
+        let closed = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break Some(start.elapsed()),
+                Ok(_) => continue, // a TLS alert before the close is fine
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    break None
+                }
+                Err(_) => break Some(start.elapsed()),
+            }
+        };
+        let kind = if i % 2 == 0 {
+            "silent"
+        } else {
+            "half-sent handshake"
+        };
+        let t = closed.unwrap_or_else(|| panic!("connection {i} ({kind}) still open after 15 s"));
+        assert!(
+            t >= Duration::from_millis(900),
+            "connection {i} ({kind}) cut before the timeout: {t:?}"
+        );
+    }
+    let page = curl_ok(&agent, "/metrics", &["--cacert", ca]).expect("/metrics over TLS");
+    let cut: f64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("runnel_http_slow_clients_cut_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(cut >= 40.0, "slow clients cut: {cut}");
+}

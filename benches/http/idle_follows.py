@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Cost of idle followers: the agent's CPU and RSS while one source ingests at full speed,
 without and with N idle `follow=true` connections on another source, and the latency of a
-normal query meanwhile; then N idle follows with no ingest at all.
+normal query meanwhile; then N idle follows with no ingest at all. The without/with phases
+alternate for --rounds pairs in one run, so other load on the machine weighs on both alike.
 
     cargo build --release -p runnel-agent
-    python3 benches/http/idle_follows.py [--runnel target/release/runnel] [--follows 1000] [--seconds 10]
+    python3 benches/http/idle_follows.py [--runnel target/release/runnel] [--follows 1000] [--seconds 10] [--rounds 3]
 
 Stdlib only. The writer is this script appending CRI lines as fast as it can to one file, so
 "full speed" is the slower of it and the agent; the ingest rate is printed from the agent's
@@ -98,9 +99,31 @@ def phase(addr, pid, root, seconds, name):
     elapsed = time.monotonic() - t0
     cpu = cpu_seconds(pid) - c0
     lat.sort()
-    print(f"{name:<28} cpu {100 * cpu / elapsed:6.1f}%  rss {rss / 1024:6.1f} MiB  "
-          f"ingest {ingested / elapsed / 1000:7.1f} k lines/s  query p50 {statistics.median(lat):5.2f} ms  "
-          f"p99 {lat[int(len(lat) * 0.99) - 1]:5.2f} ms  ({len(lat)} queries)")
+    row = {"cpu": 100 * cpu / elapsed, "rss": rss / 1024, "ingest": ingested / elapsed / 1000,
+           "p50": statistics.median(lat), "p99": lat[max(0, int(len(lat) * 0.99) - 1)],
+           "load": os.getloadavg()[0], "us_per_line": 1e6 * cpu / max(ingested, 1)}
+    print(f"{name:<34} cpu {row['cpu']:6.1f}%  rss {row['rss']:6.1f} MiB  "
+          f"ingest {row['ingest']:7.1f} k lines/s  query p50 {row['p50']:5.2f} ms  "
+          f"p99 {row['p99']:5.2f} ms  cpu/line {row['us_per_line']:.2f} us  ({len(lat)} queries, load {row['load']:.2f})")
+    return row
+
+
+def open_follows(addr, n):
+    host, port = addr.rsplit(":", 1)
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"GET /v1/logs?namespace=bench&pod=idle-0&follow=true HTTP/1.1\r\nHost: x\r\n\r\n")
+        socks.append(s)
+    for s in socks:  # each has its first page
+        s.settimeout(30)
+        got = b""
+        while b"idle-0 line 99" not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError("a follow was closed before its first page")
+            got += chunk
+    return socks
 
 
 def main():
@@ -108,6 +131,7 @@ def main():
     ap.add_argument("--runnel", default="target/release/runnel")
     ap.add_argument("--follows", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="without/with pairs, alternating")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * a.follows + 256)), hard))
@@ -135,26 +159,27 @@ def main():
             time.sleep(0.1)
         pid = agent.pid
         print(f"agent idle: rss {rss_kib(pid) / 1024:.1f} MiB")
-        phase(addr, pid, root, a.seconds, "ingest, no follows")
-        socks = []
-        for _ in range(a.follows):
-            s = socket.create_connection(addr.rsplit(":", 1) and (addr.rsplit(":", 1)[0], int(addr.rsplit(":", 1)[1])))
-            s.sendall(b"GET /v1/logs?namespace=bench&pod=idle-0&follow=true HTTP/1.1\r\nHost: x\r\n\r\n")
-            socks.append(s)
-        for s in socks:  # each has its first page
-            s.settimeout(30)
-            got = b""
-            while b"idle-0 line 99" not in got:
-                got += s.recv(65536)
-        print(f"{a.follows} follows open: rss {rss_kib(pid) / 1024:.1f} MiB")
-        phase(addr, pid, root, a.seconds, f"ingest, {a.follows} idle follows")
-        drained(addr)
-        c0, t0 = cpu_seconds(pid), time.monotonic()
-        time.sleep(a.seconds)
-        print(f"{'no ingest, ' + str(a.follows) + ' idle follows':<28} cpu {100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0):6.1f}%  "
-              f"rss {rss_kib(pid) / 1024:6.1f} MiB  peak rss {rss_kib(pid, 'VmHWM') / 1024:.1f} MiB")
-        for s in socks:
-            s.close()
+        # The phases alternate (without, with, without, with, ...) so that whatever else the
+        # machine is doing weighs on both alike; each line also shows the load average.
+        results = {"without": [], "with": []}
+        for r in range(a.rounds):
+            results["without"].append(phase(addr, pid, root, a.seconds, f"[{r + 1}] ingest, no follows"))
+            socks = open_follows(addr, a.follows)
+            print(f"[{r + 1}] {a.follows} follows open: rss {rss_kib(pid) / 1024:.1f} MiB")
+            results["with"].append(phase(addr, pid, root, a.seconds, f"[{r + 1}] ingest, {a.follows} idle follows"))
+            if r == a.rounds - 1:
+                drained(addr)
+                c0, t0 = cpu_seconds(pid), time.monotonic()
+                time.sleep(a.seconds)
+                print(f"{'no ingest, ' + str(a.follows) + ' idle follows':<34} cpu {100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0):6.1f}%  "
+                      f"rss {rss_kib(pid) / 1024:6.1f} MiB  peak rss {rss_kib(pid, 'VmHWM') / 1024:.1f} MiB")
+            for s in socks:
+                s.close()
+        print("median over rounds:")
+        for k, rows in results.items():
+            med = {f: statistics.median(row[f] for row in rows) for f in rows[0]}
+            print(f"  {k + ' follows':<16} cpu {med['cpu']:6.1f}%  rss {med['rss']:6.1f} MiB  ingest {med['ingest']:7.1f} k lines/s  "
+                  f"query p50 {med['p50']:5.2f} ms  p99 {med['p99']:5.2f} ms  cpu/line {med['us_per_line']:.2f} us  load {med['load']:.2f}")
     finally:
         agent.terminate()
         agent.wait(timeout=30)

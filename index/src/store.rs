@@ -50,6 +50,29 @@ pub struct Store {
     /// A read-only store's sources that were listed but not loaded yet, by key: a reader loads
     /// only the sources it is asked about.
     unloaded: Mutex<BTreeMap<String, PathBuf>>,
+    /// What [`Store::stats`] last saw of each source, used for a source that is busy (mid-seal,
+    /// mid-sync) at the next call instead of waiting for it.
+    stats_seen: Mutex<HashMap<String, SourceFigures>>,
+}
+
+/// One source's part of [`StoreStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SourceFigures {
+    disk_bytes: u64,
+    sealed_segments: u64,
+    active: bool,
+    retired: bool,
+}
+
+impl SourceFigures {
+    fn of(src: &Source) -> SourceFigures {
+        SourceFigures {
+            disk_bytes: src.disk_bytes(),
+            sealed_segments: src.data_segments(),
+            active: src.active.as_ref().is_some_and(|a| a.records() > 0),
+            retired: src.retired,
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -229,6 +252,7 @@ impl Store {
             counters: Mutex::new(Counters::default()),
             maps,
             unloaded: Mutex::new(BTreeMap::new()),
+            stats_seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -811,26 +835,46 @@ impl Store {
             .ok()
     }
 
-    /// Store-wide counters.
+    /// Store-wide counters, without waiting on any source: a source whose lock is held (a
+    /// seal, an fsync, a long append run) counts with the figures the previous call saw of it,
+    /// and while the source map itself is being changed (a source created or removed) every
+    /// source does. So a `/metrics` scrape never queues behind the write path; a busy source's
+    /// disk and segment figures are at most one call old.
     pub fn stats(&self) -> StoreStats {
         self.load_all_listed();
         let mut st = lock(&self.counters).stats.clone();
         st.open_maps = self.maps.open_maps() as u64;
+        let mut seen = lock(&self.stats_seen);
+        let map = match self.sources.try_read() {
+            Ok(m) => Some(m),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(map) = map {
+            seen.retain(|k, _| map.contains_key(k));
+            for (key, s) in map.iter() {
+                let now = match s.try_lock() {
+                    Ok(src) => SourceFigures::of(&src),
+                    Err(std::sync::TryLockError::Poisoned(p)) => SourceFigures::of(&p.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) => continue,
+                };
+                match seen.get_mut(key) {
+                    Some(f) => *f = now,
+                    None => {
+                        seen.insert(key.clone(), now);
+                    }
+                }
+            }
+        }
         st.disk_bytes = 0;
         st.sealed_segments = 0;
         st.active_segments = 0;
         st.retired_sources = 0;
-        for s in self
-            .sources
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            let src = lock(s);
-            st.disk_bytes += src.disk_bytes();
-            st.sealed_segments += src.data_segments();
-            st.active_segments += u64::from(src.active.as_ref().is_some_and(|a| a.records() > 0));
-            st.retired_sources += u64::from(src.retired);
+        for f in seen.values() {
+            st.disk_bytes += f.disk_bytes;
+            st.sealed_segments += f.sealed_segments;
+            st.active_segments += u64::from(f.active);
+            st.retired_sources += u64::from(f.retired);
         }
         st
     }
@@ -866,4 +910,93 @@ fn summary(src: &Source) -> Option<SourceInfo> {
             + u64::from(src.active.as_ref().is_some_and(|a| a.records() > 0)),
         retired: src.retired,
     })
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn record(msg: &[u8]) -> NewRecord<'_> {
+        NewRecord {
+            time_ns: 1,
+            time_style: crate::TimeStyle::default(),
+            stream: crate::Stream::Stdout,
+            flags: crate::RecordFlags::default(),
+            message: msg,
+            position: crate::Position::None,
+        }
+    }
+
+    /// Run `f` on another thread while `hold` keeps the lock it takes; `f` must return
+    /// within the deadline (it would hang forever if it waited on the lock).
+    fn while_held<T: Send + 'static>(
+        hold: impl FnOnce(mpsc::Sender<()>, mpsc::Receiver<()>) + Send + 'static,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        let holder = std::thread::spawn(move || hold(held_tx, release_rx));
+        held_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the lock was taken");
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(f());
+        });
+        let got = done_rx.recv_timeout(Duration::from_secs(10));
+        let _ = release_tx.send(());
+        holder.join().unwrap();
+        got.expect("stats() waited on a held lock")
+    }
+
+    #[test]
+    fn stats_do_not_wait_on_a_busy_source_or_the_source_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), Limits::default()).unwrap());
+        for key in ["a", "b"] {
+            store.append(key, &record(b"one line")).unwrap();
+        }
+        store.sync().unwrap();
+        store.seal("a").unwrap();
+        let before = store.stats();
+        assert_eq!(before.sealed_segments, 1);
+        assert_eq!(before.active_segments, 1);
+        assert!(before.disk_bytes > 0);
+
+        // Source "a" held as a seal or an append run holds it.
+        let (s1, s2) = (store.clone(), store.clone());
+        let during = while_held(
+            move |held, release| {
+                s1.append_run("a", |ap| {
+                    ap.append(&record(b"two")).unwrap();
+                    held.send(()).unwrap();
+                    let _ = release.recv_timeout(Duration::from_secs(30));
+                })
+                .unwrap();
+            },
+            move || s2.stats(),
+        );
+        assert_eq!(during.sealed_segments, before.sealed_segments);
+        assert_eq!(during.disk_bytes, before.disk_bytes);
+        assert_eq!(during.active_segments, before.active_segments);
+
+        // The source map held for writing, as while a source directory is created and fsynced.
+        let (s1, s2) = (store.clone(), store.clone());
+        let during = while_held(
+            move |held, release| {
+                let _map = s1.sources.write().unwrap();
+                held.send(()).unwrap();
+                let _ = release.recv_timeout(Duration::from_secs(30));
+            },
+            move || s2.stats(),
+        );
+        assert_eq!(during.sealed_segments, before.sealed_segments);
+        assert_eq!(during.disk_bytes, before.disk_bytes);
+
+        // Free again: the figures are current (a's new record made it active again).
+        let after = store.stats();
+        assert_eq!(after.active_segments, 2);
+        assert_eq!(after.records_appended, 3);
+    }
 }

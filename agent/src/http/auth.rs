@@ -112,22 +112,116 @@ impl Decision {
     }
 }
 
-/// What the authorizer sees of a request.
+/// What a request does, in the verbs a Kubernetes SubjectAccessReview uses (the kubelet maps
+/// its API the same way): `get` one pod's logs, `list` sources or the ranking, `watch` a
+/// follow, `create` pushed records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// A range read, a status or metrics page, a probe.
+    Get,
+    /// `/v1/sources`, `/v1/top`.
+    List,
+    /// `/v1/logs?follow=true`.
+    Watch,
+    /// `POST /v1/ingest`.
+    Create,
+}
+
+impl Verb {
+    /// The SubjectAccessReview name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+        }
+    }
+}
+
+/// What the authorizer sees of a request: who is calling (the peer and the credential, what
+/// a TokenReview needs) and what they ask for (method, path, verb, right and namespace, what
+/// a SubjectAccessReview needs).
 pub struct RequestMeta<'a> {
     /// The connection's peer.
     pub peer: SocketAddr,
     /// The `Authorization` header, if any (raw bytes; it may not be UTF-8).
     pub authorization: Option<&'a [u8]>,
+    /// The request's method.
+    pub method: &'a Method,
+    /// The request's path (no query).
+    pub path: &'a str,
+    /// What the request does.
+    pub verb: Verb,
+    /// What the endpoint requires (from [`access_for`]).
+    pub access: Access,
+    /// The namespace the request names (`namespace=` of `/v1/logs` and `/v1/ingest`;
+    /// `default` for `/v1/logs` without it). None for node-wide lists and pages, whose
+    /// answers are filtered by [`Decision::namespaces`] instead.
+    pub namespace: Option<String>,
+}
+
+impl<'a> RequestMeta<'a> {
+    /// The attributes of a request to `path` with `query` (undecoded).
+    pub fn new(
+        peer: SocketAddr,
+        authorization: Option<&'a [u8]>,
+        method: &'a Method,
+        path: &'a str,
+        query: &str,
+    ) -> RequestMeta<'a> {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .map(|p| p.split_once('=').unwrap_or((p, "")))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| crate::logs::request::percent_decode(v))
+        };
+        let (verb, namespace) = match path {
+            "/v1/logs" => {
+                let follow = param("follow").is_some_and(|v| v == "true" || v == "1");
+                let ns = param("namespace").filter(|n| !n.is_empty());
+                (
+                    if follow { Verb::Watch } else { Verb::Get },
+                    Some(ns.unwrap_or_else(|| "default".into())),
+                )
+            }
+            "/v1/ingest" => (Verb::Create, param("namespace").filter(|n| !n.is_empty())),
+            "/v1/sources" | "/v1/top" => (Verb::List, None),
+            _ => (Verb::Get, None),
+        };
+        RequestMeta {
+            peer,
+            authorization,
+            method,
+            path,
+            verb,
+            access: access_for(method, path),
+            namespace,
+        }
+    }
 }
 
 /// Why a caller could not be identified (a 401); the text names no secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unauthenticated(pub String);
 
+/// What [`Authorizer::decide`] returns: a future, so that an authorizer may wait.
+pub type DecideFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Decision, Unauthenticated>> + Send + 'a>,
+>;
+
 /// Decides who a caller is and what they may do.
+///
+/// Called once per request that is not open ([`Access::Open`]), before dispatch, with the
+/// request's attributes. The static tokens file answers at once; a Kubernetes authorizer
+/// (a TokenReview of the bearer token, then a SubjectAccessReview of `verb` on the pods' `log`
+/// subresource in `namespace`: the kubelet's model) would await the API server here and cache
+/// its answers as the kubelet does. The future is polled on the async workers: it must wait
+/// asynchronously (or hand blocking work to `spawn_blocking`), never block the thread.
 pub trait Authorizer: Send + Sync {
     /// The caller's identity, rights and namespaces, or why they are not known.
-    fn decide(&self, meta: &RequestMeta<'_>) -> Result<Decision, Unauthenticated>;
+    fn decide<'a>(&'a self, req: &'a RequestMeta<'a>) -> DecideFuture<'a>;
 }
 
 /// What an endpoint requires.
@@ -238,19 +332,17 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// The step the router runs once per request, before dispatch: `Ok(None)` for open endpoints,
 /// `Ok(Some(decision))` for an allowed caller, `Err` for a 401 or 403.
-pub fn authorize(
+pub async fn authorize(
     authorizer: &dyn Authorizer,
     stats: &AuthStats,
     meta: &RequestMeta<'_>,
-    method: &Method,
-    path: &str,
 ) -> Result<Option<Decision>, Refusal> {
-    let need = access_for(method, path);
-    if need == Access::Open {
+    let path = meta.path;
+    if meta.access == Access::Open {
         stats.open.fetch_add(1, Ordering::Relaxed);
         return Ok(None);
     }
-    let decision = match authorizer.decide(meta) {
+    let decision = match authorizer.decide(meta).await {
         Ok(d) => d,
         Err(Unauthenticated(why)) => {
             stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
@@ -261,7 +353,7 @@ pub fn authorize(
             });
         }
     };
-    if let Access::Need(right) = need {
+    if let Access::Need(right) = meta.access {
         if !decision.rights.contains(&right) {
             stats.forbidden.fetch_add(1, Ordering::Relaxed);
             let why = format!("{:?} lacks the {} right", decision.who, right.name());
@@ -330,16 +422,48 @@ mod tests {
 
     struct Fixed(Result<Decision, Unauthenticated>);
     impl Authorizer for Fixed {
-        fn decide(&self, _: &RequestMeta<'_>) -> Result<Decision, Unauthenticated> {
-            self.0.clone()
+        fn decide<'a>(&'a self, _: &'a RequestMeta<'a>) -> DecideFuture<'a> {
+            Box::pin(std::future::ready(self.0.clone()))
         }
     }
 
-    fn meta() -> RequestMeta<'static> {
-        RequestMeta {
-            peer: "10.0.0.9:4000".parse().unwrap(),
-            authorization: None,
+    /// What the recording authorizer saw: "METHOD path", verb, access, namespace.
+    type Seen = (String, Verb, Access, Option<String>);
+
+    /// Records what it was asked, and answers only after an await (as a network call would).
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<Seen>>);
+    impl Authorizer for Recording {
+        fn decide<'a>(&'a self, req: &'a RequestMeta<'a>) -> DecideFuture<'a> {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                self.0.lock().unwrap().push((
+                    format!("{} {}", req.method, req.path),
+                    req.verb,
+                    req.access,
+                    req.namespace.clone(),
+                ));
+                Ok(Decision::anonymous())
+            })
         }
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn ask(
+        a: &dyn Authorizer,
+        stats: &AuthStats,
+        method: &Method,
+        path: &str,
+        query: &str,
+    ) -> Result<Option<Decision>, Refusal> {
+        let meta = RequestMeta::new("10.0.0.9:4000".parse().unwrap(), None, method, path, query);
+        run(authorize(a, stats, &meta))
     }
 
     #[test]
@@ -351,21 +475,17 @@ mod tests {
             rights: [Right::Read].into_iter().collect(),
             namespaces: Namespaces::Only(["shop".to_string()].into_iter().collect()),
         }));
-        let m = meta();
-        assert!(authorize(&reader, &stats, &m, &Method::GET, "/v1/logs")
+        assert!(ask(&reader, &stats, &Method::GET, "/v1/logs", "")
             .unwrap()
             .is_some());
-        let e = authorize(&reader, &stats, &m, &Method::GET, "/metrics").unwrap_err();
+        let e = ask(&reader, &stats, &Method::GET, "/metrics", "").unwrap_err();
         assert_eq!(e.status, StatusCode::FORBIDDEN);
         assert!(e.message.contains("metrics right"), "{}", e.message);
-        let e = authorize(&reader, &stats, &m, &Method::POST, "/v1/ingest").unwrap_err();
+        let e = ask(&reader, &stats, &Method::POST, "/v1/ingest", "").unwrap_err();
         assert_eq!(e.status, StatusCode::FORBIDDEN);
         let nobody = Fixed(Err(Unauthenticated("no token".into())));
-        assert_eq!(
-            authorize(&nobody, &stats, &m, &Method::GET, "/healthz"),
-            Ok(None)
-        );
-        let e = authorize(&nobody, &stats, &m, &Method::GET, "/nowhere").unwrap_err();
+        assert_eq!(ask(&nobody, &stats, &Method::GET, "/healthz", ""), Ok(None));
+        let e = ask(&nobody, &stats, &Method::GET, "/nowhere", "").unwrap_err();
         assert_eq!(e.status, StatusCode::UNAUTHORIZED);
         let mut page = String::new();
         stats.render(&mut page);
@@ -379,6 +499,84 @@ mod tests {
         );
         assert!(page.contains("runnel_http_auth_total{result=\"unauthenticated\"} 1\n"));
         assert!(page.contains("runnel_http_auth_total{result=\"open\"} 1\n"));
+    }
+
+    #[test]
+    fn the_authorizer_sees_verb_right_and_namespace_and_may_await() {
+        let stats = AuthStats::default();
+        let rec = Recording::default();
+        for (method, path, query) in [
+            (
+                Method::GET,
+                "/v1/logs",
+                "namespace=shop&pod=web-0&follow=true",
+            ),
+            (Method::GET, "/v1/logs", "pod=web-0"),
+            (Method::GET, "/v1/logs", "namespace=a%2Fb&pod=x"),
+            (Method::GET, "/v1/sources", ""),
+            (Method::GET, "/v1/top", "by=fds"),
+            (
+                Method::POST,
+                "/v1/ingest",
+                "namespace=shop&pod=p&container=c",
+            ),
+            (Method::GET, "/metrics", ""),
+            (Method::GET, "/healthz", ""),
+        ] {
+            assert!(ask(&rec, &stats, &method, path, query).is_ok());
+        }
+        let seen = rec.0.into_inner().unwrap();
+        let want = [
+            (
+                "GET /v1/logs",
+                Verb::Watch,
+                Access::Need(Right::Read),
+                Some("shop"),
+            ),
+            (
+                "GET /v1/logs",
+                Verb::Get,
+                Access::Need(Right::Read),
+                Some("default"),
+            ),
+            (
+                "GET /v1/logs",
+                Verb::Get,
+                Access::Need(Right::Read),
+                Some("a/b"),
+            ),
+            (
+                "GET /v1/sources",
+                Verb::List,
+                Access::Need(Right::Read),
+                None,
+            ),
+            ("GET /v1/top", Verb::List, Access::Need(Right::Read), None),
+            (
+                "POST /v1/ingest",
+                Verb::Create,
+                Access::Need(Right::Ingest),
+                Some("shop"),
+            ),
+            (
+                "GET /metrics",
+                Verb::Get,
+                Access::Need(Right::Metrics),
+                None,
+            ),
+        ];
+        assert_eq!(
+            seen.len(),
+            want.len(),
+            "the open /healthz is not asked about: {seen:?}"
+        );
+        for (got, (what, verb, access, ns)) in seen.iter().zip(want) {
+            assert_eq!(
+                (got.0.as_str(), got.1, got.2, got.3.as_deref()),
+                (what, verb, access, ns)
+            );
+        }
+        assert_eq!(Verb::Watch.name(), "watch");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 pub struct Followers {
     by_source: Mutex<HashMap<String, watch::Sender<u64>>>,
     wakeups: AtomicU64,
+    backstops: AtomicU64,
 }
 
 impl Followers {
@@ -67,16 +68,26 @@ impl Followers {
         self.wakeups.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Count one follower that re-read its source because its backstop timer ran out (no
+    /// wake-up for a minute): the only work an idle follower does.
+    pub fn backstop(&self) {
+        self.backstops.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Append the follower figures to a Prometheus page.
     pub fn render(&self, out: &mut String) {
         out.push_str(&format!(
             "# HELP runnel_http_follow_wakeups_total Followers woken by a sync of their source.\n\
              # TYPE runnel_http_follow_wakeups_total counter\n\
              runnel_http_follow_wakeups_total {}\n\
+             # HELP runnel_http_follow_backstops_total Follower re-reads after a minute without a wake-up (idle followers' only work).\n\
+             # TYPE runnel_http_follow_backstops_total counter\n\
+             runnel_http_follow_backstops_total {}\n\
              # HELP runnel_http_followed_sources Sources with at least one follower.\n\
              # TYPE runnel_http_followed_sources gauge\n\
              runnel_http_followed_sources {}\n",
             self.wakeups.load(Ordering::Relaxed),
+            self.backstops.load(Ordering::Relaxed),
             self.sources_followed()
         ));
     }

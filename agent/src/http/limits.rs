@@ -8,12 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Connections over `max_connections` that may still be read for a health probe.
+pub const PROBE_RESERVE: usize = 8;
+
 /// Semaphores for connections and follows, and refusal counters.
 pub struct Limits {
     /// The configured values.
     pub config: HttpLimits,
     connections: Arc<Semaphore>,
     follows: Arc<Semaphore>,
+    probes: Arc<Semaphore>,
+    /// Connections over the cap that were served from the probe reserve.
+    pub probe_reserve_used: AtomicU64,
     /// Connections closed at once because `max_connections` were open.
     pub connections_refused: AtomicU64,
     /// Follows answered 429 because `max_follows` were running.
@@ -33,6 +39,8 @@ impl Limits {
             config: config.clone(),
             connections: Arc::new(Semaphore::new(config.max_connections)),
             follows: Arc::new(Semaphore::new(config.max_follows)),
+            probes: Arc::new(Semaphore::new(PROBE_RESERVE)),
+            probe_reserve_used: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             follows_refused: AtomicU64::new(0),
             slow_clients_cut: AtomicU64::new(0),
@@ -46,6 +54,18 @@ impl Limits {
         let p = self.connections.clone().try_acquire_owned().ok();
         if p.is_none() {
             self.connections_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        p
+    }
+
+    /// A slot of the probe reserve for a connection over the cap: it is answered only for
+    /// `/healthz` and `/readyz`, with a short deadline, so that a client holding every
+    /// connection cannot make the kubelet restart the agent. None when the reserve is taken
+    /// too (the connection is then closed at once).
+    pub fn probe_slot(&self) -> Option<OwnedSemaphorePermit> {
+        let p = self.probes.clone().try_acquire_owned().ok();
+        if p.is_some() {
+            self.probe_reserve_used.fetch_add(1, Ordering::Relaxed);
         }
         p
     }
@@ -83,8 +103,13 @@ impl Limits {
         for (name, help, v) in [
             (
                 "runnel_http_connections_refused_total",
-                "Connections closed at once because http.limits.max_connections were open.",
+                "Connections over http.limits.max_connections (closed at once, or answered for probes only from the reserve).",
                 &self.connections_refused,
+            ),
+            (
+                "runnel_http_probe_reserve_used_total",
+                "Connections over http.limits.max_connections read from the probe reserve (only /healthz and /readyz are answered on them).",
+                &self.probe_reserve_used,
             ),
             (
                 "runnel_http_follows_refused_total",

@@ -158,7 +158,7 @@ async fn pump(state: Arc<AppState>, stream: LogStream, follow: bool, tx: mpsc::S
                         state.followers.woke();
                     }
                     _ = tx.closed() => return,
-                    _ = tokio::time::sleep(FOLLOW_BACKSTOP) => {}
+                    _ = tokio::time::sleep(FOLLOW_BACKSTOP) => state.followers.backstop(),
                 }
             }
             Err(e) => {

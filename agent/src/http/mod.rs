@@ -28,11 +28,26 @@ use auth::{Decision, RequestMeta};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 use serve::{ConnInfo, Ctx};
+use std::fmt::Write;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-async fn route(ctx: &Ctx, info: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn route(ctx: &Arc<Ctx>, info: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path().to_string();
-    let resp = match check(ctx, info, &req, &path) {
+    if info.probe_only && path != "/healthz" && path != "/readyz" {
+        let resp = reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "{} connections are open (http.limits.max_connections); only /healthz and \
+                 /readyz are answered until one closes",
+                ctx.limits.config.max_connections
+            ),
+            None,
+        );
+        ctx.state.count_request(&path, resp.status().as_u16());
+        return resp;
+    }
+    let resp = match check(ctx, info, &req, &path).await {
         Ok(decision) => dispatch(ctx, info, req, &path, decision).await,
         Err(refused) => *refused,
     };
@@ -42,7 +57,7 @@ async fn route(ctx: &Ctx, info: ConnInfo, req: Request<Incoming>) -> Response<Re
 
 /// The checks every request passes before dispatch: the target's size, then who is calling
 /// and whether they hold the endpoint's right. `Ok(None)` for open endpoints.
-fn check(
+async fn check(
     ctx: &Ctx,
     info: ConnInfo,
     req: &Request<Incoming>,
@@ -59,20 +74,16 @@ fn check(
             None,
         )));
     }
-    let meta = RequestMeta {
-        peer: info.peer,
-        authorization: req
-            .headers()
+    let meta = RequestMeta::new(
+        info.peer,
+        req.headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes()),
-    };
-    match auth::authorize(
-        ctx.authorizer.as_ref(),
-        &ctx.auth_stats,
-        &meta,
         req.method(),
         path,
-    ) {
+        req.uri().query().unwrap_or(""),
+    );
+    match auth::authorize(ctx.authorizer.as_ref(), &ctx.auth_stats, &meta).await {
         Ok(decision) => Ok(decision),
         Err(refusal) => {
             let mut resp = reply::error(refusal.status, &refusal.message, None);
@@ -89,7 +100,7 @@ fn check(
 
 /// `decision` is None only for open endpoints.
 async fn dispatch(
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     info: ConnInfo,
     req: Request<Incoming>,
     path: &str,
@@ -266,6 +277,11 @@ async fn status(ctx: &Ctx) -> Response<ResponseBody> {
             let st = t.state();
             http["tokens"] = t.current().len().into();
             http["tokens_file"] = t.path().display().to_string().into();
+            if st.missing {
+                http["tokens_file_missing"] = true.into();
+                http["tokens_note"] =
+                    format!("{} {}", t.path().display(), tokens::MISSING_NOTE).into();
+            }
             if let Some(e) = st.last_error {
                 http["state"] = "degraded".into();
                 http["tokens_error"] = format!("{e} (the previous tokens are in force)").into();
@@ -286,24 +302,46 @@ async fn status(ctx: &Ctx) -> Response<ResponseBody> {
     reply::json(StatusCode::OK, &v)
 }
 
-async fn metrics(ctx: &Ctx) -> Response<ResponseBody> {
-    let mut out = String::with_capacity(32 << 10);
-    ctx.state.render_requests(&mut out);
-    ctx.auth_stats.render(&mut out);
-    ctx.limits.render(&mut out);
-    ctx.state.followers.render(&mut out);
-    if let Some(t) = &ctx.tokens {
-        t.render(&mut out);
+/// `/metrics`, rendered on the blocking pool: the async workers that answer probes and
+/// follows never wait for it.
+async fn metrics(ctx: &Arc<Ctx>) -> Response<ResponseBody> {
+    let ctx = ctx.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let mut out = String::with_capacity(32 << 10);
+        ctx.state.render_requests(&mut out);
+        ctx.auth_stats.render(&mut out);
+        ctx.limits.render(&mut out);
+        ctx.state.followers.render(&mut out);
+        if let Some(t) = &ctx.tokens {
+            t.render(&mut out);
+        }
+        if let Some(t) = &ctx.tls {
+            t.render(&mut out);
+        }
+        let (components, age) = ctx.state.components_page();
+        let _ = write!(
+            out,
+            "# HELP runnel_http_metrics_page_age_seconds Age of the index and components part of this page (cached for 1 s; older while a render is slow).\n\
+             # TYPE runnel_http_metrics_page_age_seconds gauge\n\
+             runnel_http_metrics_page_age_seconds {:.3}\n",
+            age.as_secs_f64()
+        );
+        out.push_str(&components);
+        out
+    })
+    .await;
+    match page {
+        Ok(out) => reply::text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            out,
+        ),
+        Err(e) => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("rendering metrics failed: {e}"),
+            None,
+        ),
     }
-    if let Some(t) = &ctx.tls {
-        t.render(&mut out);
-    }
-    out.push_str(&ctx.state.components_page().await);
-    reply::text(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        out,
-    )
 }
 
 #[cfg(test)]

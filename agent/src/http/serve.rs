@@ -44,7 +44,13 @@ pub struct Server {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ConnInfo {
     pub peer: SocketAddr,
+    /// Accepted over `max_connections` from the probe reserve: only `/healthz` and
+    /// `/readyz` are answered, one request, with a short deadline.
+    pub probe_only: bool,
 }
+
+/// How long a connection from the probe reserve has for its handshake and request head.
+const PROBE_DEADLINE: Duration = Duration::from_secs(1);
 
 impl Server {
     /// Build the server from the `http:` section: load the tokens file and TLS files (a
@@ -118,15 +124,22 @@ impl Server {
                     continue;
                 }
             };
-            // Over the cap the connection is closed at once: nothing is held for it, and a
-            // probe sees a fast failure rather than a hang in the backlog.
-            let Some(permit) = self.ctx.limits.connection() else {
-                drop(stream);
-                continue;
+            // Over the cap a connection is read only for a health probe, from a small
+            // reserve with a short deadline; past the reserve it is closed at once: nothing
+            // is held for it, and a client sees a fast failure rather than a hang.
+            let (permit, probe_only) = match self.ctx.limits.connection() {
+                Some(p) => (p, false),
+                None => match self.ctx.limits.probe_slot() {
+                    Some(p) => (p, true),
+                    None => {
+                        drop(stream);
+                        continue;
+                    }
+                },
             };
             let ctx = self.ctx.clone();
             tokio::spawn(async move {
-                connection(ctx, stream, ConnInfo { peer }).await;
+                connection(ctx, stream, ConnInfo { peer, probe_only }).await;
                 drop(permit);
             });
         }
@@ -134,7 +147,11 @@ impl Server {
 }
 
 async fn connection(ctx: Arc<Ctx>, stream: TcpStream, info: ConnInfo) {
-    let deadline = ctx.limits.config.header_timeout;
+    let deadline = if info.probe_only {
+        PROBE_DEADLINE.min(ctx.limits.config.header_timeout)
+    } else {
+        ctx.limits.config.header_timeout
+    };
     let mut first = [0u8; 1];
     match tokio::time::timeout(deadline, stream.peek(&mut first)).await {
         Ok(Ok(n)) if n > 0 => {}
@@ -145,7 +162,7 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, info: ConnInfo) {
         }
     }
     let Some(tls) = ctx.tls.clone() else {
-        return http(ctx, stream, info).await;
+        return http(ctx, stream, info, deadline).await;
     };
     if first[0] != TLS_HANDSHAKE {
         ctx.limits
@@ -154,7 +171,7 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, info: ConnInfo) {
         return refuse_plain(stream).await;
     }
     match tokio::time::timeout(deadline, tls.acceptor().accept(stream)).await {
-        Ok(Ok(s)) => http(ctx, s, info).await,
+        Ok(Ok(s)) => http(ctx, s, info, deadline).await,
         Ok(Err(e)) => {
             ctx.limits
                 .tls_handshake_failures
@@ -183,7 +200,7 @@ async fn refuse_plain(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-async fn http<S>(ctx: Arc<Ctx>, io: S, info: ConnInfo)
+async fn http<S>(ctx: Arc<Ctx>, io: S, info: ConnInfo, header_timeout: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -191,7 +208,8 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        .header_read_timeout(header_timeout)
+        .keep_alive(!info.probe_only)
         // The head's cap; the read buffer keeps hyper's default so that writes of large
         // chunks are not throttled by it.
         .max_header_size(limits.max_header_bytes as usize);

@@ -38,7 +38,25 @@ pub struct AppState {
     /// `POST /v1/ingest`, when enabled.
     pub ingest: Arc<crate::inputs::http_ingest::IngestSlot>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
-    components_page: tokio::sync::Mutex<Option<(Instant, Arc<String>)>>,
+    components_page: Mutex<PageCache>,
+}
+
+/// The last rendered index-and-components page, and whether a render is running.
+#[derive(Default)]
+struct PageCache {
+    page: Option<(Instant, Arc<String>)>,
+    rendering: bool,
+}
+
+/// Clears `rendering` however the render ends (a renderer may panic).
+struct Rendering<'a>(&'a Mutex<PageCache>);
+
+impl Drop for Rendering<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.0.lock() {
+            c.rendering = false;
+        }
+    }
 }
 
 /// A `/metrics` page of the index and the components is reused for this long, so a burst of
@@ -59,7 +77,7 @@ impl AppState {
             health: None,
             ingest: Arc::default(),
             requests: Mutex::new(BTreeMap::new()),
-            components_page: tokio::sync::Mutex::new(None),
+            components_page: Mutex::new(PageCache::default()),
         }
     }
 
@@ -97,30 +115,37 @@ impl AppState {
         }
     }
 
-    /// The index's and the components' part of `/metrics`. It takes every source's lock
-    /// (index stats) and the components' own locks, so it runs on the blocking pool, never
-    /// on the async workers, and one render serves all scrapes within a second.
-    pub async fn components_page(self: &Arc<Self>) -> Arc<String> {
-        let mut cached = self.components_page.lock().await;
-        if let Some((at, page)) = cached.as_ref() {
-            if at.elapsed() < COMPONENTS_PAGE_FRESH {
-                return page.clone();
+    /// The index's and the components' part of `/metrics`, and how old it is. Blocking (the
+    /// components take their own locks): call it on the blocking pool. One render serves all
+    /// scrapes within a second, and while a render is running (a component slow to answer)
+    /// other scrapes get the previous page at once instead of queueing behind it; the index's
+    /// figures themselves never wait on a source (see `Store::stats`).
+    pub fn components_page(&self) -> (Arc<String>, Duration) {
+        {
+            let Ok(mut c) = self.components_page.lock() else {
+                return (
+                    Arc::new("# metrics page cache poisoned\n".into()),
+                    Duration::ZERO,
+                );
+            };
+            if let Some((at, page)) = c.page.as_ref() {
+                if at.elapsed() < COMPONENTS_PAGE_FRESH || c.rendering {
+                    return (page.clone(), at.elapsed());
+                }
             }
+            c.rendering = true;
         }
-        let me = self.clone();
-        let page = tokio::task::spawn_blocking(move || {
-            let mut out = String::with_capacity(16 << 10);
-            render_index_metrics(&me.store, &mut out);
-            for render in &me.metrics {
-                render(&mut out);
-            }
-            out
-        })
-        .await
-        .unwrap_or_else(|e| format!("# rendering metrics failed: {e}\n"));
-        let page = Arc::new(page);
-        *cached = Some((Instant::now(), page.clone()));
-        page
+        let _rendering = Rendering(&self.components_page);
+        let mut out = String::with_capacity(16 << 10);
+        render_index_metrics(&self.store, &mut out);
+        for render in &self.metrics {
+            render(&mut out);
+        }
+        let page = Arc::new(out);
+        if let Ok(mut c) = self.components_page.lock() {
+            c.page = Some((Instant::now(), page.clone()));
+        }
+        (page, Duration::ZERO)
     }
 
     /// `/v1/status`: every component's status, and `degraded` if any is not ok.

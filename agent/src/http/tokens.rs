@@ -12,7 +12,8 @@
 //! secret. A presented token is hashed and compared with every entry in constant time.
 
 use super::auth::{
-    is_loopback, Authorizer, Decision, Namespaces, RequestMeta, Right, Unauthenticated,
+    is_loopback, Authorizer, DecideFuture, Decision, Namespaces, RequestMeta, Right,
+    Unauthenticated,
 };
 use runnel_config::Anonymous;
 use serde::Deserialize;
@@ -129,6 +130,30 @@ impl TokenSet {
         Ok(TokenSet { entries })
     }
 
+    /// Names of tokens with the `metrics` right but a namespace scope: `/metrics` and
+    /// `/v1/status` are node-wide pages, so such a scope does not narrow them.
+    pub fn scoped_metrics_tokens(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.rights.contains(&Right::Metrics) && !e.namespaces.is_all())
+            .map(|e| e.name.as_str())
+            .collect()
+    }
+
+    /// Say once per load that a `metrics` token's namespaces do not narrow the metrics.
+    fn warn_node_wide(&self, path: &Path) {
+        let names = self.scoped_metrics_tokens();
+        if !names.is_empty() {
+            tracing::warn!(
+                path = %path.display(),
+                tokens = ?names,
+                "http: these tokens hold the metrics right with a namespace scope; /metrics and \
+                 /v1/status are node-wide (every namespace's container metrics), the scope does \
+                 not narrow them"
+            );
+        }
+    }
+
     /// Number of tokens.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -170,23 +195,43 @@ pub struct ReloadState {
     pub errors: u64,
     /// The last failure, if the latest attempt failed.
     pub last_error: Option<String>,
+    /// True while the file does not exist: no token is valid (the Secret was not created
+    /// yet, or the file was removed from it, which revokes every token).
+    pub missing: bool,
 }
 
+/// What a missing file means, for the log and `/v1/status`.
+pub const MISSING_NOTE: &str =
+    "does not exist: no token is valid, so every caller the anonymous policy does not admit \
+     gets a 401 until the file appears (create the tokens Secret)";
+
 impl TokensFile {
-    /// Load the file; at start a broken or missing file is an error.
+    /// Load the file. A broken file is an error here; a missing one is not (the Secret may be
+    /// created after the agent starts): no token is valid until it appears, and the log and
+    /// `/v1/status` say so.
     pub fn load(path: &Path) -> Result<TokensFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("http.auth.tokens_file {}: {e}", path.display()))?;
-        let set = TokenSet::parse(&text)
-            .map_err(|e| format!("http.auth.tokens_file {}: {e}", path.display()))?;
+        let (text, set) = match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let set = TokenSet::parse(&text)
+                    .map_err(|e| format!("http.auth.tokens_file {}: {e}", path.display()))?;
+                set.warn_node_wide(path);
+                (Some(text), set)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %path.display(), "http: tokens file {MISSING_NOTE}");
+                (None, TokenSet::default())
+            }
+            Err(e) => return Err(format!("http.auth.tokens_file {}: {e}", path.display())),
+        };
         Ok(TokensFile {
             path: path.to_path_buf(),
             current: RwLock::new(Arc::new(set)),
-            last_text: Mutex::new(Some(text)),
             state: Mutex::new(ReloadState {
-                loads: 1,
+                loads: u64::from(text.is_some()),
+                missing: text.is_none(),
                 ..Default::default()
             }),
+            last_text: Mutex::new(text),
         })
     }
 
@@ -211,11 +256,21 @@ impl TokensFile {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
+    fn set(&self, set: TokenSet) {
+        if let Ok(mut cur) = self.current.write() {
+            *cur = Arc::new(set);
+        }
+    }
+
     /// Re-read the file (called by the watcher). Unchanged text does nothing; a file that
-    /// cannot be read or parsed keeps the previous tokens and says so in the log.
+    /// cannot be read or parsed keeps the previous tokens and says so in the log. A file that
+    /// no longer exists revokes every token (said once, not at every re-read): a Secret
+    /// update swaps `..data` atomically, so the file is never missing in passing, and a
+    /// deleted Secret or key is taken to mean "no more access" rather than "keep the old".
     pub fn reload(&self) {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.gone(),
             Err(e) => return self.failed(format!("cannot read: {e}")),
         };
         if let Ok(mut last) = self.last_text.lock() {
@@ -227,17 +282,40 @@ impl TokensFile {
         match TokenSet::parse(&text) {
             Ok(set) => {
                 let n = set.len();
-                if let Ok(mut cur) = self.current.write() {
-                    *cur = Arc::new(set);
-                }
+                set.warn_node_wide(&self.path);
+                self.set(set);
                 if let Ok(mut st) = self.state.lock() {
                     st.loads += 1;
                     st.last_error = None;
+                    st.missing = false;
                 }
                 tracing::info!(path = %self.path.display(), tokens = n, "http: tokens file reloaded");
             }
             Err(e) => self.failed(e),
         }
+    }
+
+    fn gone(&self) {
+        let was_missing = match self.state.lock() {
+            Ok(mut st) => {
+                st.last_error = None;
+                std::mem::replace(&mut st.missing, true)
+            }
+            Err(_) => return,
+        };
+        if was_missing {
+            return;
+        }
+        let revoked = self.current().len();
+        self.set(TokenSet::default());
+        if let Ok(mut last) = self.last_text.lock() {
+            *last = None;
+        }
+        tracing::warn!(
+            path = %self.path.display(),
+            revoked_tokens = revoked,
+            "http: tokens file was removed; every token is revoked until it appears again"
+        );
     }
 
     fn failed(&self, e: String) {
@@ -263,8 +341,12 @@ impl TokensFile {
              runnel_http_tokens {n}\n\
              # HELP runnel_http_tokens_reload_errors_total Tokens-file reloads that failed (the previous tokens were kept).\n\
              # TYPE runnel_http_tokens_reload_errors_total counter\n\
-             runnel_http_tokens_reload_errors_total {}\n",
-            st.errors
+             runnel_http_tokens_reload_errors_total {}\n\
+             # HELP runnel_http_tokens_file_missing 1 while http.auth.tokens_file does not exist (no token is valid).\n\
+             # TYPE runnel_http_tokens_file_missing gauge\n\
+             runnel_http_tokens_file_missing {}\n",
+            st.errors,
+            u8::from(st.missing)
         ));
     }
 }
@@ -292,7 +374,16 @@ fn bearer(header: &[u8]) -> Option<&[u8]> {
 }
 
 impl Authorizer for TokenAuthorizer {
-    fn decide(&self, meta: &RequestMeta<'_>) -> Result<Decision, Unauthenticated> {
+    fn decide<'a>(&'a self, req: &'a RequestMeta<'a>) -> DecideFuture<'a> {
+        Box::pin(std::future::ready(self.decide_now(req)))
+    }
+}
+
+impl TokenAuthorizer {
+    /// The decision, at once (nothing here waits): the anonymous policy for a caller without
+    /// a credential, else the token's entry. The request's attributes beyond the caller do
+    /// not matter to a static token: its rights and namespaces are checked after.
+    pub fn decide_now(&self, meta: &RequestMeta<'_>) -> Result<Decision, Unauthenticated> {
         let Some(header) = meta.authorization else {
             let admitted = match self.anonymous {
                 Anonymous::All => true,
@@ -347,11 +438,16 @@ mod tests {
         s
     }
 
+    static GET: hyper::Method = hyper::Method::GET;
+
     fn meta<'a>(peer: &str, auth: Option<&'a str>) -> RequestMeta<'a> {
-        RequestMeta {
-            peer: peer.parse().unwrap(),
-            authorization: auth.map(str::as_bytes),
-        }
+        RequestMeta::new(
+            peer.parse().unwrap(),
+            auth.map(str::as_bytes),
+            &GET,
+            "/v1/sources",
+            "",
+        )
     }
 
     #[test]
@@ -383,30 +479,35 @@ mod tests {
         let tokens = Arc::new(TokensFile::load(&path).unwrap());
         let a = TokenAuthorizer::new(Anonymous::None, Some(tokens));
         let d = a
-            .decide(&meta("10.0.0.1:1", Some("Bearer s3cret-shop")))
+            .decide_now(&meta("10.0.0.1:1", Some("Bearer s3cret-shop")))
             .unwrap();
         assert_eq!(d.who, "shop-team");
         assert!(d.namespaces.allows(Some("shop")) && !d.namespaces.allows(Some("kube-system")));
         let d = a
-            .decide(&meta("10.0.0.1:1", Some("bearer  s3cret-platform ")))
+            .decide_now(&meta("10.0.0.1:1", Some("bearer  s3cret-platform ")))
             .unwrap();
         assert!(d.namespaces.is_all() && d.rights.contains(&Right::Ingest));
         for bad in ["Bearer nope", "Basic czNjcmV0", "Bearer", "s3cret-shop"] {
-            assert!(a.decide(&meta("10.0.0.1:1", Some(bad))).is_err(), "{bad}");
+            assert!(
+                a.decide_now(&meta("10.0.0.1:1", Some(bad))).is_err(),
+                "{bad}"
+            );
         }
-        let e = a.decide(&meta("127.0.0.1:1", None)).unwrap_err();
+        let e = a.decide_now(&meta("127.0.0.1:1", None)).unwrap_err();
         assert_eq!(e.0, "no token");
     }
 
     #[test]
     fn anonymous_policy_decides_callers_without_a_token() {
         let lo = TokenAuthorizer::new(Anonymous::Loopback, None);
-        assert!(lo.decide(&meta("127.0.0.1:1", None)).unwrap().anonymous);
-        assert!(lo.decide(&meta("10.0.0.1:1", None)).is_err());
+        assert!(lo.decide_now(&meta("127.0.0.1:1", None)).unwrap().anonymous);
+        assert!(lo.decide_now(&meta("10.0.0.1:1", None)).is_err());
         // A token that is presented is checked even from loopback.
-        assert!(lo.decide(&meta("127.0.0.1:1", Some("Bearer x"))).is_err());
+        assert!(lo
+            .decide_now(&meta("127.0.0.1:1", Some("Bearer x")))
+            .is_err());
         let all = TokenAuthorizer::new(Anonymous::All, None);
-        assert!(all.decide(&meta("10.0.0.1:1", None)).is_ok());
+        assert!(all.decide_now(&meta("10.0.0.1:1", None)).is_ok());
     }
 
     #[test]
@@ -421,6 +522,15 @@ mod tests {
             let e = TokenSet::parse(text).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
         }
+        let scoped = file(&[
+            ("ops", "t1", "[\"*\"]", "[metrics]"),
+            ("team", "t2", "[shop]", "[read, metrics]"),
+            ("reader", "t3", "[shop]", "[read]"),
+        ]);
+        assert_eq!(
+            TokenSet::parse(&scoped).unwrap().scoped_metrics_tokens(),
+            ["team"]
+        );
         let dup = file(&[("a", "t", "[x]", "[read]"), ("b", "t", "[y]", "[read]")]);
         assert!(TokenSet::parse(&dup).unwrap_err().contains("listed twice"));
     }
@@ -442,5 +552,28 @@ mod tests {
         assert!(f.current().find(b"one").is_none());
         assert_eq!(f.current().find(b"two").map(|e| e.name.as_str()), Some("b"));
         assert!(f.state().last_error.is_none());
+    }
+
+    #[test]
+    fn a_missing_file_means_no_tokens_until_it_appears_and_removing_it_revokes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.yaml");
+        let f = TokensFile::load(&path).unwrap();
+        assert!(f.current().is_empty());
+        assert!(f.state().missing);
+        f.reload();
+        assert!(f.state().missing && f.state().errors == 0);
+        std::fs::write(&path, file(&[("a", "one", "[x]", "[read]")])).unwrap();
+        f.reload();
+        assert!(f.current().find(b"one").is_some());
+        assert!(!f.state().missing);
+        std::fs::remove_file(&path).unwrap();
+        f.reload();
+        assert!(f.current().find(b"one").is_none());
+        assert!(f.state().missing);
+        // The same text again is a change after a removal.
+        std::fs::write(&path, file(&[("a", "one", "[x]", "[read]")])).unwrap();
+        f.reload();
+        assert!(f.current().find(b"one").is_some());
     }
 }

@@ -46,6 +46,12 @@ pub fn watch_files(
     dirs.sort();
     dirs.dedup();
     for d in dirs {
+        // A directory that does not exist yet (a tokens file configured before its volume is
+        // there) is re-read by the backstop only.
+        if !d.is_dir() {
+            tracing::warn!(dir = %d.display(), backstop = ?backstop, "{name}: directory does not exist; re-reading on the backstop only");
+            continue;
+        }
         watcher
             .watch(d, RecursiveMode::NonRecursive)
             .map_err(|e| format!("{name}: cannot watch {}: {e}", d.display()))?;
