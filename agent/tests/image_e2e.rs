@@ -329,15 +329,12 @@ fn the_image_runs_as_the_daemonset_runs_it_and_a_restart_loses_and_duplicates_no
     for d in [&spec.config_dir, &spec.tokens_dir, &spec.data_dir] {
         std::fs::create_dir_all(d).unwrap();
     }
-    // As the README says to deploy with the API off loopback: a tokens Secret and
-    // `http.auth.tokens_file` pointing into it; the test reads with that token.
-    let runnel_yaml = configmap_runnel_yaml().replace(
-        "http:\n  listen: \"0.0.0.0:2020\"\n",
-        "http:\n  listen: \"0.0.0.0:2020\"\n  auth: { tokens_file: /etc/runnel/tokens/tokens.yaml }\n",
-    );
+    // The ConfigMap points `http.auth.tokens_file` into the tokens Secret's mount, as deployed;
+    // the test mounts a Secret there and reads with its token.
+    let runnel_yaml = configmap_runnel_yaml();
     assert!(
-        runnel_yaml.contains("tokens_file"),
-        "the ConfigMap's http section moved:\n{runnel_yaml}"
+        runnel_yaml.contains("tokens_file: /etc/runnel/tokens/tokens.yaml"),
+        "the ConfigMap no longer reads the tokens Secret:\n{runnel_yaml}"
     );
     std::fs::write(
         spec.tokens_dir.join("tokens.yaml"),
