@@ -9,6 +9,8 @@ use crate::{FileId, NewRecord, Position, RecordFlags, StoredRecord, Stream, Time
 pub const FRAME_HEADER: usize = 8;
 /// Fixed payload bytes before the position data.
 const FIXED: usize = 8 + 8 + 4 + 1 + 1 + 1 + 1 + 1;
+/// Most bytes a frame takes beside its message (the longest position is a file's, 32 bytes).
+pub const MAX_OVERHEAD: usize = FRAME_HEADER + FIXED + 32;
 /// Largest payload accepted when decoding (a message is capped far below this by the tailer).
 pub const MAX_PAYLOAD: usize = 64 << 20;
 /// Largest message [`crate::Store::append`] accepts: the payload with the longest position still

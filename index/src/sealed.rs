@@ -325,6 +325,21 @@ fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
 }
 
 impl SealedSegment {
+    /// At least as many bytes as the segment's records take as frames, which is what the seal
+    /// and merge limits count (the active segment holds frames). Exact for format 1; a format 2
+    /// block's columns stand in for the frame headers, so each of its records is counted with
+    /// the longest header a frame can have.
+    pub fn frame_bytes_bound(&self) -> u64 {
+        let per_record = match self.format {
+            Format::V1 => 0,
+            Format::V2 => crate::frame::MAX_OVERHEAD as u64,
+        };
+        self.blocks
+            .iter()
+            .map(|b| u64::from(b.raw_len) + u64::from(b.count) * per_record)
+            .sum()
+    }
+
     /// Read and validate a sealed segment's footer, index and position table, with a map cache
     /// of its own (for one-off readers such as `verify`).
     pub fn open(path: &Path) -> Result<SealedSegment, Error> {

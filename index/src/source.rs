@@ -614,7 +614,7 @@ impl Source {
         span: (i64, i64),
     ) -> Option<Arc<SealedSegment>> {
         let prev = self.sealed.last().filter(|p| !p.is_stub())?;
-        let prev_raw: u64 = prev.blocks.iter().map(|b| b.raw_len as u64).sum();
+        let prev_raw = prev.frame_bytes_bound();
         let lo = span.0.min(prev.min_time);
         let hi = span.1.max(prev.max_time);
         let fits = prev.end_seq == first

@@ -238,6 +238,29 @@ fn age_due_seals_of_a_quiet_source_merge_into_few_segments() {
         assert!(s.verify().is_ok(), "{:?}", s.verify().problems);
     };
     check(&s);
+    // The limits count frame bytes (what the active segment holds), whatever the sealed format
+    // stores: a segment is merged into only while it holds under a quarter of
+    // segment_max_bytes, so none ends up past that plus one seal's frames.
+    let one_seal = (0..n)
+        .step_by(3)
+        .map(|i| (i..i + 3).map(frame_len).sum::<u64>())
+        .max()
+        .unwrap();
+    for path in files_with(dir.path(), ".sealed") {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let (first, end) = name
+            .strip_prefix("seg-")
+            .and_then(|r| r.strip_suffix(".sealed"))
+            .and_then(|r| r.split_once('-'))
+            .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))
+            .unwrap();
+        let frames: u64 = (first..end).map(frame_len).sum();
+        assert!(
+            frames < (8 << 10) / 4 + one_seal,
+            "{name}: {frames} frame bytes, merged past the {} B limit",
+            (8 << 10) / 4
+        );
+    }
     drop(s);
     let s = Store::open(dir.path(), limits).unwrap();
     check(&s);

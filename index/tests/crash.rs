@@ -20,25 +20,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn files_with(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_with(&p, suffix));
-        } else if p.to_string_lossy().ends_with(suffix) {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Bytes of the frame for record `i` as `common::rec` builds it (file position, 32 bytes).
-fn frame_len(i: u64) -> u64 {
-    8 + 25 + 32 + msg(i).len() as u64
-}
-
 #[test]
 fn active_segment_cut_at_every_offset_recovers_every_whole_frame() {
     let src = scratch();

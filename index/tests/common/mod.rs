@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use runnel_index::{FileId, Limits, NewRecord, Position, RecordFlags, Stream, TimeStyle};
+use std::path::{Path, PathBuf};
 
 /// The file identity used by the test records.
 pub const FILE: FileId = FileId {
@@ -53,4 +54,24 @@ pub fn scratch() -> tempfile::TempDir {
         }
     }
     tempfile::tempdir().unwrap()
+}
+
+/// Every file under `dir` (recursively) whose name ends with `suffix`, sorted.
+pub fn files_with(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_with(&p, suffix));
+        } else if p.to_string_lossy().ends_with(suffix) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Bytes of the frame for record `i` as `common::rec` builds it (file position, 32 bytes).
+pub fn frame_len(i: u64) -> u64 {
+    8 + 25 + 32 + msg(i).len() as u64
 }
