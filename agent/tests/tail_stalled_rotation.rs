@@ -1,9 +1,8 @@
-//! Rotations the tailer sees late: while it is held (a full queue, a slow disk — here the debug
-//! build's `tailer.pause` failpoint), the runtime copytruncates twice with logrotate's
-//! numbering. When it looks again, the rotated-file event and the live file's truncation come
-//! in one pass; the rest of the first content (now in `.2`) must be read before the second
-//! content (`.1`) and the live file's third. Found by the chaos soak (seed 3: "line 539 came
-//! after line 565").
+//! Copytruncate seen late or half-way: while the tailer is held (a full queue, a slow disk —
+//! here the debug build's `tailer.pause` failpoint) or the agent is down, the runtime's
+//! rotations run on. Every line must be stored once, in the order written. Found by the chaos
+//! soak (seed 3: "line 539 came after line 565") and its burst reproductions (a file's lines
+//! stored twice).
 
 mod live;
 mod support;
@@ -56,11 +55,9 @@ fn stored(agent: &Live, query: &str) -> Vec<u64> {
         .collect()
 }
 
-fn two_copytruncates_while_the_tailer_is_held(docker: bool) {
-    let node = Node::new();
-    let failpoints = node.dir.path().join("failpoints");
-    std::fs::create_dir_all(&failpoints).unwrap();
-    let (live, query) = if docker {
+/// A node with one container (Docker or CRI) and its live log; the query naming its pod.
+fn container(node: &Node, docker: bool) -> (PathBuf, &'static str) {
+    if docker {
         let id = container_id(5);
         let live = node.docker_container(
             &id,
@@ -74,7 +71,68 @@ fn two_copytruncates_while_the_tailer_is_held(docker: bool) {
         (live, "namespace=ns&pod=pod")
     } else {
         (node.cri_log("ns", "pod", "app", 0), "namespace=ns&pod=pod")
-    };
+    }
+}
+
+/// Copy the live file to `.1` (after shifting older copies), not truncating it yet: the first
+/// half of logrotate's copytruncate.
+fn copy_only(live: &Path, kept: u32) {
+    let name = |k: u32| PathBuf::from(format!("{}.{k}", live.display()));
+    for k in (1..kept).rev() {
+        if name(k).exists() {
+            std::fs::rename(name(k), name(k + 1)).unwrap();
+        }
+    }
+    std::fs::copy(live, name(1)).unwrap();
+}
+
+fn truncate(live: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+fn assert_exactly(agent: &Live, query: &str, n: u64, what: &str) {
+    let done = agent.until(WAIT, |a| stored(a, query).len() as u64 >= n);
+    let got = stored(agent, query);
+    let jumps: Vec<(u64, u64)> = got
+        .windows(2)
+        .filter(|w| w[1] != w[0] + 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(
+        done && got == (0..n).collect::<Vec<u64>>(),
+        "{what}: {} of {n} lines stored; jumps in the order: {jumps:?}",
+        got.len()
+    );
+}
+
+fn hold_tailer(agent: &Live, failpoints: &Path) -> PathBuf {
+    let pause = failpoints.join("tailer.pause");
+    std::fs::write(&pause, "").unwrap();
+    assert!(
+        agent.until(WAIT, |_| failpoints.join("tailer.paused").exists()),
+        "the tailer did not park at its failpoint"
+    );
+    pause
+}
+
+fn truncations(agent: &Live) -> u64 {
+    let (_, page) = agent.get("/metrics");
+    page.lines()
+        .filter(|l| l.starts_with("runnel_input_file_truncations_total"))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}
+
+fn two_copytruncates_while_the_tailer_is_held(docker: bool) {
+    let node = Node::new();
+    let failpoints = node.dir.path().join("failpoints");
+    std::fs::create_dir_all(&failpoints).unwrap();
+    let (live, query) = container(&node, docker);
     let config = node.config("log: { format: text }\n");
     append(&live, &lines(docker, 0, 100));
     let agent = Live::start(&config, &node.dir.path().join("stderr"), Some(&failpoints));
@@ -82,12 +140,7 @@ fn two_copytruncates_while_the_tailer_is_held(docker: bool) {
         agent.until(WAIT, |a| stored(a, query).len() == 100),
         "the first 100 lines were not stored"
     );
-    let pause = failpoints.join("tailer.pause");
-    std::fs::write(&pause, "").unwrap();
-    assert!(
-        agent.until(WAIT, |_| failpoints.join("tailer.paused").exists()),
-        "the tailer did not park at its failpoint"
-    );
+    let pause = hold_tailer(&agent, &failpoints);
     // Unread when the tailer parked: lines 100..150 go only to the first copy (`.2` by the end).
     append(&live, &lines(docker, 100, 150));
     copytruncate(&live, 5);
@@ -95,18 +148,66 @@ fn two_copytruncates_while_the_tailer_is_held(docker: bool) {
     copytruncate(&live, 5);
     append(&live, &lines(docker, 250, 300));
     std::fs::remove_file(&pause).unwrap();
-    let done = agent.until(WAIT, |a| stored(a, query).len() >= 300);
-    let got = stored(&agent, query);
-    let jumps: Vec<(u64, u64)> = got
-        .windows(2)
-        .filter(|w| w[1] != w[0] + 1)
-        .map(|w| (w[0], w[1]))
-        .collect();
+    assert_exactly(&agent, query, 300, &format!("docker={docker}"));
+}
+
+/// The live file was emptied by a truncation the tailer saw; then, while it is held, the
+/// runtime writes new lines and the copy of them is made, but the truncation is not done yet.
+/// The tailer finds the copy and the live file holding the same lines in one pass.
+fn copy_made_before_the_tailer_sees_the_new_content(docker: bool) {
+    let node = Node::new();
+    let failpoints = node.dir.path().join("failpoints");
+    std::fs::create_dir_all(&failpoints).unwrap();
+    let (live, query) = container(&node, docker);
+    let config = node.config("log: { format: text }\n");
+    append(&live, &lines(docker, 0, 100));
+    let agent = Live::start(&config, &node.dir.path().join("stderr"), Some(&failpoints));
+    assert!(agent.until(WAIT, |a| stored(a, query).len() == 100));
+    copytruncate(&live, 5);
     assert!(
-        done && got == (0..300).collect::<Vec<u64>>(),
-        "docker={docker}: {} of 300 lines stored; jumps in the order: {jumps:?}",
-        got.len()
+        agent.until(WAIT, |a| truncations(a) >= 1),
+        "the truncation was not seen"
     );
+    let pause = hold_tailer(&agent, &failpoints);
+    append(&live, &lines(docker, 100, 150));
+    copy_only(&live, 5);
+    std::fs::remove_file(&pause).unwrap();
+    assert!(agent.until(WAIT, |a| stored(a, query).len() >= 150));
+    truncate(&live);
+    append(&live, &lines(docker, 150, 200));
+    assert_exactly(&agent, query, 200, &format!("docker={docker}"));
+}
+
+/// The agent is down while the runtime writes lines and copies the live file, not truncating
+/// it yet: at start the copy and the live file hold the same unread lines.
+fn copy_made_while_the_agent_is_down(docker: bool) {
+    let node = Node::new();
+    let (live, query) = container(&node, docker);
+    let config = node.config("log: { format: text }\n");
+    let stderr = node.dir.path().join("stderr");
+    append(&live, &lines(docker, 0, 100));
+    let agent = Live::start(&config, &stderr, None);
+    assert!(agent.until(WAIT, |a| stored(a, query).len() == 100));
+    drop(agent); // SIGKILL
+    append(&live, &lines(docker, 100, 150));
+    copy_only(&live, 5);
+    let agent = Live::start(&config, &stderr, None);
+    assert!(agent.until(WAIT, |a| stored(a, query).len() >= 150));
+    truncate(&live);
+    append(&live, &lines(docker, 150, 200));
+    assert_exactly(&agent, query, 200, &format!("docker={docker}"));
+}
+
+#[test]
+fn a_copy_made_before_the_tailer_sees_the_new_content_is_not_read_twice() {
+    copy_made_before_the_tailer_sees_the_new_content(false);
+    copy_made_before_the_tailer_sees_the_new_content(true);
+}
+
+#[test]
+fn a_copy_made_while_the_agent_is_down_is_not_read_twice() {
+    copy_made_while_the_agent_is_down(false);
+    copy_made_while_the_agent_is_down(true);
 }
 
 #[test]

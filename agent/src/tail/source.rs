@@ -399,6 +399,14 @@ impl Source {
                 resume,
             });
         }
+        // A rotated file that begins like the live file is its copy, made by a copytruncate
+        // that has not truncated yet: the content is read once, from the live file (the copy
+        // resumes where that got to once the truncation is seen).
+        let live_hash = cands
+            .last()
+            .filter(|c| c.path == self.live)
+            .map(|c| c.looked.print.hash);
+        cands.retain(|c| c.path == self.live || Some(c.looked.print.hash) != live_hash);
         // A rotated file being gzipped is on disk twice (`f` and `f.gz`, until `f` is removed):
         // the same content, read once, from the plain file (it knows its length; its handle
         // stays readable after the unlink).
@@ -493,6 +501,16 @@ impl Source {
         // copy's own event) must be seen first, or the next rotation's copy would be read
         // before the rest of this one.
         self.check_truncation(stats);
+        // With the live file not open (new, or emptied by a truncation), its content now can
+        // already have a copy beside it (copytruncate copies, then truncates): that content is
+        // read from the live file, and its copy resumes where that read got to.
+        let live_print = match self.live_position() {
+            Some(_) => None,
+            None => look(&self.live, st.fingerprint_bytes)
+                .ok()
+                .flatten()
+                .map(|l| l.print.hash),
+        };
         self.retry_scan = false;
         let mut seen = Vec::new();
         let (listed, all_seen) = self.list_rotated(st);
@@ -503,8 +521,11 @@ impl Source {
                 continue;
             }
             seen.push(print.hash);
-            if self.files.iter().any(|f| f.id.fingerprint == print.hash) {
-                // A copy of a file still open (gzip or copytruncate in progress).
+            if live_print == Some(print.hash)
+                || self.files.iter().any(|f| f.id.fingerprint == print.hash)
+            {
+                // A copy of a file still open or of the live file's content (gzip or
+                // copytruncate in progress).
                 continue;
             }
             let (id, start) = match self.known.iter().find(|k| k.hash == print.hash) {
