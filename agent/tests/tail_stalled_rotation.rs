@@ -30,19 +30,8 @@ fn lines(docker: bool, from: u64, to: u64) -> String {
 /// logrotate's copytruncate with `rotate N`: shift `.k` to `.k+1`, copy the live file to `.1`,
 /// truncate the live file in place.
 fn copytruncate(live: &Path, kept: u32) {
-    let name = |k: u32| PathBuf::from(format!("{}.{k}", live.display()));
-    for k in (1..kept).rev() {
-        if name(k).exists() {
-            std::fs::rename(name(k), name(k + 1)).unwrap();
-        }
-    }
-    std::fs::copy(live, name(1)).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(live)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copy_only(live, kept);
+    truncate(live);
 }
 
 fn stored(agent: &Live, query: &str) -> Vec<u64> {
