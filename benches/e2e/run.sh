@@ -168,7 +168,7 @@ print()
 print(f"input: {inp / 2**20:.1f} MiB of json-file logs, {lines:,} application lines; "
       f"every run's endpoint acknowledged all of them")
 print(f"{'run':<11}{'CPU-s/GiB msg':>14}{'CPU-s/GiB in':>13}{'CPU s':>7}{'(user':>7}{'+ sys)':>7}"
-      f"{'docs/s':>10}{'docs/CPU-s':>11}{'wall s':>8}{'peak RSS':>12}{'(anon':>7}{'+ file)':>8}{'msg MiB':>9}{'requests':>9}")
+      f"{'docs/s':>10}{'docs/CPU-s':>11}{'wall s':>8}{'peak RSS':>12}{'(anon':>7}{'+ file)':>8}{'msg MiB':>9}{'requests':>9}  CPU s of each run")
 for label, vs in merged.items():
     n = len(vs)
     avg = lambda i: sum(v[i] for v in vs) / n
@@ -178,7 +178,7 @@ for label, vs in merged.items():
     cpu = max(user + sys_, 1e-3)
     print(f"{label:<11}{cpu / (msg / 2**30):>14.2f}{cpu / (inp / 2**30):>13.2f}{cpu:>7.2f}{user:>7.2f}{sys_:>7.2f}"
           f"{items / wall:>10,.0f}{items / cpu:>11,.0f}{wall:>8.2f}{rss / 1024:>8.1f} MiB{anon / 1024:>7.1f}{file / 1024:>8.1f}"
-          f"{msg / 2**20:>9.1f}{reqs:>9.0f}")
+          f"{msg / 2**20:>9.1f}{reqs:>9.0f}  {' '.join(f'{v[1] + v[2]:.2f}' for v in vs)}")
 print("CPU = user + sys of all the agent's threads (tail, index, sink), pinned to one core; "
       "GiB msg = the documents' message bytes as the endpoint decoded them")
 print("peak RSS from /usr/bin/time; anon = the agent's own memory, file = mapped index segments, sampled every 50 ms")
