@@ -13,7 +13,7 @@
 //! being decompressed. Records are then collected forward from there, stopping at `limit_bytes`,
 //! so a query's memory and work follow its answer, not the size of the history.
 
-use crate::block::Block;
+use crate::block::{Block, RecordError};
 use crate::frame::FrameView;
 use crate::source::Source;
 use crate::{Error, Query, QueryResult, ReadBatch, StoredRecord};
@@ -164,26 +164,31 @@ fn frames_of<'a>(
         match r {
             Ok(f) => out.push(f),
             Err(e) => {
-                let path = match b.loc {
-                    Loc::Sealed(si, _) => src.sealed[si].path.clone(),
-                    Loc::Active(_) => src
-                        .active
-                        .as_ref()
-                        .map_or_else(|| src.dir.clone(), |a| a.path.clone()),
-                };
-                bad.push(Error::Corrupt {
-                    path,
-                    offset: e.at as u64,
-                    what: format!(
-                        "bad record inside a block (offset within the raw block): {}",
-                        e.what
-                    ),
-                });
+                bad.push(bad_record(src, b, e));
                 break;
             }
         }
     }
     out
+}
+
+/// The error for a record of block `b` that does not decode.
+fn bad_record(src: &Source, b: &BlockInfo, e: RecordError) -> Error {
+    let path = match b.loc {
+        Loc::Sealed(si, _) => src.sealed[si].path.clone(),
+        Loc::Active(_) => src
+            .active
+            .as_ref()
+            .map_or_else(|| src.dir.clone(), |a| a.path.clone()),
+    };
+    Error::Corrupt {
+        path,
+        offset: e.at as u64,
+        what: format!(
+            "bad record inside a block (offset within the raw block): {}",
+            e.what
+        ),
+    }
 }
 
 /// Decompressed blocks kept from the backward tail pass for the forward pass, in raw bytes.
@@ -350,8 +355,18 @@ pub fn read_from(
             cursor = end.min(upto);
             continue;
         };
-        let frames = frames_of(src, b, &raw, bad);
-        for f in &frames {
+        // Records are decoded only as far as the read goes: a read that stops at its limits
+        // partway through a block leaves the rest undecoded (and a damaged record beyond that
+        // point is reported by the read that reaches it).
+        let mut stopped = false;
+        for r in raw.records(b.first_seq) {
+            let f = match r {
+                Ok(f) => f,
+                Err(e) => {
+                    bad.push(bad_record(src, b, e));
+                    break;
+                }
+            };
             if f.seq < cursor {
                 continue;
             }
@@ -359,20 +374,18 @@ pub fn read_from(
                 || batch.records.len() >= max_records.max(1)
                 || bytes >= max_bytes.max(1)
             {
+                stopped = true;
                 break;
             }
             bytes += f.message.len();
             batch.records.push(f.to_stored());
             cursor = f.seq + 1;
         }
-        if (frames.len() as u64) < b.count && cursor < end.min(upto) {
-            let stop = batch.records.len() >= max_records.max(1) || bytes >= max_bytes.max(1);
-            let short = b.first_seq + frames.len() as u64;
-            if !stop || cursor >= short {
-                // The rest of the block is unreadable.
-                batch.gap += end.min(upto) - cursor;
-                cursor = end.min(upto);
-            }
+        if !stopped && cursor < end.min(upto) {
+            // The block ended (or went bad) before the records its index promised: the rest of
+            // it is unreadable.
+            batch.gap += end.min(upto) - cursor;
+            cursor = end.min(upto);
         }
     }
     // Everything below `upto` that no block holds (deleted at the end) is a gap too.
