@@ -97,6 +97,7 @@ mod block;
 mod error;
 mod frame;
 mod maps;
+mod partial;
 mod query;
 mod record;
 mod retention;

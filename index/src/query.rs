@@ -15,6 +15,7 @@
 
 use crate::block::{Block, RecordError};
 use crate::frame::FrameView;
+use crate::partial::PartialBlocks;
 use crate::source::Source;
 use crate::{Error, Query, QueryResult, ReadBatch, StoredRecord};
 
@@ -321,6 +322,7 @@ pub fn read_from(
     upto: u64,
     max_records: usize,
     max_bytes: usize,
+    partial: &PartialBlocks,
     bad: &mut Vec<Error>,
 ) -> ReadBatch {
     let mut batch = ReadBatch {
@@ -350,7 +352,14 @@ pub fn read_from(
                 break;
             }
         }
-        let Some(raw) = load(src, b.loc, &mut cost, bad) else {
+        let sealed = match b.loc {
+            Loc::Sealed(si, _) => Some((src.sealed[si].map_id(), b.first_seq, b.count)),
+            Loc::Active(_) => None,
+        };
+        let Some(raw) = sealed
+            .and_then(|key| partial.take(key))
+            .or_else(|| load(src, b.loc, &mut cost, bad))
+        else {
             batch.gap += end.min(upto) - cursor;
             cursor = end.min(upto);
             continue;
@@ -381,7 +390,10 @@ pub fn read_from(
             batch.records.push(f.to_stored());
             cursor = f.seq + 1;
         }
-        if !stopped && cursor < end.min(upto) {
+        if let Some(key) = sealed.filter(|_| stopped && cursor < end) {
+            // The next read of this source starts here: keep the block for it.
+            partial.keep(key, raw);
+        } else if !stopped && cursor < end.min(upto) {
             // The block ended (or went bad) before the records its index promised: the rest of
             // it is unreadable.
             batch.gap += end.min(upto) - cursor;

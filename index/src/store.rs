@@ -3,6 +3,7 @@
 
 use crate::active::sync_dir;
 use crate::maps::MapCache;
+use crate::partial::{PartialBlocks, PARTIAL_BLOCKS_BYTES};
 use crate::source::{self, Source};
 use crate::{
     query, AppendListener, Error, FileId, Limits, NewRecord, Query, QueryResult, ReadBatch,
@@ -50,6 +51,8 @@ pub struct Store {
     /// A read-only store's sources that were listed but not loaded yet, by key: a reader loads
     /// only the sources it is asked about.
     unloaded: Mutex<BTreeMap<String, PathBuf>>,
+    /// Sealed blocks a `read_from` stopped partway through, for the read that continues.
+    partial: PartialBlocks,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -229,6 +232,7 @@ impl Store {
             counters: Mutex::new(Counters::default()),
             maps,
             unloaded: Mutex::new(BTreeMap::new()),
+            partial: PartialBlocks::new(PARTIAL_BLOCKS_BYTES),
         }
     }
 
@@ -710,6 +714,7 @@ impl Store {
                 src.durable_next,
                 max_records,
                 max_bytes,
+                &self.partial,
                 &mut bad,
             )
         })?;
