@@ -111,7 +111,7 @@ mod verify;
 pub use api::*;
 pub use append::Appender;
 pub use error::Error;
-pub use frame::MAX_MESSAGE;
+pub use frame::{FrameView, MAX_MESSAGE};
 pub use maps::DEFAULT_MAX_OPEN_MAPS;
 pub use record::*;
 pub use store::Store;

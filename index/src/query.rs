@@ -17,7 +17,7 @@ use crate::block::{Block, RecordError};
 use crate::frame::FrameView;
 use crate::partial::PartialBlocks;
 use crate::source::Source;
-use crate::{Error, Query, QueryResult, ReadBatch, StoredRecord};
+use crate::{Error, Query, QueryResult, ReadBatch, ReadEnd, StoredRecord};
 
 /// Where a block lives.
 #[derive(Debug, Clone, Copy)]
@@ -325,20 +325,46 @@ pub fn read_from(
     partial: &PartialBlocks,
     bad: &mut Vec<Error>,
 ) -> ReadBatch {
-    let mut batch = ReadBatch {
-        next_seq: from,
-        ..ReadBatch::default()
-    };
+    let mut records = Vec::new();
     // Room for what was asked (capped), so filling it does not reallocate and move records.
     let want = max_records.max(1).min(upto.saturating_sub(from) as usize);
-    batch.records.reserve(want.min(16 * 1024));
+    records.reserve(want.min(16 * 1024));
+    let end = read_each(
+        src,
+        (from, upto),
+        (max_records, max_bytes),
+        partial,
+        bad,
+        &mut |f| records.push(f.to_stored()),
+    );
+    ReadBatch {
+        records,
+        gap: end.gap,
+        next_seq: end.next_seq,
+    }
+}
+
+/// [`read_from`], handing each record to `visit` as a view into its block instead of
+/// collecting copies.
+pub fn read_each(
+    src: &Source,
+    (from, upto): (u64, u64),
+    (max_records, max_bytes): (usize, usize),
+    partial: &PartialBlocks,
+    bad: &mut Vec<Error>,
+    visit: &mut dyn FnMut(&FrameView<'_>),
+) -> ReadEnd {
+    let mut batch = ReadEnd {
+        records: 0,
+        gap: 0,
+        next_seq: from,
+    };
     let mut cursor = from;
     let mut bytes = 0usize;
     let mut cost = QueryResult::default();
     let all = blocks(src, i64::MIN, i64::MAX, true, from);
     for b in &all {
-        if cursor >= upto || batch.records.len() >= max_records.max(1) || bytes >= max_bytes.max(1)
-        {
+        if cursor >= upto || batch.records >= max_records.max(1) || bytes >= max_bytes.max(1) {
             break;
         }
         let end = b.first_seq + b.count;
@@ -379,15 +405,13 @@ pub fn read_from(
             if f.seq < cursor {
                 continue;
             }
-            if f.seq >= upto
-                || batch.records.len() >= max_records.max(1)
-                || bytes >= max_bytes.max(1)
-            {
+            if f.seq >= upto || batch.records >= max_records.max(1) || bytes >= max_bytes.max(1) {
                 stopped = true;
                 break;
             }
             bytes += f.message.len();
-            batch.records.push(f.to_stored());
+            visit(&f);
+            batch.records += 1;
             cursor = f.seq + 1;
         }
         if let Some(key) = sealed.filter(|_| stopped && cursor < end) {
@@ -402,7 +426,7 @@ pub fn read_from(
     }
     // Everything below `upto` that no block holds (deleted at the end) is a gap too.
     let stored_end = all.last().map(|b| b.first_seq + b.count).unwrap_or(0);
-    if cursor < upto && cursor >= stored_end && batch.records.len() < max_records.max(1) {
+    if cursor < upto && cursor >= stored_end && batch.records < max_records.max(1) {
         let first_live = src.first_seq().max(stored_end);
         if first_live > cursor {
             batch.gap += first_live.min(upto) - cursor;

@@ -6,8 +6,8 @@ use crate::maps::MapCache;
 use crate::partial::{PartialBlocks, PARTIAL_BLOCKS_BYTES};
 use crate::source::{self, Source};
 use crate::{
-    query, AppendListener, Error, FileId, Limits, NewRecord, Query, QueryResult, ReadBatch,
-    SourceIdentity, SourceInfo, StoreStats,
+    query, AppendListener, Error, FileId, FrameView, Limits, NewRecord, Query, QueryResult,
+    ReadBatch, ReadEnd, SourceIdentity, SourceInfo, StoreStats,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -720,6 +720,33 @@ impl Store {
         })?;
         self.note_bad(bad);
         Ok(batch)
+    }
+
+    /// [`Store::read_from`] without copies: each record is handed to `visit` as a view into
+    /// its decompressed block (the message is borrowed, not allocated), in sequence order; the
+    /// same records, gaps and next sequence as `read_from` with the same arguments. `visit`
+    /// runs under the source's lock (appends to this source wait), so it should only encode.
+    pub fn read_each(
+        &self,
+        key: &str,
+        from_seq: u64,
+        max_records: usize,
+        max_bytes: usize,
+        visit: &mut dyn FnMut(&FrameView<'_>),
+    ) -> Result<ReadEnd, Error> {
+        let mut bad = Vec::new();
+        let end = self.with_source(key, |src| {
+            query::read_each(
+                src,
+                (from_seq, src.durable_next),
+                (max_records, max_bytes),
+                &self.partial,
+                &mut bad,
+                visit,
+            )
+        })?;
+        self.note_bad(bad);
+        Ok(end)
     }
 
     fn durable_next(&self, key: &str) -> u64 {
