@@ -77,6 +77,18 @@ pub struct ReadBatch {
     pub next_seq: u64,
 }
 
+/// What a [`crate::Store::read_each`] read: how many records it handed out, and where the
+/// cursor goes next (the fields of a [`ReadBatch`] without the records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadEnd {
+    /// Records handed to the visitor, in sequence order.
+    pub records: usize,
+    /// Records the cursor asked for that retention deleted before they were read.
+    pub gap: u64,
+    /// The sequence to ask for next.
+    pub next_seq: u64,
+}
+
 /// Summary of one source.
 #[derive(Debug, Clone)]
 pub struct SourceInfo {

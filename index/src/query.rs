@@ -13,10 +13,11 @@
 //! being decompressed. Records are then collected forward from there, stopping at `limit_bytes`,
 //! so a query's memory and work follow its answer, not the size of the history.
 
-use crate::block::Block;
+use crate::block::{Block, RecordError};
 use crate::frame::FrameView;
+use crate::partial::PartialBlocks;
 use crate::source::Source;
-use crate::{Error, Query, QueryResult, ReadBatch, StoredRecord};
+use crate::{Error, Query, QueryResult, ReadBatch, ReadEnd, StoredRecord};
 
 /// Where a block lives.
 #[derive(Debug, Clone, Copy)]
@@ -164,26 +165,31 @@ fn frames_of<'a>(
         match r {
             Ok(f) => out.push(f),
             Err(e) => {
-                let path = match b.loc {
-                    Loc::Sealed(si, _) => src.sealed[si].path.clone(),
-                    Loc::Active(_) => src
-                        .active
-                        .as_ref()
-                        .map_or_else(|| src.dir.clone(), |a| a.path.clone()),
-                };
-                bad.push(Error::Corrupt {
-                    path,
-                    offset: e.at as u64,
-                    what: format!(
-                        "bad record inside a block (offset within the raw block): {}",
-                        e.what
-                    ),
-                });
+                bad.push(bad_record(src, b, e));
                 break;
             }
         }
     }
     out
+}
+
+/// The error for a record of block `b` that does not decode.
+fn bad_record(src: &Source, b: &BlockInfo, e: RecordError) -> Error {
+    let path = match b.loc {
+        Loc::Sealed(si, _) => src.sealed[si].path.clone(),
+        Loc::Active(_) => src
+            .active
+            .as_ref()
+            .map_or_else(|| src.dir.clone(), |a| a.path.clone()),
+    };
+    Error::Corrupt {
+        path,
+        offset: e.at as u64,
+        what: format!(
+            "bad record inside a block (offset within the raw block): {}",
+            e.what
+        ),
+    }
 }
 
 /// Decompressed blocks kept from the backward tail pass for the forward pass, in raw bytes.
@@ -316,22 +322,49 @@ pub fn read_from(
     upto: u64,
     max_records: usize,
     max_bytes: usize,
+    partial: &PartialBlocks,
     bad: &mut Vec<Error>,
 ) -> ReadBatch {
-    let mut batch = ReadBatch {
-        next_seq: from,
-        ..ReadBatch::default()
-    };
+    let mut records = Vec::new();
     // Room for what was asked (capped), so filling it does not reallocate and move records.
     let want = max_records.max(1).min(upto.saturating_sub(from) as usize);
-    batch.records.reserve(want.min(16 * 1024));
+    records.reserve(want.min(16 * 1024));
+    let end = read_each(
+        src,
+        (from, upto),
+        (max_records, max_bytes),
+        partial,
+        bad,
+        &mut |f| records.push(f.to_stored()),
+    );
+    ReadBatch {
+        records,
+        gap: end.gap,
+        next_seq: end.next_seq,
+    }
+}
+
+/// [`read_from`], handing each record to `visit` as a view into its block instead of
+/// collecting copies.
+pub fn read_each(
+    src: &Source,
+    (from, upto): (u64, u64),
+    (max_records, max_bytes): (usize, usize),
+    partial: &PartialBlocks,
+    bad: &mut Vec<Error>,
+    visit: &mut dyn FnMut(&FrameView<'_>),
+) -> ReadEnd {
+    let mut batch = ReadEnd {
+        records: 0,
+        gap: 0,
+        next_seq: from,
+    };
     let mut cursor = from;
     let mut bytes = 0usize;
     let mut cost = QueryResult::default();
     let all = blocks(src, i64::MIN, i64::MAX, true, from);
     for b in &all {
-        if cursor >= upto || batch.records.len() >= max_records.max(1) || bytes >= max_bytes.max(1)
-        {
+        if cursor >= upto || batch.records >= max_records.max(1) || bytes >= max_bytes.max(1) {
             break;
         }
         let end = b.first_seq + b.count;
@@ -345,39 +378,55 @@ pub fn read_from(
                 break;
             }
         }
-        let Some(raw) = load(src, b.loc, &mut cost, bad) else {
+        let sealed = match b.loc {
+            Loc::Sealed(si, _) => Some((src.sealed[si].map_id(), b.first_seq, b.count)),
+            Loc::Active(_) => None,
+        };
+        let Some(raw) = sealed
+            .and_then(|key| partial.take(key))
+            .or_else(|| load(src, b.loc, &mut cost, bad))
+        else {
             batch.gap += end.min(upto) - cursor;
             cursor = end.min(upto);
             continue;
         };
-        let frames = frames_of(src, b, &raw, bad);
-        for f in &frames {
+        // Records are decoded only as far as the read goes: a read that stops at its limits
+        // partway through a block leaves the rest undecoded (and a damaged record beyond that
+        // point is reported by the read that reaches it).
+        let mut stopped = false;
+        for r in raw.records(b.first_seq) {
+            let f = match r {
+                Ok(f) => f,
+                Err(e) => {
+                    bad.push(bad_record(src, b, e));
+                    break;
+                }
+            };
             if f.seq < cursor {
                 continue;
             }
-            if f.seq >= upto
-                || batch.records.len() >= max_records.max(1)
-                || bytes >= max_bytes.max(1)
-            {
+            if f.seq >= upto || batch.records >= max_records.max(1) || bytes >= max_bytes.max(1) {
+                stopped = true;
                 break;
             }
             bytes += f.message.len();
-            batch.records.push(f.to_stored());
+            visit(&f);
+            batch.records += 1;
             cursor = f.seq + 1;
         }
-        if (frames.len() as u64) < b.count && cursor < end.min(upto) {
-            let stop = batch.records.len() >= max_records.max(1) || bytes >= max_bytes.max(1);
-            let short = b.first_seq + frames.len() as u64;
-            if !stop || cursor >= short {
-                // The rest of the block is unreadable.
-                batch.gap += end.min(upto) - cursor;
-                cursor = end.min(upto);
-            }
+        if let Some(key) = sealed.filter(|_| stopped && cursor < end) {
+            // The next read of this source starts here: keep the block for it.
+            partial.keep(key, raw);
+        } else if !stopped && cursor < end.min(upto) {
+            // The block ended (or went bad) before the records its index promised: the rest of
+            // it is unreadable.
+            batch.gap += end.min(upto) - cursor;
+            cursor = end.min(upto);
         }
     }
     // Everything below `upto` that no block holds (deleted at the end) is a gap too.
     let stored_end = all.last().map(|b| b.first_seq + b.count).unwrap_or(0);
-    if cursor < upto && cursor >= stored_end && batch.records.len() < max_records.max(1) {
+    if cursor < upto && cursor >= stored_end && batch.records < max_records.max(1) {
         let first_live = src.first_seq().max(stored_end);
         if first_live > cursor {
             batch.gap += first_live.min(upto) - cursor;

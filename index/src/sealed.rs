@@ -525,6 +525,12 @@ impl SealedSegment {
         }
     }
 
+    /// The id of this segment's map in the store's cache: unique for the store's life, never
+    /// reused.
+    pub fn map_id(&self) -> u64 {
+        self.map_id
+    }
+
     /// Compressed bytes of block `i`.
     pub fn block_len(&self, i: usize) -> u64 {
         self.blocks[i].len as u64

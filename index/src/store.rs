@@ -3,10 +3,11 @@
 
 use crate::active::sync_dir;
 use crate::maps::MapCache;
+use crate::partial::{PartialBlocks, PARTIAL_BLOCKS_BYTES};
 use crate::source::{self, Source};
 use crate::{
-    query, AppendListener, Error, FileId, Limits, NewRecord, Query, QueryResult, ReadBatch,
-    SourceIdentity, SourceInfo, StoreStats,
+    query, AppendListener, Error, FileId, FrameView, Limits, NewRecord, Query, QueryResult,
+    ReadBatch, ReadEnd, SourceIdentity, SourceInfo, StoreStats,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -53,6 +54,8 @@ pub struct Store {
     /// What [`Store::stats`] last saw of each source, used for a source that is busy (mid-seal,
     /// mid-sync) at the next call instead of waiting for it.
     stats_seen: Mutex<HashMap<String, SourceFigures>>,
+    /// Sealed blocks a `read_from` stopped partway through, for the read that continues.
+    partial: PartialBlocks,
 }
 
 /// One source's part of [`StoreStats`].
@@ -253,6 +256,7 @@ impl Store {
             maps,
             unloaded: Mutex::new(BTreeMap::new()),
             stats_seen: Mutex::new(HashMap::new()),
+            partial: PartialBlocks::new(PARTIAL_BLOCKS_BYTES),
         }
     }
 
@@ -734,11 +738,39 @@ impl Store {
                 src.durable_next,
                 max_records,
                 max_bytes,
+                &self.partial,
                 &mut bad,
             )
         })?;
         self.note_bad(bad);
         Ok(batch)
+    }
+
+    /// [`Store::read_from`] without copies: each record is handed to `visit` as a view into
+    /// its decompressed block (the message is borrowed, not allocated), in sequence order; the
+    /// same records, gaps and next sequence as `read_from` with the same arguments. `visit`
+    /// runs under the source's lock (appends to this source wait), so it should only encode.
+    pub fn read_each(
+        &self,
+        key: &str,
+        from_seq: u64,
+        max_records: usize,
+        max_bytes: usize,
+        visit: &mut dyn FnMut(&FrameView<'_>),
+    ) -> Result<ReadEnd, Error> {
+        let mut bad = Vec::new();
+        let end = self.with_source(key, |src| {
+            query::read_each(
+                src,
+                (from_seq, src.durable_next),
+                (max_records, max_bytes),
+                &self.partial,
+                &mut bad,
+                visit,
+            )
+        })?;
+        self.note_bad(bad);
+        Ok(end)
     }
 
     fn durable_next(&self, key: &str) -> u64 {

@@ -1,7 +1,7 @@
 //! Sink throughput: documents/s and MiB/s from an index of RUNNEL_BENCH_INDEX_BYTES (default
-//! 1 GiB of message bytes) to a local bulk endpoint (a tiny hyper server in a child process —
-//! this binary again, with RUNNEL_BENCH_SERVER set — that gunzips, parses every line as JSON
-//! and acknowledges every item), the sink's CPU seconds per GiB of messages (getrusage of this
+//! 1 GiB of message bytes) to a local bulk endpoint (`support/bulk_server.rs` in a child
+//! process — this binary again, with RUNNEL_BENCH_SERVER set — that gunzips, parses every line
+//! as JSON and acknowledges every item), the sink's CPU seconds per GiB of messages (getrusage of this
 //! process only, over the shipping alone), and the index's raw `read_from` speed over
 //! everything as the yardstick.
 //!
@@ -12,14 +12,12 @@
 //! the sink's CPU s/GiB of both side by side (each run's best and median), so load from
 //! other work on the machine falls on both alike.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+#[path = "support/bulk_server.rs"]
+mod bulk_server;
+
 use runnel_index::{
     FileId, Limits, NewRecord, Position, RecordFlags, SourceIdentity, Store, Stream, TimeStyle,
 };
-use std::io::Read;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,72 +38,6 @@ fn process_cpu_secs() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-async fn bulk(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let gz = req
-        .headers()
-        .get("content-encoding")
-        .is_some_and(|v| v.as_bytes() == b"gzip");
-    let raw = req.into_body().collect().await?.to_bytes();
-    let mut body = Vec::new();
-    if gz {
-        let _ = flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut body);
-    } else {
-        body = raw.to_vec();
-    }
-    let mut items = 0usize;
-    let mut out = Vec::with_capacity(64 * 1024);
-    out.extend_from_slice(b"{\"errors\":false,\"items\":[");
-    for (i, line) in body
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        // Every line is parsed as JSON, as a cluster would.
-        let valid = serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok();
-        if !valid || (i % 2 == 0 && !line.starts_with(b"{\"create\"")) {
-            return Ok(Response::builder()
-                .status(400)
-                .body(Full::new(Bytes::from_static(b"{}")))
-                .unwrap_or_default());
-        }
-        if i % 2 == 0 {
-            if items > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"create\":{\"status\":201}}");
-            items += 1;
-        }
-    }
-    out.extend_from_slice(b"]}");
-    Ok(Response::builder()
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(out)))
-        .unwrap_or_default())
-}
-
-/// The bulk server's own process: prints its URL, serves until its stdin closes.
-fn serve() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    println!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(sock), hyper::service::service_fn(bulk))
-                    .await;
-            });
-        }
-    });
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
 
 /// Start the bulk server in a child process, so its CPU is not the sink's.
@@ -178,7 +110,7 @@ fn compare(baseline: &std::ffi::OsStr) {
 
 fn main() {
     if std::env::var_os("RUNNEL_BENCH_SERVER").is_some() {
-        serve();
+        bulk_server::serve(0, true).unwrap();
         return;
     }
     if let Some(b) = std::env::var_os("RUNNEL_BENCH_BASELINE") {
@@ -263,6 +195,7 @@ fn main() {
 
     // Yardstick: raw read_from over everything.
     let t0 = Instant::now();
+    let c0 = thread_cpu_secs();
     let mut read = 0u64;
     for k in &keys {
         let mut from = 0;
@@ -276,10 +209,44 @@ fn main() {
         }
     }
     let rs = t0.elapsed().as_secs_f64();
+    let rc = thread_cpu_secs() - c0;
     println!(
-        "index read_from: {read} records in {rs:.2}s = {:.0} records/s, {:.1} MiB/s of messages",
+        "index read_from: {read} records in {rs:.2}s = {:.0} records/s, {:.1} MiB/s of messages, {rc:.2}s CPU",
         read as f64 / rs,
         written as f64 / 1048576.0 / rs
+    );
+
+    // The same without a copy per message: the records as views into their blocks.
+    let t0 = Instant::now();
+    let c0 = thread_cpu_secs();
+    let mut seen = 0u64;
+    let mut msg_bytes = 0u64;
+    for k in &keys {
+        let mut from = 0;
+        loop {
+            let end = store
+                .read_each(k, from, 10_000, 5 << 20, &mut |f| {
+                    msg_bytes += f.message.len() as u64
+                })
+                .unwrap();
+            if end.records == 0 {
+                break;
+            }
+            seen += end.records as u64;
+            from = end.next_seq;
+        }
+    }
+    let es = t0.elapsed().as_secs_f64();
+    let ec = thread_cpu_secs() - c0;
+    assert_eq!(
+        (seen, msg_bytes),
+        (read, written),
+        "read_each saw every record"
+    );
+    println!(
+        "index read_each (no copies): {seen} records in {es:.2}s = {:.0} records/s, {:.1} MiB/s of messages, {ec:.2}s CPU",
+        seen as f64 / es,
+        written as f64 / 1048576.0 / es
     );
 
     // Why the sink gzips at level 1 itself (the official client's built-in compression is
