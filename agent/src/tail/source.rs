@@ -544,7 +544,7 @@ impl Source {
                 self.remember(print.hash, id, start, true);
                 continue;
             }
-            let rotated_open = self.files.iter().filter(|f| !self.is_live_file(f)).count();
+            let rotated_open = self.files.len() - usize::from(self.live_position().is_some());
             if rotated_open >= st.max_open_rotated {
                 self.defer(print.hash, id, start, stats);
                 continue;
@@ -560,8 +560,7 @@ impl Source {
                     f.lines = lines;
                 }
                 // Rotated content is older than the live file: read it before.
-                let live_at = self.files.iter().position(|f| self.is_live_file(f));
-                match live_at {
+                match self.live_position() {
                     Some(i) => self.files.insert(i, f),
                     None => self.files.push_back(f),
                 }
@@ -642,13 +641,6 @@ impl Source {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(source = %self.key, offset = k.offset, "a rotated file held back by inputs.max_open_rotated_per_source was deleted before it was read; its remaining lines are lost");
             }
-        }
-    }
-
-    fn is_live_file(&self, f: &TailFile) -> bool {
-        match std::fs::metadata(&self.live) {
-            Ok(m) => !f.gz && f.dev_ino == (m.dev(), m.ino()),
-            Err(_) => false,
         }
     }
 
@@ -740,8 +732,8 @@ impl Source {
         }
         let mut total = 0;
         let mut released = false;
-        while let Some(front) = self.files.front() {
-            let live = self.is_live_file(front);
+        while !self.files.is_empty() {
+            let live = self.live_position() == Some(0);
             if live && self.check_truncation(&stats) {
                 self.scan_rotated(st, &stats);
                 self.flush_awaiting_copy(out, &stats);
