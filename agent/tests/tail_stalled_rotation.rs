@@ -109,82 +109,108 @@ fn hold_tailer(agent: &Live, failpoints: &Path) -> PathBuf {
     pause
 }
 
-fn truncations(agent: &Live) -> u64 {
-    let (_, page) = agent.get("/metrics");
-    page.lines()
-        .filter(|l| l.starts_with("runnel_input_file_truncations_total"))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum::<f64>() as u64
+/// An agent (with failpoints) over one container whose first 100 lines are stored.
+struct Setup {
+    node: Node,
+    failpoints: PathBuf,
+    live: PathBuf,
+    query: &'static str,
+    docker: bool,
+    agent: Live,
+}
+
+impl Setup {
+    fn start(docker: bool) -> Setup {
+        let node = Node::new();
+        let failpoints = node.dir.path().join("failpoints");
+        std::fs::create_dir_all(&failpoints).unwrap();
+        let (live, query) = container(&node, docker);
+        append(&live, &lines(docker, 0, 100));
+        let s = Setup {
+            agent: Self::spawn(&node, &failpoints),
+            node,
+            failpoints,
+            live,
+            query,
+            docker,
+        };
+        assert!(
+            s.agent.until(WAIT, |a| stored(a, query).len() == 100),
+            "the first 100 lines were not stored"
+        );
+        s
+    }
+
+    fn spawn(node: &Node, failpoints: &Path) -> Live {
+        let config = node.config("log: { format: text }\n");
+        Live::start(&config, &node.dir.path().join("stderr"), Some(failpoints))
+    }
+
+    fn write(&self, from: u64, to: u64) {
+        append(&self.live, &lines(self.docker, from, to));
+    }
+
+    fn assert_exactly(&self, n: u64) {
+        assert_exactly(
+            &self.agent,
+            self.query,
+            n,
+            &format!("docker={}", self.docker),
+        );
+    }
 }
 
 fn two_copytruncates_while_the_tailer_is_held(docker: bool) {
-    let node = Node::new();
-    let failpoints = node.dir.path().join("failpoints");
-    std::fs::create_dir_all(&failpoints).unwrap();
-    let (live, query) = container(&node, docker);
-    let config = node.config("log: { format: text }\n");
-    append(&live, &lines(docker, 0, 100));
-    let agent = Live::start(&config, &node.dir.path().join("stderr"), Some(&failpoints));
-    assert!(
-        agent.until(WAIT, |a| stored(a, query).len() == 100),
-        "the first 100 lines were not stored"
-    );
-    let pause = hold_tailer(&agent, &failpoints);
+    let s = Setup::start(docker);
+    let pause = hold_tailer(&s.agent, &s.failpoints);
     // Unread when the tailer parked: lines 100..150 go only to the first copy (`.2` by the end).
-    append(&live, &lines(docker, 100, 150));
-    copytruncate(&live, 5);
-    append(&live, &lines(docker, 150, 250));
-    copytruncate(&live, 5);
-    append(&live, &lines(docker, 250, 300));
+    s.write(100, 150);
+    copytruncate(&s.live, 5);
+    s.write(150, 250);
+    copytruncate(&s.live, 5);
+    s.write(250, 300);
     std::fs::remove_file(&pause).unwrap();
-    assert_exactly(&agent, query, 300, &format!("docker={docker}"));
+    s.assert_exactly(300);
 }
 
 /// The live file was emptied by a truncation the tailer saw; then, while it is held, the
 /// runtime writes new lines and the copy of them is made, but the truncation is not done yet.
 /// The tailer finds the copy and the live file holding the same lines in one pass.
 fn copy_made_before_the_tailer_sees_the_new_content(docker: bool) {
-    let node = Node::new();
-    let failpoints = node.dir.path().join("failpoints");
-    std::fs::create_dir_all(&failpoints).unwrap();
-    let (live, query) = container(&node, docker);
-    let config = node.config("log: { format: text }\n");
-    append(&live, &lines(docker, 0, 100));
-    let agent = Live::start(&config, &node.dir.path().join("stderr"), Some(&failpoints));
-    assert!(agent.until(WAIT, |a| stored(a, query).len() == 100));
-    copytruncate(&live, 5);
+    let s = Setup::start(docker);
+    copytruncate(&s.live, 5);
+    let sample = format!(
+        "runnel_input_file_truncations_total{{input=\"{}\"}}",
+        if docker { "docker" } else { "cri" }
+    );
     assert!(
-        agent.until(WAIT, |a| truncations(a) >= 1),
+        s.agent
+            .until(WAIT, |a| a.metric(&sample).is_some_and(|v| v >= 1.0)),
         "the truncation was not seen"
     );
-    let pause = hold_tailer(&agent, &failpoints);
-    append(&live, &lines(docker, 100, 150));
-    copy_only(&live, 5);
+    let pause = hold_tailer(&s.agent, &s.failpoints);
+    s.write(100, 150);
+    copy_only(&s.live, 5);
     std::fs::remove_file(&pause).unwrap();
-    assert!(agent.until(WAIT, |a| stored(a, query).len() >= 150));
-    truncate(&live);
-    append(&live, &lines(docker, 150, 200));
-    assert_exactly(&agent, query, 200, &format!("docker={docker}"));
+    assert!(s.agent.until(WAIT, |a| stored(a, s.query).len() >= 150));
+    truncate(&s.live);
+    s.write(150, 200);
+    s.assert_exactly(200);
 }
 
 /// The agent is down while the runtime writes lines and copies the live file, not truncating
 /// it yet: at start the copy and the live file hold the same unread lines.
 fn copy_made_while_the_agent_is_down(docker: bool) {
-    let node = Node::new();
-    let (live, query) = container(&node, docker);
-    let config = node.config("log: { format: text }\n");
-    let stderr = node.dir.path().join("stderr");
-    append(&live, &lines(docker, 0, 100));
-    let agent = Live::start(&config, &stderr, None);
-    assert!(agent.until(WAIT, |a| stored(a, query).len() == 100));
-    drop(agent); // SIGKILL
-    append(&live, &lines(docker, 100, 150));
-    copy_only(&live, 5);
-    let agent = Live::start(&config, &stderr, None);
-    assert!(agent.until(WAIT, |a| stored(a, query).len() >= 150));
-    truncate(&live);
-    append(&live, &lines(docker, 150, 200));
-    assert_exactly(&agent, query, 200, &format!("docker={docker}"));
+    let mut s = Setup::start(docker);
+    s.agent.child.kill().unwrap(); // SIGKILL
+    s.agent.child.wait().unwrap();
+    s.write(100, 150);
+    copy_only(&s.live, 5);
+    s.agent = Setup::spawn(&s.node, &s.failpoints);
+    assert!(s.agent.until(WAIT, |a| stored(a, s.query).len() >= 150));
+    truncate(&s.live);
+    s.write(150, 200);
+    s.assert_exactly(200);
 }
 
 #[test]
