@@ -107,6 +107,12 @@ impl DeadLetter {
                 .append(true)
                 .open(&self.path)
                 .map_err(io)?;
+            self.size = f.metadata().map(|m| m.len()).unwrap_or(self.size);
+            if self.size == 0 && self.torn {
+                // Nothing to glue onto: no separating newline needed.
+                line.remove(0);
+                self.torn = false;
+            }
             self.file = Some(f);
         }
         if let Some(f) = self.file.as_mut() {
@@ -117,6 +123,9 @@ impl DeadLetter {
                 if f.set_len(self.size).is_err() {
                     self.torn = true;
                 }
+                // The next attempt opens the path again: an operator may have freed or
+                // replaced it meanwhile.
+                self.file = None;
                 return Err(io(e));
             }
             self.torn = false;

@@ -28,8 +28,10 @@ pub struct Metrics {
     pub docs_acked: AtomicU64,
     /// Documents sent again after a retryable failure.
     pub docs_retried: AtomicU64,
-    /// Documents written to the dead-letter file.
+    /// Documents written to the dead-letter file (counted once durable).
     pub docs_dead_lettered: AtomicU64,
+    /// Failed attempts to write the dead-letter file (each is retried; nothing is dropped).
+    pub dead_letter_errors: AtomicU64,
     /// Records lost to retention before they were shipped (ReadBatch.gap).
     pub records_lost: AtomicU64,
     /// Uncompressed NDJSON bytes sent.
@@ -92,7 +94,7 @@ impl Metrics {
 
     /// Append the Prometheus text.
     pub fn render(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "runnel_sink_es_documents_sent_total",
                 "Documents put into bulk requests, each attempt counted.",
@@ -112,6 +114,11 @@ impl Metrics {
                 "runnel_sink_es_documents_dead_lettered_total",
                 "Documents rejected for good and written to the dead-letter file.",
                 &self.docs_dead_lettered,
+            ),
+            (
+                "runnel_sink_es_dead_letter_write_errors_total",
+                "Failed writes of the dead-letter file (a full disk); each is retried and the batch held until it succeeds.",
+                &self.dead_letter_errors,
             ),
             (
                 "runnel_sink_es_records_lost_total",

@@ -58,8 +58,11 @@ impl ShipContext {
     }
 
     /// Write rejected documents (`(index in batch, status, reason JSON)`) to the dead-letter
-    /// file with one fsync, on the blocking pool, and count them. A document that cannot be
-    /// written is still counted, and the error is logged and shown in the status.
+    /// file with one fsync, on the blocking pool, and count them once they are durable. The
+    /// batch is not finished (so the cursor does not pass it) until every one is written: a
+    /// file that cannot be written (a full disk) is retried with backoff, the error logged and
+    /// shown in the status, and no document is counted as dead-lettered before it is in the
+    /// file. Shutting down meanwhile sends the batch again on the next start.
     async fn dead_letter(
         self: &Arc<Self>,
         batch: &Arc<FrozenBatch>,
@@ -68,47 +71,82 @@ impl ShipContext {
         if rejects.is_empty() {
             return;
         }
-        let (ctx, b) = (self.clone(), batch.clone());
-        let n = rejects.len() as u64;
-        let done = tokio::task::spawn_blocking(move || ctx.dead_letter_now(&b, &rejects)).await;
-        if done.is_err() {
-            self.metrics.docs_dead_lettered.fetch_add(n, Relaxed);
-            self.status
-                .set_error("dead-letter file: the writing task failed".into());
+        let rejects = Arc::new(rejects);
+        let mut progress = DeadLetterProgress::default();
+        let mut attempt = 0;
+        loop {
+            let (ctx, b, r) = (self.clone(), batch.clone(), rejects.clone());
+            let done = tokio::task::spawn_blocking(move || {
+                let result = ctx.dead_letter_now(&b, &r, &mut progress);
+                (progress, result)
+            })
+            .await;
+            let error = match done {
+                Ok((_, Ok(()))) => return,
+                Ok((p, Err(e))) => {
+                    progress = p;
+                    e.to_string()
+                }
+                // The blocking task panicked: what it wrote is unknown, so write all again
+                // (a dead letter twice is better than none).
+                Err(e) => {
+                    progress = DeadLetterProgress::default();
+                    format!("the writing task failed: {e}")
+                }
+            };
+            self.metrics.dead_letter_errors.fetch_add(1, Relaxed);
+            let wait = self.backoff(attempt);
+            tracing::error!(error = %error, documents = rejects.len() - progress.synced,
+                retry_in = ?wait,
+                "cannot write the dead-letter file; the rejected documents are kept and the write retried");
+            self.status.set_error(format!("dead-letter file: {error}"));
+            tokio::time::sleep(wait).await;
+            attempt += 1;
         }
     }
 
-    fn dead_letter_now(&self, batch: &FrozenBatch, rejects: &[(usize, u16, String)]) {
-        let Ok(mut dl) = self.dead_letter.lock() else {
-            self.metrics
-                .docs_dead_lettered
-                .fetch_add(rejects.len() as u64, Relaxed);
-            return;
-        };
-        let mut failed = None;
+    /// Append the rejects not yet written, then fsync; `progress` says how far an earlier
+    /// attempt got, so a retry writes no line twice.
+    fn dead_letter_now(
+        &self,
+        batch: &FrozenBatch,
+        rejects: &[(usize, u16, String)],
+        progress: &mut DeadLetterProgress,
+    ) -> Result<(), crate::SinkError> {
+        let mut dl = self
+            .dead_letter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut last = String::new();
-        for (i, status, reason) in rejects {
+        for (i, status, reason) in &rejects[progress.written..] {
             let (index, id) = action_target(batch.action(*i));
-            if let Err(e) = dl.append(&index, id.as_deref(), *status, reason, batch.document(*i)) {
-                failed = Some(e);
-            }
-            self.metrics.docs_dead_lettered.fetch_add(1, Relaxed);
+            dl.append(&index, id.as_deref(), *status, reason, batch.document(*i))?;
+            progress.written += 1;
             last = format!("HTTP {status} for a document of {index}: {reason}");
         }
-        if let Err(e) = dl.sync() {
-            failed = Some(e);
-        }
+        dl.sync()?;
+        let newly = progress.written - progress.synced;
+        progress.synced = progress.written;
+        self.metrics
+            .docs_dead_lettered
+            .fetch_add(newly as u64, Relaxed);
         // One line per response, not per document: a cluster that rejects everything must
         // not flood the log.
         tracing::warn!(documents = rejects.len(), file = %dl.path().display(), last = %last,
             "documents rejected by the cluster; written to the dead-letter file");
-        self.status.set_dead_letter(last);
-        if let Some(e) = failed {
-            // Still counted: the operator sees the counter and this error.
-            tracing::error!(error = %e, "cannot write the dead-letter file; rejected documents lost");
-            self.status.set_error(format!("dead-letter file: {e}"));
+        if !last.is_empty() {
+            self.status.set_dead_letter(last);
         }
+        Ok(())
     }
+}
+
+/// How far the dead-letter write of one response's rejects got: lines appended, and lines
+/// made durable (and counted).
+#[derive(Debug, Default, Clone, Copy)]
+struct DeadLetterProgress {
+    written: usize,
+    synced: usize,
 }
 
 /// Exponential backoff with "equal jitter": a delay in [d/2, d] where

@@ -336,6 +336,94 @@ fn faults_end_with_exactly_the_good_documents_and_poison_in_the_dead_letter_file
     assert!(s.item_faults > 0 && s.script.is_empty());
 }
 
+/// Wait until `cond` holds, for at most `limit`.
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_dead_letter_file_that_cannot_be_written_holds_the_batch_until_it_can() {
+    // The dead-letter path is a symlink to /dev/full: every write fails with ENOSPC, as on a
+    // full data disk. The rejected documents must not be counted as dead-lettered nor passed
+    // by the cursor: a restart sends them again, and once the path can be written (the link
+    // now points at a real file) each lands in the file exactly once.
+    let es = Osmem::start();
+    let proxy = Proxy::start(&es.url, "");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let (n, every) = (300, 10);
+    fill(&store, CRI_KEY, &cri_identity(), 0, n, every);
+    let poison = n / every;
+    std::fs::create_dir_all(dir.path().join("dead")).unwrap();
+    let link = dir.path().join("dead/letters.ndjson");
+    std::os::unix::fs::symlink("/dev/full", &link).unwrap();
+    let mut cfg = es_config(&proxy.url);
+    cfg.dead_letter.path = Some(link.clone());
+    for life in 0..2 {
+        let sink = start(&cfg, &store, dir.path());
+        let m = sink.metrics();
+        wait_for(Duration::from_secs(60), "dead-letter write errors", || {
+            m.dead_letter_errors.load(Relaxed) >= 3
+        });
+        assert_eq!(
+            m.docs_dead_lettered.load(Relaxed),
+            0,
+            "life {life}: nothing is dead-lettered before it is in the file"
+        );
+        let status = sink.status();
+        assert!(
+            status["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("dead-letter file")),
+            "{status}"
+        );
+        let mut text = String::new();
+        sink.render_metrics(&mut text);
+        assert!(
+            text.lines().any(
+                |l| l.starts_with("runnel_sink_es_dead_letter_write_errors_total")
+                    && !l.ends_with(" 0")
+            ),
+            "the failed writes are on /metrics"
+        );
+        if life == 0 {
+            sink.shutdown();
+            continue;
+        }
+        // Space returns: the path now leads to a real file.
+        let real = dir.path().join("dead/real.ndjson");
+        let tmp = dir.path().join("dead/next");
+        std::os::unix::fs::symlink(&real, &tmp).unwrap();
+        std::fs::rename(&tmp, &link).unwrap();
+        sink.drain(Duration::from_secs(60)).unwrap();
+        assert_eq!(m.docs_dead_lettered.load(Relaxed), poison as u64);
+        sink.shutdown();
+        let text = std::fs::read_to_string(&real).unwrap();
+        let mut messages: Vec<String> = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                // `fill` appends an invalid byte to some messages: shipped as U+FFFD.
+                let m = v["document"]["message"].as_str().unwrap();
+                m.trim_end_matches('\u{fffd}').to_string()
+            })
+            .collect();
+        messages.sort();
+        let mut want: Vec<String> = (0..n)
+            .filter(|i| i % every == every - 1)
+            .map(|i| format!("{CRI_KEY} line {i} POISON"))
+            .collect();
+        want.sort();
+        assert_eq!(messages, want, "every rejected document once, none lost");
+    }
+    assert_eq!(es.count("runnel-test-*"), (n - poison) as u64);
+}
+
 #[test]
 fn fails_over_between_endpoints_with_path_prefix_auth_and_no_template_api() {
     let es = Osmem::start();

@@ -228,6 +228,11 @@ impl Summary {
                 ),
             ),
             (
+                "dead-letter writes failed and retried".into(),
+                self.counter("runnel_sink_es_dead_letter_write_errors_total")
+                    .to_string(),
+            ),
+            (
                 "drops counted: rotated files lost, retention records, sink lost, dead letters"
                     .into(),
                 format!(

@@ -44,6 +44,7 @@ const COUNTERS: &[&str] = &[
     "runnel_sink_es_documents_acked_total",
     "runnel_sink_es_documents_retried_total",
     "runnel_sink_es_documents_dead_lettered_total",
+    "runnel_sink_es_dead_letter_write_errors_total",
     "runnel_sink_es_requests_failed_total",
     "runnel_sink_es_records_lost_total",
     "runnel_sink_es_ship_panics_total",

@@ -236,7 +236,9 @@ pub fn dead_letters(path: &Path) -> Vec<String> {
         let Ok(text) = std::fs::read_to_string(p) else {
             continue;
         };
-        for line in text.lines() {
+        // An empty line is the separator written after an append that was cut short and
+        // could not be taken back: not a dead letter, and not a torn one.
+        for line in text.lines().filter(|l| !l.is_empty()) {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                 out.push(format!("<unparsable dead letter: {}>", shorten(line)));
                 continue;
