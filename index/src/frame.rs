@@ -109,6 +109,22 @@ impl<'a> FrameView<'a> {
     }
 }
 
+impl StoredRecord {
+    /// The record as a view borrowing its message, what readers that take either an owned
+    /// record or a view into a block (the sink's encoder) work on.
+    pub fn view(&self) -> FrameView<'_> {
+        FrameView {
+            seq: self.seq,
+            time_ns: self.time_ns,
+            time_style: self.time_style,
+            stream: self.stream,
+            flags: self.flags,
+            position: self.position,
+            message: &self.message,
+        }
+    }
+}
+
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {

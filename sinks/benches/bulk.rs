@@ -269,7 +269,7 @@ fn main() {
             }
             for r in &b.records {
                 body.extend_from_slice(b"{\"create\":{\"_index\":\"x\"}}\n");
-                runnel_sinks::encode::encode_document(&mut body, r, &frag, None);
+                runnel_sinks::encode::encode_document(&mut body, &r.view(), &frag, None);
                 body.push(b'\n');
             }
             from = b.next_seq;

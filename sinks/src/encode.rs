@@ -10,7 +10,7 @@
 //! Label keys have `.` replaced by `_` so `app` and `app.kubernetes.io/name` cannot collide
 //! as object and value in the mapping.
 
-use runnel_index::{Position, SourceIdentity, StoredRecord};
+use runnel_index::{FrameView, Position, SourceIdentity};
 use xxhash_rust::xxh3::xxh3_128;
 
 /// `event.dataset` of every log document.
@@ -201,7 +201,7 @@ pub fn push_rfc3339_nanos(out: &mut Vec<u8>, time_ns: i64) {
 /// source key) and the record's position — file identity + offset, stream id + sequence, or
 /// the index sequence when the record has no position. The same line re-sent after a crash or a
 /// retry gets the same `_id`, and `op_type: create` turns the second copy into a 409.
-pub fn document_id(node: &str, container: &str, source_key: &str, r: &StoredRecord) -> u128 {
+pub fn document_id(node: &str, container: &str, source_key: &str, r: &FrameView<'_>) -> u128 {
     // The hash input is built in a stack buffer and hashed in one call: the same bytes as
     // feeding a streaming hasher piece by piece (xxh3 gives the same digest either way), at
     // a fraction of the cost of setting up the streaming state per document.
@@ -384,19 +384,19 @@ fn is_json_object(msg: &[u8]) -> bool {
 /// Append one document (no trailing newline) for `r` to `out`.
 pub fn encode_document(
     out: &mut Vec<u8>,
-    r: &StoredRecord,
+    r: &FrameView<'_>,
     src: &SourceFragment,
     parse_json: Option<&str>,
 ) {
     out.extend_from_slice(b"{\"@timestamp\":\"");
     push_rfc3339_nanos(out, r.time_ns);
     out.extend_from_slice(b"\",\"message\":");
-    push_json_bytes(out, &r.message);
+    push_json_bytes(out, r.message);
     out.extend_from_slice(b",\"stream\":\"");
     out.extend_from_slice(r.stream.as_str().as_bytes());
     out.push(b'"');
     if let Some(field) = parse_json {
-        if is_json_object(&r.message) {
+        if is_json_object(r.message) {
             out.push(b',');
             push_json_str(out, field);
             out.push(b':');
@@ -431,7 +431,7 @@ pub fn encode_document(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runnel_index::{FileId, RecordFlags, Stream, TimeStyle};
+    use runnel_index::{FileId, RecordFlags, StoredRecord, Stream, TimeStyle};
 
     fn rec(msg: &[u8]) -> StoredRecord {
         StoredRecord {
@@ -599,7 +599,7 @@ mod tests {
         let mut out = Vec::new();
         encode_document(
             &mut out,
-            &rec(b"a\"b\\c\n\x01\xff{\"k\":1}"),
+            &rec(b"a\"b\\c\n\x01\xff{\"k\":1}").view(),
             &src,
             Some("json"),
         );
@@ -613,7 +613,7 @@ mod tests {
         assert_eq!(v["agent"]["type"], "runnel");
         assert_eq!(v["stream"], "stderr");
         out.clear();
-        encode_document(&mut out, &rec(b" {\"k\":[1,2]} "), &src, Some("app"));
+        encode_document(&mut out, &rec(b" {\"k\":[1,2]} ").view(), &src, Some("app"));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["app"]["k"][1], 2);
         assert!(v.get("k").is_none(), "never merged into the root");
@@ -672,7 +672,7 @@ mod tests {
                 let mut r = rec(b"x");
                 r.position = pos;
                 assert_eq!(
-                    document_id(node, container, key, &r),
+                    document_id(node, container, key, &r.view()),
                     streaming_id(node, container, key, &r),
                     "{pos:?} {}",
                     key.len()
@@ -692,8 +692,8 @@ mod tests {
 
     #[test]
     fn ids_depend_on_position_not_on_content() {
-        let a = document_id("n", "c", "k", &rec(b"x"));
-        let b = document_id("n", "c", "k", &rec(b"y"));
+        let a = document_id("n", "c", "k", &rec(b"x").view());
+        let b = document_id("n", "c", "k", &rec(b"y").view());
         assert_eq!(a, b);
         let mut r = rec(b"x");
         r.position = Position::File {
@@ -704,7 +704,7 @@ mod tests {
             },
             offset: 100,
         };
-        assert_ne!(a, document_id("n", "c", "k", &r));
-        assert_ne!(a, document_id("m", "c", "k", &rec(b"x")));
+        assert_ne!(a, document_id("n", "c", "k", &r.view()));
+        assert_ne!(a, document_id("m", "c", "k", &rec(b"x").view()));
     }
 }

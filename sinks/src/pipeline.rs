@@ -9,7 +9,7 @@ use crate::encode::{document_id, encode_document, push_hex128};
 use crate::index_name::IndexPattern;
 use crate::ship::{ship, ShipContext};
 use crate::sources::SourceTable;
-use runnel_index::{ReadBatch, Store};
+use runnel_index::{FrameView, ReadEnd, Store};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
@@ -172,12 +172,23 @@ impl Pipeline {
             let want_docs = (self.settings.batch_docs - self.builder.docs.len())
                 .min(room / self.doc_bytes.max(1) + 1);
             let (store, key, from) = (self.store.clone(), s.key.clone(), s.read_pos);
-            let read = tokio::task::spawn_blocking(move || {
-                store.read_from(&key, from, want_docs, want_bytes)
-            })
-            .await;
-            let rb: ReadBatch = match read {
-                Ok(Ok(rb)) => rb,
+            // Records are encoded straight from their decompressed blocks, on this worker
+            // thread turned blocking for the read (the sink runs on its own multi-thread
+            // runtime): no record is copied out of its block, and the coordinator's state is
+            // borrowed, not moved to the blocking pool and back.
+            let mut pass = EncodePass::default();
+            let read = tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    store.read_each(&key, from, want_docs, want_bytes, &mut |f| {
+                        if !pass.stopped {
+                            pass.stopped = !self.encode(si, f);
+                        }
+                        pass.records += 1;
+                    })
+                }))
+            });
+            let end: ReadEnd = match read {
+                Ok(Ok(end)) => end,
                 Ok(Err(runnel_index::Error::UnknownSource(_))) => {
                     // Forgotten by the index since the last refresh; dropped at the next one.
                     if let Some(s) = self.sources.get_mut(si) {
@@ -194,20 +205,28 @@ impl Pipeline {
                     continue;
                 }
                 Err(_) => {
+                    // A document cut short by the panic is not in the batch: every document
+                    // the batch lists was whole, counted in flight and made pending.
+                    let end = self.builder.docs.last().map_or(0, |d| d.lines.end);
+                    self.builder.buf.truncate(end);
+                    tracing::error!(source = %key_of(&self.sources, si), "reading or encoding the index panicked; will retry");
+                    self.ctx
+                        .status
+                        .set_error("reading or encoding the index panicked".into());
                     exhausted += 1;
                     continue;
                 }
             };
-            if rb.records.is_empty() {
+            if pass.records == 0 {
                 // Nothing readable yet (not durable, or all lost to retention): done for now.
-                self.skip_to(si, rb.next_seq);
+                self.skip_to(si, end.next_seq);
                 exhausted += 1;
                 continue;
             }
-            let full_read = self.encode(si, &rb);
-            if !full_read {
+            if pass.stopped {
                 return false;
             }
+            self.skip_to(si, end.next_seq);
             if self
                 .sources
                 .get(si)
@@ -237,81 +256,74 @@ impl Pipeline {
         }
     }
 
-    /// Encode the read records into the builder within the budget; false when the budget or
-    /// the batch ran out before the last record.
-    fn encode(&mut self, si: usize, rb: &ReadBatch) -> bool {
+    /// Encode one read record into the builder within the budget; false when the budget or
+    /// the batch ran out before it (it stays unread, and so does every record after it).
+    fn encode(&mut self, si: usize, r: &FrameView<'_>) -> bool {
         let hourly = self.settings.index.has_time();
-        for r in &rb.records {
-            self.skip_to(si, r.seq);
-            if self.builder.docs.len() >= self.settings.batch_docs {
-                return false;
-            }
-            let Some(src) = self.sources.get_mut(si) else {
-                return false;
-            };
-            let start = self.builder.buf.len();
-            let buf = &mut self.builder.buf;
-            // The action line's index part depends on the source and the record's hour only.
-            let bucket = if hourly {
-                r.time_ns.div_euclid(3_600_000_000_000)
-            } else {
-                0
-            };
-            if src.action_prefix.as_ref().is_none_or(|(b, _)| *b != bucket) {
-                let mut index = String::new();
-                self.settings.index.render(
-                    &mut index,
-                    r.time_ns,
-                    &self.settings.node,
-                    &src.identity,
-                );
-                let mut prefix = b"{\"create\":{\"_index\":\"".to_vec();
-                prefix.extend_from_slice(index.as_bytes());
-                prefix.push(b'"');
-                src.action_prefix = Some((bucket, prefix));
-            }
-            if let Some((_, prefix)) = &src.action_prefix {
-                buf.extend_from_slice(prefix);
-            }
-            if self.settings.deterministic_ids {
-                let id = document_id(&self.settings.node, &src.frag.container_key, &src.key, r);
-                buf.extend_from_slice(b",\"_id\":\"");
-                push_hex128(buf, id);
-                buf.push(b'"');
-            }
-            buf.extend_from_slice(b"}}\n");
-            let doc_start = buf.len();
-            encode_document(buf, r, &src.frag, self.settings.parse_json.as_deref());
-            buf.push(b'\n');
-            let len = (buf.len() - start) as u64;
-            // `batch.max_bytes` caps the encoded body (a single bigger document goes alone);
-            // the in-flight budget caps everything read and not yet acknowledged. A record
-            // that does not fit stays unread and is read again for the next batch.
-            let over_batch = buf.len() > self.settings.batch_bytes && !self.builder.docs.is_empty();
-            let over_budget =
-                self.in_flight + len > self.settings.max_in_flight && self.in_flight > 0;
-            if over_batch || over_budget {
-                buf.truncate(start);
-                self.stalled = true;
-                return false;
-            }
-            self.in_flight += len;
-            self.doc_bytes = self.doc_bytes.min(len as usize);
-            self.ctx.metrics.add_in_flight(len);
-            self.builder.docs.push(DocRef {
-                source: si,
-                seq: r.seq,
-                time_ns: r.time_ns,
-                lines: start..self.builder.buf.len(),
-                doc_start,
-            });
-            if self.builder.started.is_none() {
-                self.builder.started = Some(Instant::now());
-            }
-            src.pending.insert(r.seq, r.time_ns);
-            src.read_pos = r.seq + 1;
+        self.skip_to(si, r.seq);
+        if self.builder.docs.len() >= self.settings.batch_docs {
+            return false;
         }
-        self.skip_to(si, rb.next_seq);
+        let Some(src) = self.sources.get_mut(si) else {
+            return false;
+        };
+        let start = self.builder.buf.len();
+        let buf = &mut self.builder.buf;
+        // The action line's index part depends on the source and the record's hour only.
+        let bucket = if hourly {
+            r.time_ns.div_euclid(3_600_000_000_000)
+        } else {
+            0
+        };
+        if src.action_prefix.as_ref().is_none_or(|(b, _)| *b != bucket) {
+            let mut index = String::new();
+            self.settings
+                .index
+                .render(&mut index, r.time_ns, &self.settings.node, &src.identity);
+            let mut prefix = b"{\"create\":{\"_index\":\"".to_vec();
+            prefix.extend_from_slice(index.as_bytes());
+            prefix.push(b'"');
+            src.action_prefix = Some((bucket, prefix));
+        }
+        if let Some((_, prefix)) = &src.action_prefix {
+            buf.extend_from_slice(prefix);
+        }
+        if self.settings.deterministic_ids {
+            let id = document_id(&self.settings.node, &src.frag.container_key, &src.key, r);
+            buf.extend_from_slice(b",\"_id\":\"");
+            push_hex128(buf, id);
+            buf.push(b'"');
+        }
+        buf.extend_from_slice(b"}}\n");
+        let doc_start = buf.len();
+        encode_document(buf, r, &src.frag, self.settings.parse_json.as_deref());
+        buf.push(b'\n');
+        let len = (buf.len() - start) as u64;
+        // `batch.max_bytes` caps the encoded body (a single bigger document goes alone);
+        // the in-flight budget caps everything read and not yet acknowledged. A record
+        // that does not fit stays unread and is read again for the next batch.
+        let over_batch = buf.len() > self.settings.batch_bytes && !self.builder.docs.is_empty();
+        let over_budget = self.in_flight + len > self.settings.max_in_flight && self.in_flight > 0;
+        if over_batch || over_budget {
+            buf.truncate(start);
+            self.stalled = true;
+            return false;
+        }
+        self.in_flight += len;
+        self.doc_bytes = self.doc_bytes.min(len as usize);
+        self.ctx.metrics.add_in_flight(len);
+        self.builder.docs.push(DocRef {
+            source: si,
+            seq: r.seq,
+            time_ns: r.time_ns,
+            lines: start..self.builder.buf.len(),
+            doc_start,
+        });
+        if self.builder.started.is_none() {
+            self.builder.started = Some(Instant::now());
+        }
+        src.pending.insert(r.seq, r.time_ns);
+        src.read_pos = r.seq + 1;
         true
     }
 
@@ -536,6 +548,15 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// What one read handed to [`Pipeline::encode`].
+#[derive(Default)]
+struct EncodePass {
+    /// Records the read visited.
+    records: usize,
+    /// A record did not fit: it and every one after it stay unread.
+    stopped: bool,
 }
 
 fn key_of(t: &SourceTable, i: usize) -> &str {
@@ -836,10 +857,10 @@ mod tests {
                 );
                 crate::encode::push_hex128(
                     &mut want,
-                    crate::encode::document_id("node-g", &frag.container_key, key, &r),
+                    crate::encode::document_id("node-g", &frag.container_key, key, &r.view()),
                 );
                 want.extend_from_slice(b"\"}}\n");
-                crate::encode::encode_document(&mut want, &r, &frag, Some("json"));
+                crate::encode::encode_document(&mut want, &r.view(), &frag, Some("json"));
                 want.push(b'\n');
             }
         }
