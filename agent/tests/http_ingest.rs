@@ -186,3 +186,72 @@ fn a_body_far_over_the_limit_is_answered_413_after_it_was_sent() {
     assert!(answer.contains("max_body_bytes"), "{answer}");
     agent.stop();
 }
+
+/// Bodies that cannot be what they claim: a gzip body cut short or damaged and NDJSON with
+/// bytes that are not UTF-8 are refused whole with a 400 naming the problem (nothing stored);
+/// plain text keeps non-UTF-8 bytes as they are; no namespace means `default`.
+#[test]
+fn damaged_gzip_and_non_utf8_ndjson_are_refused_whole_and_plain_text_keeps_its_bytes() {
+    let node = Node::new();
+    let cfg = node.config_with_inputs("  http_ingest: { max_body_bytes: 64KiB }\n", "");
+    let agent = Agent::start(&cfg);
+    let q = "namespace=shop&pod=bad-0&container=side";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for i in 0..500 {
+        writeln!(gz, "zipped line {i}").unwrap();
+    }
+    let whole = gz.finish().unwrap();
+    let plain_gz = [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")];
+    // Cut in the middle, then a damaged trailer (every byte decodes, the CRC does not match).
+    let (code, body) = post(&agent, q, &plain_gz, &whole[..whole.len() / 2]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("gzip body cannot be decoded"), "{body}");
+    let mut damaged = whole.clone();
+    let n = damaged.len();
+    damaged[n - 6] ^= 0xff;
+    let (code, body) = post(&agent, q, &plain_gz, &damaged);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("gzip body cannot be decoded"), "{body}");
+    // Not gzip at all.
+    let (code, body) = post(&agent, q, &plain_gz, b"plain text said to be gzip\n");
+    assert_eq!(code, 400, "{body}");
+
+    // NDJSON whose second line holds a byte that is not UTF-8.
+    let nd = b"{\"log\":\"fine\"}\n{\"log\":\"bad \xff byte\"}\n";
+    let (code, body) = post(&agent, q, &[("Content-Type", "application/x-ndjson")], nd);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("line 2"), "{body}");
+    assert!(body.contains("nothing was stored"), "{body}");
+
+    // Nothing of the refused requests is there.
+    let (code, text) = agent.get(&format!("/v1/logs?{q}"));
+    assert_eq!(code, 404, "no record was stored for the pod: {text}");
+
+    // Plain text: the bytes are the message, as a container's would be.
+    let (code, body) = post(
+        &agent,
+        q,
+        &[("Content-Type", "text/plain")],
+        b"raw \xff\xfe bytes\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(stored(&body), 1);
+    // No namespace: the pod is in `default`.
+    let (code, body) = post(
+        &agent,
+        "pod=nons-0&container=side",
+        &[("Content-Type", "text/plain")],
+        b"in default\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, text) = agent.get("/v1/logs?namespace=default&pod=nons-0&container=side");
+    assert_eq!((code, text.as_str()), (200, "in default\n"));
+    agent.stop();
+    let out = std::process::Command::new(support::runnel_bin())
+        .args(["logs", "--data-dir"])
+        .arg(node.data_dir())
+        .args(["-n", "shop", "bad-0", "-c", "side"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"raw \xff\xfe bytes\n", "bytes kept as sent");
+}

@@ -776,3 +776,222 @@ fn queue_to_the_index_stays_bounded_on_a_big_file() {
     );
     assert!(max_q > 0, "the queue was never sampled non-empty");
 }
+
+/// A gzipped rotation cut short (the node died while the kubelet compressed it) or with a
+/// damaged tail: the lines before the damage are stored in order, the file is released with
+/// the damage counted, and the newer files are read as usual — never a retry loop, never a
+/// garbled line.
+#[test]
+fn a_gzipped_rotation_cut_short_keeps_the_lines_before_the_damage_and_is_counted() {
+    let env = Env::new();
+    let live = env.cri_log("ns", "cut", "c", 0);
+    let old: Vec<String> = (0..4000)
+        .map(|i| format!("old line {i} {}", "x".repeat(i as usize % 90)))
+        .collect();
+    let plain: String = old
+        .iter()
+        .enumerate()
+        .map(|(i, m)| cri(i as u64, m))
+        .collect();
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(plain.as_bytes()).unwrap();
+    let whole = e.finish().unwrap();
+    let cut = PathBuf::from(format!("{}.20240501-120000.gz", live.display()));
+    std::fs::write(&cut, &whole[..whole.len() * 6 / 10]).unwrap();
+    // A second rotation whose trailer (CRC-32 and length) is damaged: every line decompresses,
+    // and the error comes at the end.
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let middle: String = (0..100)
+        .map(|i| cri(5000 + i, &format!("mid {i}")))
+        .collect();
+    e.write_all(middle.as_bytes()).unwrap();
+    let mut damaged = e.finish().unwrap();
+    let n = damaged.len();
+    for b in &mut damaged[n - 8..] {
+        *b ^= 0x5a;
+    }
+    let flipped = PathBuf::from(format!("{}.20240501-120100.gz", live.display()));
+    std::fs::write(&flipped, &damaged).unwrap();
+    let new: Vec<String> = (0..50).map(|i| format!("new line {i}")).collect();
+    append(
+        &live,
+        &new.iter()
+            .enumerate()
+            .map(|(i, m)| cri(6000 + i as u64, m))
+            .collect::<String>(),
+    );
+
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    let key = cri_key("ns", "cut", "c", 0);
+    let cri_stats = ing.stats().input(runnel_agent::tail::Input::Cri);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            cri_stats.corrupt_gz.load(Ordering::Relaxed) == 2
+                && messages(&store, &key).last() == new.last()
+        }),
+        "the damaged rotations were not both given up on, or the live file not read"
+    );
+    assert_eq!(cri_stats.read_errors.load(Ordering::Relaxed), 2);
+    let mut m = String::new();
+    ing.render_metrics(&mut m);
+    assert!(
+        m.contains("runnel_input_corrupt_gzip_total{input=\"cri\"} 2"),
+        "{m}"
+    );
+    ing.shutdown();
+
+    let got = messages(&store, &key);
+    // The cut file: a prefix of its lines, each whole (the line the cut fell into is either
+    // left out or stored flagged truncated, never glued to the next file's first line).
+    let from_cut = got.iter().take_while(|m| m.starts_with("old line")).count();
+    assert!(
+        from_cut > 1000,
+        "only {from_cut} lines came out of the readable 60% of the file"
+    );
+    for (i, m) in got[..from_cut].iter().enumerate() {
+        assert!(
+            old[i] == *m || (i == from_cut - 1 && old[i].starts_with(m.as_str())),
+            "line {i}: {m:?} is not {:?}",
+            old[i]
+        );
+    }
+    assert!(
+        from_cut < old.len(),
+        "the lines past the cut cannot be there"
+    );
+    // The damaged trailer: its lines were all decompressed before the check failed.
+    let rest = &got[from_cut..];
+    let mids = rest.iter().take_while(|m| m.starts_with("mid ")).count();
+    let want: Vec<String> = (0..100).map(|i| format!("mid {i}")).collect();
+    assert_eq!(rest[..mids], want[..]);
+    assert_eq!(
+        rest[mids..],
+        new[..],
+        "the live file is read in full after the damaged rotations"
+    );
+}
+
+/// `config.v2.json` files that cannot give an identity — valid JSON of the wrong shape, a
+/// field of the wrong type, one far larger than Docker writes — each count one identity
+/// fallback; the container's lines are stored under its id, and the big file is not read
+/// whole (it would have parsed: its name is not used).
+#[test]
+fn config_v2_json_of_the_wrong_shape_or_too_big_falls_back_to_the_container_id() {
+    let env = Env::new();
+    let configs: [(u32, Vec<u8>); 3] = [
+        (21, b"[1, 2, 3]".to_vec()),
+        (22, br#"{"ID": 5, "Name": ["/x"]}"#.to_vec()),
+        (23, {
+            let huge = "v".repeat(runnel_agent::tail::discover::MAX_DOCKER_CONFIG_BYTES as usize);
+            format!(r#"{{"Name": "/big", "Config": {{"Labels": {{"k": "{huge}"}}}}}}"#).into_bytes()
+        }),
+    ];
+    for (n, cfg) in &configs {
+        let id = cid(*n);
+        let d = env.docker_root().join(&id);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("config.v2.json"), cfg).unwrap();
+        append(
+            &d.join(format!("{id}-json.log")),
+            &docker(0, &format!("from {n}")),
+        );
+    }
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    assert!(eventually(Duration::from_secs(60), || {
+        store.sources().iter().filter(|s| s.next_seq == 1).count() == configs.len()
+    }));
+    let fallbacks = ing
+        .stats()
+        .input(runnel_agent::tail::Input::Docker)
+        .identity_fallbacks
+        .load(Ordering::Relaxed);
+    ing.shutdown();
+    assert_eq!(fallbacks, 3);
+    let sources = store.sources();
+    for (n, _) in &configs {
+        let key = format!("docker:{}", cid(*n));
+        let s = sources
+            .iter()
+            .find(|s| s.key == key)
+            .unwrap_or_else(|| panic!("no source {key}"));
+        assert_eq!(s.identity.container_id, Some(cid(*n)));
+        assert_eq!(s.identity.container_name, None, "{key}");
+        assert_eq!(messages(&store, &key), [format!("from {n}")]);
+    }
+}
+
+/// Restores `fs.inotify.max_queued_events` when dropped (also when the test fails).
+struct QueuedEventsLimit {
+    old: String,
+}
+
+const MAX_QUEUED_EVENTS: &str = "/proc/sys/fs/inotify/max_queued_events";
+
+impl QueuedEventsLimit {
+    fn set(v: u32) -> QueuedEventsLimit {
+        let old = std::fs::read_to_string(MAX_QUEUED_EVENTS)
+            .unwrap_or_else(|e| panic!("reading {MAX_QUEUED_EVENTS}: {e}"));
+        std::fs::write(MAX_QUEUED_EVENTS, v.to_string())
+            .unwrap_or_else(|e| panic!("this test lowers {MAX_QUEUED_EVENTS} and needs root: {e}"));
+        QueuedEventsLimit { old }
+    }
+}
+
+impl Drop for QueuedEventsLimit {
+    fn drop(&mut self) {
+        let _ = std::fs::write(MAX_QUEUED_EVENTS, self.old.trim());
+    }
+}
+
+/// The kernel's inotify queue overflows (here: an instance created with room for 16 events,
+/// then 300 new containers at once): the overflow is counted and a full rescan finds every
+/// container at once — the periodic rescan is an hour away — with each line stored once.
+#[test]
+fn an_inotify_queue_overflow_is_counted_and_a_rescan_finds_every_new_file() {
+    let env = Env::new();
+    let store = env.store();
+    let mut cfg = env.config();
+    cfg.inputs.rescan_interval = Duration::from_secs(3600);
+    let ing = {
+        // The kernel reads the limit when the instance is created: lowered only that long.
+        let _small = QueuedEventsLimit::set(16);
+        let ing = Ingest::start(&cfg, store.clone()).unwrap();
+        ing.wait_ready();
+        ing
+    };
+    let n = 300;
+    for i in 0..n {
+        append(
+            &env.cri_log("ns", &format!("burst-{i}"), "app", 0),
+            &cri(i, &format!("b{i}")),
+        );
+    }
+    let all_stored = || {
+        let found = store.sources();
+        let stored = found
+            .iter()
+            .filter(|s| s.key.contains("_burst-") && s.next_seq >= 1)
+            .count();
+        stored == n as usize
+    };
+    assert!(
+        eventually(Duration::from_secs(120), all_stored),
+        "not every container of the burst was found"
+    );
+    let lost = ing.stats().events_lost.load(Ordering::Relaxed);
+    ing.shutdown();
+    assert!(
+        lost >= 1,
+        "300 new containers did not overflow a 16-event queue"
+    );
+    for i in 0..n {
+        assert_eq!(
+            messages(&store, &cri_key("ns", &format!("burst-{i}"), "app", 0)),
+            [format!("b{i}")]
+        );
+    }
+}

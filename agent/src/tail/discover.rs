@@ -107,6 +107,24 @@ pub fn scan_docker(root: &Path, out: &mut Vec<Found>) {
     }
 }
 
+/// Largest `config.v2.json` read: Docker's are a few KiB (tens with many mounts and variables);
+/// a bigger one is not held in memory, and the container gets the identity of its id alone.
+pub const MAX_DOCKER_CONFIG_BYTES: u64 = 4 << 20;
+
+/// The whole file, or an error when it is longer than `max` bytes (never read past `max`).
+fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut b = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut b)
+        .map_err(|e| e.to_string())?;
+    if b.len() as u64 > max {
+        return Err(format!("longer than {max} bytes; not read"));
+    }
+    Ok(b)
+}
+
 /// Identity of a found log (reads `config.v2.json` for Docker; fallbacks are counted).
 pub fn identity_of(f: &Found, stats: &Stats) -> SourceIdentity {
     match f.input {
@@ -127,11 +145,9 @@ pub fn identity_of(f: &Found, stats: &Stats) -> SourceIdentity {
         Input::Docker => {
             let id = f.key.strip_prefix("docker:").unwrap_or(&f.key);
             let cfg = f.live.with_file_name("config.v2.json");
-            let parsed = std::fs::read(&cfg)
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    identity::docker_identity(id, &b, &f.live).map_err(|e| e.to_string())
-                });
+            let parsed = read_capped(&cfg, MAX_DOCKER_CONFIG_BYTES).and_then(|b| {
+                identity::docker_identity(id, &b, &f.live).map_err(|e| e.to_string())
+            });
             match parsed {
                 Ok(i) => i,
                 Err(e) => {

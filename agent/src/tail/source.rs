@@ -1014,7 +1014,10 @@ fn read_file(
                 // A corrupt gzip never gets better: release it (what was read is kept). A plain
                 // file is retried at the next poll, never released on an error.
                 tracing::warn!(path = %path.display(), offset = f.offset, error = %e, gz = f.gz, "reading log file failed");
+                let counters = stats.input(input);
+                counters.read_errors.fetch_add(1, Ordering::Relaxed);
                 if f.gz {
+                    counters.corrupt_gz.fetch_add(1, Ordering::Relaxed);
                     f.mark_gz_done();
                 }
                 return (total, if f.gz { FileEnd::Eof } else { FileEnd::More });

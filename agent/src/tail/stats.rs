@@ -68,6 +68,12 @@ pub struct PerInput {
     pub identity_fallbacks: AtomicU64,
     /// Files seen twice (symlinks) and read once.
     pub duplicates: AtomicU64,
+    /// Reads of a log file that failed: a plain file is read again at the next poll; a gzipped
+    /// rotation that cannot be decompressed further is released with what was read from it.
+    pub read_errors: AtomicU64,
+    /// Gzipped rotations given up on because they are corrupt or cut short: the lines after
+    /// the damage are lost.
+    pub corrupt_gz: AtomicU64,
 }
 
 /// All tailer counters; shared between the tailer and writer threads and the HTTP layer.
@@ -112,7 +118,7 @@ impl Stats {
     /// Append the Prometheus text.
     pub fn render(&self, out: &mut String) {
         self.queue.render(out);
-        let per: [(&str, &str, Getter); 14] = [
+        let per: [(&str, &str, Getter); 16] = [
             (
                 "runnel_input_lines_total",
                 "Records read from log files and queued for the index.",
@@ -182,6 +188,16 @@ impl Stats {
                 "runnel_input_duplicate_paths_total",
                 "Log files reached by a second path (symlink) and read once.",
                 |p| &p.duplicates,
+            ),
+            (
+                "runnel_input_read_errors_total",
+                "Failed reads of log files (plain files are read again at the next poll).",
+                |p| &p.read_errors,
+            ),
+            (
+                "runnel_input_corrupt_gzip_total",
+                "Gzipped rotations released at a decompression error; their lines past it are lost.",
+                |p| &p.corrupt_gz,
             ),
         ];
         for (name, help, get) in per {
