@@ -995,3 +995,39 @@ fn an_inotify_queue_overflow_is_counted_and_a_rescan_finds_every_new_file() {
         );
     }
 }
+
+/// Symlink loops under the log roots: a pod directory linked to the root itself, a container
+/// directory linked to its pod, a log file linked to itself. Discovery stays at its fixed
+/// depth and never follows a directory link, so nothing loops; the good container beside them
+/// is read, and the agent stops cleanly.
+#[test]
+fn symlink_loops_under_the_log_roots_are_not_followed_and_the_rest_is_read() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new();
+    let good = env.cri_log("ns", "good", "app", 0);
+    append(&good, &(cri(0, "g0") + &cri(1, "g1")));
+    symlink(env.cri_root(), env.cri_root().join("ns_loop_uid-loop")).unwrap();
+    let pod = good.parent().unwrap().parent().unwrap().to_path_buf();
+    symlink(&pod, pod.join("again")).unwrap();
+    let selfloop = env.cri_log("ns", "self", "app", 0);
+    symlink(&selfloop, &selfloop).unwrap();
+    let docker_dir = env.docker_root().join(cid(40));
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    let dlog = docker_dir.join(format!("{}-json.log", cid(40)));
+    symlink(&dlog, &dlog).unwrap();
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    let key = cri_key("ns", "good", "app", 0);
+    assert!(eventually(Duration::from_secs(30), || messages(
+        &store, &key
+    ) == ["g0", "g1"]));
+    ing.shutdown();
+    let keys: Vec<String> = store
+        .sources()
+        .into_iter()
+        .filter(|s| s.next_seq > 0)
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(keys, [key], "only the good container holds records");
+}

@@ -314,6 +314,10 @@ impl Source {
                 Some(f)
             }
             Err(e) => {
+                stats
+                    .input(self.input)
+                    .read_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(path = %path.display(), offset, error = %e, "cannot read log file from its resume offset; skipping it");
                 self.remember(hash, id, offset, true);
                 None
