@@ -947,8 +947,8 @@ impl Drop for QueuedEventsLimit {
     }
 }
 
-/// The kernel's inotify queue overflows (here: an instance created with room for 16 events,
-/// then 300 new containers at once): the overflow is counted and a full rescan finds every
+/// The kernel's inotify queue overflows (here: an instance created with room for 4 events,
+/// then 500 new containers at once, several events each): the overflow is counted and a full rescan finds every
 /// container at once — the periodic rescan is an hour away — with each line stored once.
 #[test]
 fn an_inotify_queue_overflow_is_counted_and_a_rescan_finds_every_new_file() {
@@ -958,12 +958,12 @@ fn an_inotify_queue_overflow_is_counted_and_a_rescan_finds_every_new_file() {
     cfg.inputs.rescan_interval = Duration::from_secs(3600);
     let ing = {
         // The kernel reads the limit when the instance is created: lowered only that long.
-        let _small = QueuedEventsLimit::set(16);
+        let _small = QueuedEventsLimit::set(4);
         let ing = Ingest::start(&cfg, store.clone()).unwrap();
         ing.wait_ready();
         ing
     };
-    let n = 300;
+    let n = 500;
     for i in 0..n {
         append(
             &env.cri_log("ns", &format!("burst-{i}"), "app", 0),
@@ -986,7 +986,7 @@ fn an_inotify_queue_overflow_is_counted_and_a_rescan_finds_every_new_file() {
     ing.shutdown();
     assert!(
         lost >= 1,
-        "300 new containers did not overflow a 16-event queue"
+        "500 new containers did not overflow a 4-event queue"
     );
     for i in 0..n {
         assert_eq!(
