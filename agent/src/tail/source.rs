@@ -318,6 +318,16 @@ impl Source {
                     .input(self.input)
                     .read_errors
                     .fetch_add(1, Ordering::Relaxed);
+                // Out of descriptors or memory: the file is fine, so it is opened again at
+                // the next scan instead of being given up on.
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+                ) {
+                    tracing::warn!(path = %path.display(), offset, error = %e, "cannot open log file now; will retry");
+                    self.retry_scan = true;
+                    return None;
+                }
                 tracing::warn!(path = %path.display(), offset, error = %e, "cannot read log file from its resume offset; skipping it");
                 self.remember(hash, id, offset, true);
                 None
@@ -359,7 +369,8 @@ impl Source {
         for path in paths {
             // Opened once: the identity, the fingerprint and the handle read later are all of
             // the same file even if a rotation renames it meanwhile.
-            let Ok(Some(looked)) = look(&path, st.fingerprint_bytes) else {
+            let Ok(Some(looked)) = look_counted(&path, st.fingerprint_bytes, stats, self.input)
+            else {
                 continue;
             };
             let (m, print) = (&looked.meta, looked.print);
@@ -660,7 +671,8 @@ impl Source {
         {
             return false;
         }
-        let Ok(Some(looked)) = look(&self.live, st.fingerprint_bytes) else {
+        let Ok(Some(looked)) = look_counted(&self.live, st.fingerprint_bytes, stats, self.input)
+        else {
             return false;
         };
         let (m, print) = (looked.meta.clone(), looked.print);
@@ -1028,4 +1040,25 @@ fn read_file(
             }
         }
     }
+}
+
+/// [`look`] with a failure other than the file being gone counted in
+/// `runnel_input_read_errors_total` (say EMFILE: out of descriptors); the caller looks again
+/// at its next poll or scan.
+fn look_counted(
+    path: &Path,
+    n: usize,
+    stats: &Stats,
+    input: Input,
+) -> std::io::Result<Option<Looked>> {
+    let r = look(path, n);
+    if let Err(e) = &r {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            stats
+                .input(input)
+                .read_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    r
 }
