@@ -240,24 +240,13 @@ fn connections_past_max_connections_are_refused_and_silent_ones_closed_at_idle_t
         }),
         "the idle closes are counted"
     );
-    // Slots are free again: a Message-mode event ["idle.test", 1700000000, {"log": "after"}]
-    // with an ack option, encoded from the spec by hand, is stored and acked.
+    // Slots are free again: a Message-mode event with an ack option, encoded from the spec by
+    // hand, is stored and acked.
     let mut c = TcpStream::connect(&addr).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    let mut msg = vec![0x94, 0xa9];
-    msg.extend_from_slice(b"idle.test");
-    msg.push(0xce);
-    msg.extend_from_slice(&1_700_000_000u32.to_be_bytes());
-    msg.extend_from_slice(&[0x81, 0xa3]);
-    msg.extend_from_slice(b"log");
-    msg.push(0xa5);
-    msg.extend_from_slice(b"after");
-    msg.extend_from_slice(&[0x81, 0xa5]);
-    msg.extend_from_slice(b"chunk");
-    msg.push(0xa4);
-    msg.extend_from_slice(b"c-01");
-    c.write_all(&msg).unwrap();
+    c.write_all(&message_with_chunk("idle.test", "after", "c-01"))
+        .unwrap();
     let mut ack = Vec::new();
     let mut buf = [0u8; 64];
     while !ack.windows(4).any(|w| w == b"c-01") {
@@ -276,4 +265,93 @@ fn connections_past_max_connections_are_refused_and_silent_ones_closed_at_idle_t
             .any(|l| l == "after")
     ));
     agent.stop();
+}
+
+/// Encode `["<tag>", 1700000000, {"log": "<log>"}, {"chunk": "<chunk>"}]` from the spec.
+fn message_with_chunk(tag: &str, log: &str, chunk: &str) -> Vec<u8> {
+    fn fixstr(out: &mut Vec<u8>, s: &str) {
+        assert!(s.len() < 32);
+        out.push(0xa0 | s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut m = vec![0x94];
+    fixstr(&mut m, tag);
+    m.push(0xce);
+    m.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+    m.push(0x81);
+    fixstr(&mut m, "log");
+    fixstr(&mut m, log);
+    m.push(0x81);
+    fixstr(&mut m, "chunk");
+    fixstr(&mut m, chunk);
+    m
+}
+
+/// `inputs.forward.unix_path`: a socket left by an earlier run is replaced, the socket gets
+/// `unix_mode`, and an event sent over it is acked and stored; a path that holds anything but
+/// a socket is never touched: the agent refuses to start, naming the setting.
+#[test]
+fn the_unix_socket_replaces_a_stale_one_has_its_mode_and_carries_events_but_never_a_regular_file() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let node = Node::new();
+    let sock = node.data_dir().with_file_name("forward.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists(), "a stale socket is left on disk");
+    let cfg = forward_config(
+        &node,
+        &format!("unix_path: \"{}\", unix_mode: \"0640\"", sock.display()),
+    );
+    let (agent, _addr) = Agent::start_forward(&cfg);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    c.write_all(&message_with_chunk("unix.test", "over-unix", "u-1"))
+        .unwrap();
+    let mut ack = Vec::new();
+    let mut buf = [0u8; 64];
+    while !ack.windows(3).any(|w| w == b"u-1") {
+        let n = c.read(&mut buf).expect("the ack arrives");
+        assert!(n > 0, "closed before the ack: {ack:?}");
+        ack.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        logs(&agent, "namespace=default&pod=unix.test&container=forward"),
+        ["over-unix"],
+        "acked means stored"
+    );
+    agent.stop();
+
+    // A regular file where the socket should go: left as it is, and the start fails.
+    std::fs::remove_file(&sock).unwrap();
+    std::fs::write(&sock, "not a socket").unwrap();
+    let mut child = std::process::Command::new(support::runnel_bin())
+        .args(["agent", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = support::eventually(std::time::Duration::from_secs(30), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "the agent started over a regular file at unix_path");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!child.wait().unwrap().success());
+    assert!(
+        err.contains("unix_path") && err.contains("not a socket"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&sock).unwrap(), "not a socket");
 }
