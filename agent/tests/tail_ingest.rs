@@ -1031,3 +1031,39 @@ fn symlink_loops_under_the_log_roots_are_not_followed_and_the_rest_is_read() {
         .collect();
     assert_eq!(keys, [key], "only the good container holds records");
 }
+
+/// Times the node's clock cannot vouch for: a line dated in 2099 is stored with the time it
+/// carries (the kubelet serves it the same way); a year past what nanoseconds since 1970 can
+/// hold in 64 bits (2262) is an unparsable line, counted and skipped; lines around them are
+/// stored in file order.
+#[test]
+fn lines_dated_far_in_the_future_are_stored_as_dated_and_unrepresentable_ones_counted() {
+    let env = Env::new();
+    let c = env.cri_log("ns", "future", "app", 0);
+    append(
+        &c,
+        &(cri(0, "before")
+            + "2099-12-31T23:59:59.000000001Z stdout F from 2099\n"
+            + "2300-01-01T00:00:00Z stdout F from 2300\n"
+            + &cri(1, "after")),
+    );
+    let store = env.store();
+    let ing = Ingest::start(&env.config(), store.clone()).unwrap();
+    ing.wait_ready();
+    let key = cri_key("ns", "future", "app", 0);
+    assert!(eventually(Duration::from_secs(30), || messages(
+        &store, &key
+    )
+    .len()
+        == 3));
+    let errors = ing
+        .stats()
+        .input(runnel_agent::tail::Input::Cri)
+        .parse_errors
+        .load(Ordering::Relaxed);
+    ing.shutdown();
+    assert_eq!(messages(&store, &key), ["before", "from 2099", "after"]);
+    assert_eq!(errors, 1, "the line from 2300 is counted as unparsable");
+    let recs = store.read_from(&key, 0, 10, usize::MAX).unwrap().records;
+    assert_eq!(recs[1].time_ns, 4_102_444_799_000_000_001);
+}
