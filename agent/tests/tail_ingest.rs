@@ -241,6 +241,15 @@ fn metrics_count_parse_errors_and_identity_fallbacks() {
             .join(format!("{bare}-json.log")),
         &docker(0, "x"),
     );
+    // And a container without any config.v2.json.
+    let missing = cid(10);
+    std::fs::create_dir_all(env.docker_root().join(&missing)).unwrap();
+    append(
+        &env.docker_root()
+            .join(&missing)
+            .join(format!("{missing}-json.log")),
+        &docker(0, "y"),
+    );
     let store = env.store();
     let ing = Ingest::start(&env.config(), store.clone()).unwrap();
     ing.wait_ready();
@@ -257,7 +266,18 @@ fn metrics_count_parse_errors_and_identity_fallbacks() {
         "{m}"
     );
     assert!(
-        m.contains("runnel_input_identity_fallbacks_total{input=\"docker\"} 1"),
+        eventually(Duration::from_secs(30), || ing
+            .stats()
+            .input(runnel_agent::tail::Input::Docker)
+            .identity_fallbacks
+            .load(Ordering::Relaxed)
+            == 2),
+        "a bad and a missing config.v2.json are both counted"
+    );
+    let mut m = String::new();
+    ing.render_metrics(&mut m);
+    assert!(
+        m.contains("runnel_input_identity_fallbacks_total{input=\"docker\"} 2"),
         "{m}"
     );
     ing.shutdown();
