@@ -183,7 +183,7 @@ fn shared_key_handshake_admits_the_right_key_and_user_and_refuses_others() {
 /// spec is stored).
 #[test]
 fn connections_past_max_connections_are_refused_and_silent_ones_closed_at_idle_timeout() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     use std::net::TcpStream;
     let node = Node::new();
     let cfg = forward_config(&node, "max_connections: 3, idle_timeout: 1s");
@@ -245,18 +245,10 @@ fn connections_past_max_connections_are_refused_and_silent_ones_closed_at_idle_t
     let mut c = TcpStream::connect(&addr).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    c.write_all(&message_with_chunk("idle.test", "after", "c-01"))
-        .unwrap();
-    let mut ack = Vec::new();
-    let mut buf = [0u8; 64];
-    while !ack.windows(4).any(|w| w == b"c-01") {
-        let n = c.read(&mut buf).expect("the ack arrives");
-        assert!(n > 0, "closed before the ack: {ack:?}");
-        ack.extend_from_slice(&buf[..n]);
-    }
-    assert!(
-        ack.windows(3).any(|w| w == b"ack"),
-        "the answer is an ack: {ack:?}"
+    send_and_read_ack(
+        &mut c,
+        &message_with_chunk("idle.test", "after", "c-01"),
+        "c-01",
     );
     assert!(support::eventually(
         std::time::Duration::from_secs(30),
@@ -265,6 +257,27 @@ fn connections_past_max_connections_are_refused_and_silent_ones_closed_at_idle_t
             .any(|l| l == "after")
     ));
     agent.stop();
+}
+
+/// Send `msg` on `c` and read until the answer names `chunk`; returns the answer's bytes.
+fn send_and_read_ack(
+    c: &mut (impl std::io::Read + std::io::Write),
+    msg: &[u8],
+    chunk: &str,
+) -> Vec<u8> {
+    c.write_all(msg).unwrap();
+    let mut ack = Vec::new();
+    let mut buf = [0u8; 64];
+    while !ack.windows(chunk.len()).any(|w| w == chunk.as_bytes()) {
+        let n = c.read(&mut buf).expect("the ack arrives");
+        assert!(n > 0, "closed before the ack: {ack:?}");
+        ack.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        ack.windows(3).any(|w| w == b"ack"),
+        "the answer is an ack: {ack:?}"
+    );
+    ack
 }
 
 /// Encode `["<tag>", 1700000000, {"log": "<log>"}, {"chunk": "<chunk>"}]` from the spec.
@@ -292,7 +305,7 @@ fn message_with_chunk(tag: &str, log: &str, chunk: &str) -> Vec<u8> {
 /// a socket is never touched: the agent refuses to start, naming the setting.
 #[test]
 fn the_unix_socket_replaces_a_stale_one_has_its_mode_and_carries_events_but_never_a_regular_file() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     let node = Node::new();
     let sock = node.data_dir().with_file_name("forward.sock");
@@ -308,15 +321,11 @@ fn the_unix_socket_replaces_a_stale_one_has_its_mode_and_carries_events_but_neve
     let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    c.write_all(&message_with_chunk("unix.test", "over-unix", "u-1"))
-        .unwrap();
-    let mut ack = Vec::new();
-    let mut buf = [0u8; 64];
-    while !ack.windows(3).any(|w| w == b"u-1") {
-        let n = c.read(&mut buf).expect("the ack arrives");
-        assert!(n > 0, "closed before the ack: {ack:?}");
-        ack.extend_from_slice(&buf[..n]);
-    }
+    send_and_read_ack(
+        &mut c,
+        &message_with_chunk("unix.test", "over-unix", "u-1"),
+        "u-1",
+    );
     assert_eq!(
         logs(&agent, "namespace=default&pod=unix.test&container=forward"),
         ["over-unix"],

@@ -10,7 +10,8 @@ use runnel_agent::tail::{Ingest, Input};
 use runnel_index::{Limits, Store};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::eventually;
 
 fn nofile() -> libc::rlimit {
     let mut r = libc::rlimit {
@@ -33,17 +34,6 @@ fn set_nofile(soft: u64) {
 
 fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
-}
-
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 fn line(i: u64, c: u64) -> String {

@@ -6,6 +6,29 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A tmpfs of `bytes` mounted on a fresh temporary directory, for a test's small data disk:
+/// unmounted, then its mount point removed, on drop (declare it before the agent that uses it,
+/// so the agent stops first).
+pub fn mount_on_temp_dir(prefix: &str, bytes: u64) -> Result<TempTmpfs, String> {
+    let mount_point = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| format!("a mount point: {e}"))?;
+    let disk = Tmpfs::mount(mount_point.path(), bytes)?;
+    Ok(TempTmpfs {
+        disk,
+        _mount_point: mount_point,
+    })
+}
+
+/// What [`mount_on_temp_dir`] made; the fields drop in order: unmount, then the directory.
+#[derive(Debug)]
+pub struct TempTmpfs {
+    /// The mount.
+    pub disk: Tmpfs,
+    _mount_point: tempfile::TempDir,
+}
+
 /// A mounted tmpfs, unmounted on drop.
 #[derive(Debug)]
 pub struct Tmpfs {

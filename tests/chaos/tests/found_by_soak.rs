@@ -337,14 +337,12 @@ fn cri_copytruncate_during_bursts_keeps_every_line_in_order() {
 /// letters this way when a failed write was counted and dropped).
 #[test]
 fn a_dead_letter_cut_short_by_a_full_disk_does_not_corrupt_the_next_one() {
-    use runnel_chaos::disk::{Ballast, Tmpfs};
+    use runnel_chaos::disk::Ballast;
     let runnel = runnel_chaos::binary::runnel_binary().unwrap_or_else(|e| panic!("{e}"));
     // Declared first, dropped last: the agent stops, then the tmpfs goes, then its mount point.
-    let mount_point = tempfile::Builder::new()
-        .prefix("runnel-found-disk-")
-        .tempdir()
-        .unwrap();
-    let disk = Tmpfs::mount(mount_point.path(), 16 << 20).unwrap_or_else(|e| panic!("{e}"));
+    let mounted = runnel_chaos::disk::mount_on_temp_dir("runnel-found-disk-", 16 << 20)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let disk = &mounted.disk;
     let dir = tempfile::Builder::new()
         .prefix("runnel-found-")
         .tempdir()

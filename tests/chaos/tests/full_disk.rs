@@ -4,7 +4,7 @@
 //! every line written meanwhile is stored once and in order.
 
 use runnel_chaos::agent::Supervisor;
-use runnel_chaos::disk::{Ballast, Tmpfs};
+use runnel_chaos::disk::Ballast;
 use runnel_chaos::metrics::family_sum;
 use runnel_chaos::stop::wait_for;
 use std::io::Write;
@@ -36,11 +36,9 @@ fn died(sup: &Supervisor) -> Vec<String> {
 fn a_full_index_disk_stalls_ingest_without_loss_and_it_catches_up_when_space_returns() {
     let runnel = runnel_chaos::binary::runnel_binary().unwrap_or_else(|e| panic!("{e}"));
     // Declared first, dropped last: the agent stops, then the tmpfs goes, then its mount point.
-    let mount_point = tempfile::Builder::new()
-        .prefix("runnel-full-disk-")
-        .tempdir()
-        .unwrap();
-    let disk = Tmpfs::mount(mount_point.path(), 16 << 20).unwrap_or_else(|e| panic!("{e}"));
+    let mounted = runnel_chaos::disk::mount_on_temp_dir("runnel-full-disk-", 16 << 20)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let disk = &mounted.disk;
     let dir = tempfile::Builder::new()
         .prefix("runnel-full-disk-")
         .tempdir()
