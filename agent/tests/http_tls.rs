@@ -198,6 +198,10 @@ fn https_with_a_test_ca_tls12_and_up_and_plain_http_refused() {
         "TLS 1.1 accepted: {}",
         String::from_utf8_lossy(&old.stdout)
     );
+    // Refused by the server, which answered the TLS 1.1 hello with an alert; the client's own
+    // library did not stop short (that says "no protocols available" or "unsupported").
+    let why = String::from_utf8_lossy(&old.stderr);
+    assert!(why.contains("alert"), "{why}");
     // Without the CA the server is not trusted.
     let untrusted = curl(&agent, "/healthz", &[]);
     assert!(!untrusted.status.success());
