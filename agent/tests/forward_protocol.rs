@@ -177,85 +177,98 @@ fn shared_key_handshake_admits_the_right_key_and_user_and_refuses_others() {
     agent.stop();
 }
 
-/// `inputs.forward.max_connections` and `idle_timeout` against real sockets: a connection past
-/// the cap is closed at once and counted, silent connections are closed after the timeout and
-/// counted, and the freed slots serve new clients (a message built byte for byte from the
-/// spec is stored).
-#[test]
-fn connections_past_max_connections_are_refused_and_silent_ones_closed_at_idle_timeout() {
+/// Read from a socket the agent should close: EOF or a reset, never data, within 30 s.
+fn assert_closed_by_agent(s: &mut std::net::TcpStream, what: &str) {
     use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut b = [0u8; 16];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        Ok(n) => panic!("{what}: got {n} bytes instead of a close"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{what}: still open after 30 s"
+        ),
+    }
+}
+
+/// `inputs.forward.max_connections` against real sockets: a connection past the cap is closed
+/// at once and counted; once a client leaves, its slot serves a new client (a message built
+/// byte for byte from the spec is acked and stored).
+#[test]
+fn connections_past_max_connections_are_refused_and_counted_and_a_freed_slot_serves_again() {
     use std::net::TcpStream;
     let node = Node::new();
-    let cfg = forward_config(&node, "max_connections: 3, idle_timeout: 1s");
+    let cfg = forward_config(&node, "max_connections: 3");
     let (agent, addr) = Agent::start_forward(&cfg);
     let metric_now = |series: &str| metric(&agent.get("/metrics").1, series);
-    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let mut held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
     assert!(
         support::eventually(std::time::Duration::from_secs(30), || {
-            metric_now("runnel_forward_connections_total") >= 3
+            metric_now("runnel_forward_connections") == 3
         }),
         "the three connections were accepted"
     );
-    // The fourth: closed by the agent without a byte (EOF or reset), and counted.
     let mut over = TcpStream::connect(&addr).unwrap();
-    over.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut b = [0u8; 16];
-    match over.read(&mut b) {
-        Ok(0) => {}
-        Ok(n) => panic!("the agent sent {n} bytes to a connection over the cap"),
-        Err(e) => assert!(
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-            ),
-            "the connection over the cap was not closed: {e}"
-        ),
-    }
+    assert_closed_by_agent(&mut over, "a connection over the cap");
     assert!(
         support::eventually(std::time::Duration::from_secs(30), || {
             metric_now("runnel_forward_rejected_total{reason=\"too_many_connections\"}") >= 1
         }),
         "the refusal is counted"
     );
-    // The three held connections say nothing: each is closed after idle_timeout.
-    for mut s in held {
-        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        match s.read(&mut b) {
-            Ok(0) => {}
-            Ok(n) => panic!("a silent connection got {n} bytes instead of a close"),
-            Err(e) => assert!(
-                !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ),
-                "a silent connection was still open after 30 s"
-            ),
-        }
-    }
+    drop(held.pop());
     assert!(
         support::eventually(std::time::Duration::from_secs(30), || {
-            metric_now("runnel_forward_idle_closed_total") >= 3
+            metric_now("runnel_forward_connections") == 2
         }),
-        "the idle closes are counted"
+        "the agent saw the client leave"
     );
-    // Slots are free again: a Message-mode event with an ack option, encoded from the spec by
-    // hand, is stored and acked.
     let mut c = TcpStream::connect(&addr).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
     send_and_read_ack(
         &mut c,
-        &message_with_chunk("idle.test", "after", "c-01"),
+        &message_with_chunk("slot.test", "after", "c-01"),
         "c-01",
     );
-    assert!(support::eventually(
-        std::time::Duration::from_secs(30),
-        || logs(&agent, "namespace=default&pod=idle.test&container=forward")
-            .iter()
-            .any(|l| l == "after")
-    ));
+    assert_eq!(
+        logs(&agent, "namespace=default&pod=slot.test&container=forward"),
+        ["after"]
+    );
+    agent.stop();
+}
+
+/// `inputs.forward.idle_timeout`: connections that stay silent, and one that sends half a
+/// request and stops, are closed after the timeout and counted; nothing of the half request
+/// is stored.
+#[test]
+fn silent_and_half_sent_forward_connections_are_closed_at_idle_timeout() {
+    use std::net::TcpStream;
+    let node = Node::new();
+    let cfg = forward_config(&node, "idle_timeout: 1s");
+    let (agent, addr) = Agent::start_forward(&cfg);
+    let metric_now = |series: &str| metric(&agent.get("/metrics").1, series);
+    let mut silent: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let mut half = TcpStream::connect(&addr).unwrap();
+    let whole = message_with_chunk("half.test", "never", "h-1");
+    std::io::Write::write_all(&mut half, &whole[..whole.len() / 2]).unwrap();
+    for s in &mut silent {
+        assert_closed_by_agent(s, "a silent connection");
+    }
+    assert_closed_by_agent(&mut half, "a half-sent request");
+    assert!(
+        support::eventually(std::time::Duration::from_secs(30), || {
+            metric_now("runnel_forward_idle_closed_total") == 4
+        }),
+        "the four idle closes are counted"
+    );
+    let (code, body) = agent.get("/v1/logs?namespace=default&pod=half.test&container=forward");
+    assert_eq!(code, 404, "nothing of the half request was stored: {body}");
     agent.stop();
 }
 
