@@ -1,7 +1,8 @@
-//! The pipeline's coordinator: one async task that reads the index by cursor (on the blocking
-//! pool), encodes documents into batches, keeps the in-flight byte budget, runs up to
-//! `concurrency` sending tasks, and moves and persists the per-source cursors over the
-//! contiguous prefix of finished documents.
+//! The pipeline's coordinator: one async task that reads the index by cursor and encodes the
+//! documents straight from the decompressed blocks into batches (its worker thread turned
+//! blocking for the read, so it needs a multi-thread runtime), keeps the in-flight byte
+//! budget, runs up to `concurrency` sending tasks, and moves and persists the per-source
+//! cursors over the contiguous prefix of finished documents.
 
 use crate::batch::{Batch, DocRef, FrozenBatch};
 use crate::cursor::CursorStore;
