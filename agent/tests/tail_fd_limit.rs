@@ -23,6 +23,25 @@ fn nofile() -> libc::rlimit {
     r
 }
 
+/// The soft descriptor limit lowered, raised back to what it was on drop.
+struct NofileLimit {
+    original: u64,
+}
+
+impl NofileLimit {
+    fn lower_to(soft: u64) -> NofileLimit {
+        let original = nofile().rlim_cur;
+        set_nofile(soft);
+        NofileLimit { original }
+    }
+}
+
+impl Drop for NofileLimit {
+    fn drop(&mut self) {
+        set_nofile(self.original);
+    }
+}
+
 fn set_nofile(soft: u64) {
     let r = libc::rlimit {
         rlim_cur: soft,
@@ -56,40 +75,30 @@ fn logs_opened_while_descriptors_run_out_are_read_in_full_once_they_are_back() {
     cfg.inputs.cri.root = pods.clone();
     cfg.inputs.rescan_interval = Duration::from_secs(1);
     let store = Arc::new(Store::open(&dir.path().join("index"), Limits::default()).unwrap());
-    let ing = Ingest::start(&cfg, store.clone()).unwrap();
-    ing.wait_ready();
-    let original = nofile().rlim_cur;
     let (containers, lines) = (80u64, 20u64);
-    // Room for a few more descriptors than are open now: far fewer than 80 logs and their
-    // index segments need.
-    set_nofile(open_fds() + 12);
-    let mut paths = Vec::new();
+    // Every log is on disk before the agent starts: the test needs no descriptor of its own
+    // while the agent is short of them.
     for c in 0..containers {
         let d = pods.join(format!("ns_fd-{c}_uid-{c}/app"));
-        let made = std::fs::create_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
         let body: String = (0..lines).map(|i| line(i, c)).collect();
-        paths.push((d.join("0.log"), body));
-        if made.is_err() {
-            break;
-        }
+        std::fs::write(d.join("0.log"), body).unwrap();
     }
-    // The test's own writes need descriptors too: write one file at a time, retrying while
-    // the agent holds them all.
-    for (p, body) in &paths {
-        assert!(
-            eventually(Duration::from_secs(30), || std::fs::write(p, body).is_ok()),
-            "the test could not write {}",
-            p.display()
-        );
-    }
+    // Declared before the limit, so dropped after it: a failing test gives the descriptors
+    // back before it stops the agent (which cannot stop while its writes fail).
+    let ing;
+    // Room for a few more descriptors than are open now: enough to start, far fewer than 80
+    // logs and their index segments need.
+    let limit = NofileLimit::lower_to(open_fds() + 12);
+    ing = Ingest::start(&cfg, store.clone()).unwrap();
     let errors = || {
         ing.stats()
             .input(Input::Cri)
             .read_errors
             .load(Ordering::Relaxed)
     };
-    let short = eventually(Duration::from_secs(30), || errors() >= 1);
-    set_nofile(original);
+    let short = eventually(Duration::from_secs(60), || errors() >= 1);
+    drop(limit);
     assert!(
         short,
         "no log open failed: the descriptor limit was not reached"
