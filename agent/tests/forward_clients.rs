@@ -7,12 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{eventually, python, run_script, Agent, Node};
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+use support::{eventually, fixed_port, python, run_script, Agent, Node};
 
 fn forward_config(node: &Node, port: u16) -> std::path::PathBuf {
     node.config_with_inputs(
@@ -38,7 +33,7 @@ fn lines(agent: &Agent, query: &str) -> Vec<String> {
 #[test]
 fn python_fluent_logger_records_are_stored_with_their_streams() {
     let node = Node::new();
-    let port = free_port();
+    let port = fixed_port();
     let (agent, _) = Agent::start_forward(&forward_config(&node, port));
     let port_s = port.to_string();
     assert_eq!(
@@ -102,7 +97,7 @@ fn go_client() -> std::path::PathBuf {
 fn go_client_with_acks_loses_and_repeats_nothing_across_sigkills() {
     let bin = go_client();
     let node = Node::new();
-    let port = free_port();
+    let port = fixed_port();
     let cfg = forward_config(&node, port);
     let (mut agent, _) = Agent::start_forward(&cfg);
     const N: usize = 3000;
@@ -161,7 +156,7 @@ fn go_client_with_acks_loses_and_repeats_nothing_across_sigkills() {
 #[test]
 fn a_chunk_whose_ack_was_lost_is_acked_again_after_a_restart_and_stored_once() {
     let node = Node::new();
-    let port = free_port();
+    let port = fixed_port();
     let cfg = forward_config(&node, port);
     let (agent, _) = Agent::start_forward(&cfg);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward/lost_ack.py");

@@ -13,6 +13,33 @@ pub fn runnel_bin() -> &'static str {
     env!("CARGO_BIN_EXE_runnel")
 }
 
+/// A TCP port on 127.0.0.1 that nothing listens on now, taken from below the kernel's ephemeral
+/// range, for a test whose client must find the agent at the same port after a restart.
+///
+/// A port found with `bind(":0")` and released is an ephemeral port: any outgoing connection
+/// (a client's source port) may take it before the agent binds it, which CI hit as "Address
+/// already in use". Ports below the range are never handed out that way.
+pub fn fixed_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .filter(|&p| p > 11_000)
+        .unwrap_or(32_768);
+    let span = low - 10_000;
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let start = (std::process::id().wrapping_mul(7919) + call.wrapping_mul(104_729)) % span;
+    (0..span)
+        .map(|i| 10_000 + (start + i) % span)
+        .find_map(|p| {
+            let port = u16::try_from(p).ok()?;
+            std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
+            Some(port)
+        })
+        .expect("no free TCP port on 127.0.0.1 below the ephemeral range")
+}
+
 /// A node's directories in a tempdir.
 pub struct Node {
     pub dir: tempfile::TempDir,
