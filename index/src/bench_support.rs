@@ -40,7 +40,7 @@ pub fn seal<'a>(
 pub fn read_all(path: &Path) -> Result<(u64, u64), Error> {
     let seg = SealedSegment::open(path)?;
     let (mut n, mut bytes) = (0u64, 0u64);
-    for (i, m) in seg.blocks.iter().enumerate() {
+    for (i, m) in seg.blocks()?.iter().enumerate() {
         let block = seg.block(i)?;
         for r in block.records(m.first_seq) {
             let r = r.map_err(|e| Error::Corrupt {

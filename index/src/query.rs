@@ -36,7 +36,16 @@ struct BlockInfo {
 
 /// Blocks that may hold records in `[since, until)` (or, for `tail`, any record before `until`)
 /// and sequences `>= from_seq`, in sequence order.
-fn blocks(src: &Source, since: i64, until: i64, tail: bool, from_seq: u64) -> Vec<BlockInfo> {
+///
+/// A segment whose block index cannot be read (opened lazily, damaged since) adds its error to
+/// `bad` and no blocks.
+fn blocks(
+    src: &Source,
+    (since, until): (i64, i64),
+    tail: bool,
+    from_seq: u64,
+    bad: &mut Vec<Error>,
+) -> Vec<BlockInfo> {
     let mut out = Vec::new();
     let keep = |min: i64, max: i64| min < until && (tail || max >= since);
     let start = src.sealed.partition_point(|s| s.end_seq <= from_seq);
@@ -44,7 +53,14 @@ fn blocks(src: &Source, since: i64, until: i64, tail: bool, from_seq: u64) -> Ve
         if seg.records() == 0 || !keep(seg.min_time, seg.max_time) {
             continue;
         }
-        for (bi, b) in seg.blocks.iter().enumerate() {
+        let metas = match seg.blocks() {
+            Ok(m) => m,
+            Err(e) => {
+                bad.push(e);
+                continue;
+            }
+        };
+        for (bi, b) in metas.iter().enumerate() {
             if keep(b.min_time, b.max_time) && b.first_seq + b.count as u64 > from_seq {
                 out.push(BlockInfo {
                     loc: Loc::Sealed(si, bi),
@@ -73,7 +89,7 @@ fn blocks(src: &Source, since: i64, until: i64, tail: bool, from_seq: u64) -> Ve
 /// The newest blocks holding records before `until`, just enough of them to hold the last `n`
 /// such records (blocks entirely before `until` count whole), in sequence order: what a tail
 /// query can touch, without listing every block of the history.
-fn tail_blocks(src: &Source, until: i64, n: u64) -> Vec<BlockInfo> {
+fn tail_blocks(src: &Source, until: i64, n: u64, bad: &mut Vec<Error>) -> Vec<BlockInfo> {
     let mut out = Vec::new();
     let mut counted = 0u64;
     let mut see = |out: &mut Vec<BlockInfo>, b: BlockInfo, min: i64| {
@@ -103,7 +119,14 @@ fn tail_blocks(src: &Source, until: i64, n: u64) -> Vec<BlockInfo> {
             if seg.records() == 0 || seg.min_time >= until {
                 continue;
             }
-            for (bi, m) in seg.blocks.iter().enumerate().rev() {
+            let metas = match seg.blocks() {
+                Ok(m) => m,
+                Err(e) => {
+                    bad.push(e);
+                    continue;
+                }
+            };
+            for (bi, m) in metas.iter().enumerate().rev() {
                 let b = BlockInfo {
                     loc: Loc::Sealed(si, bi),
                     max_time: m.max_time,
@@ -257,21 +280,21 @@ pub fn query(src: &Source, q: &Query, bad: &mut Vec<Error>) -> QueryResult {
     if q.limit_bytes == Some(0) || q.tail_lines == Some(0) {
         return res;
     }
+    let reported = bad.len();
     let mut list = match q.tail_lines {
-        Some(n) => tail_blocks(src, until, n),
-        None => blocks(src, since, until, false, 0),
+        Some(n) => tail_blocks(src, until, n, bad),
+        None => blocks(src, (since, until), false, 0, bad),
     };
     let mut cache: Vec<(usize, Block)> = Vec::new();
-    let reported = bad.len();
     let start_seq = match q.tail_lines {
         Some(n) => match tail_start(src, &list, n, (since, until), &mut res, &mut cache, bad) {
             Some(start) => start,
             None => {
                 // The newest blocks held fewer records than their counts say (damaged ones
                 // read as errors): walk the whole history instead, reporting each damage once.
-                list = blocks(src, since, until, true, 0);
                 cache.clear();
                 bad.truncate(reported);
+                list = blocks(src, (since, until), true, 0, bad);
                 tail_start(src, &list, n, (since, until), &mut res, &mut cache, bad).unwrap_or(0)
             }
         },
@@ -362,7 +385,7 @@ pub fn read_each(
     let mut cursor = from;
     let mut bytes = 0usize;
     let mut cost = QueryResult::default();
-    let all = blocks(src, i64::MIN, i64::MAX, true, from);
+    let all = blocks(src, (i64::MIN, i64::MAX), true, from, bad);
     for b in &all {
         if cursor >= upto || batch.records >= max_records.max(1) || bytes >= max_bytes.max(1) {
             break;

@@ -61,22 +61,26 @@ fn delete_front(src: &mut Source, seg: &Arc<SealedSegment>) -> Result<Option<u64
         .sealed
         .iter()
         .filter(|s| !s.is_stub() && !Arc::ptr_eq(s, seg))
-        .flat_map(|s| s.positions.iter().map(|p| p.0))
+        .map(|s| s.positions())
+        .collect::<Result<Vec<_>, Error>>()?
+        .into_iter()
+        .flat_map(|p| p.iter().map(|p| p.0))
         .chain(src.active_positions.keys().copied())
         .collect();
     let mut carried: Vec<(FileId, u64)> = Vec::new();
     let mut seen = HashSet::new();
-    let old_positions = old_stub.iter().flat_map(|s| s.positions.iter());
-    for &(file, offset) in seg.positions.iter().chain(old_positions) {
+    let old_positions = match &old_stub {
+        Some(s) => s.positions()?,
+        None => &[],
+    };
+    for &(file, offset) in seg.positions()?.iter().chain(old_positions) {
         if carried.len() < MAX_STUB_POSITIONS && !later.contains(&file) && seen.insert(file) {
             carried.push((file, offset));
         }
     }
     let (mut freed, mut written) = (seg.file_len(), 0);
     let mut new_stub = None;
-    if !carried.is_empty()
-        && carried.as_slice() != old_stub.as_ref().map_or(&[][..], |s| &s.positions[..])
-    {
+    if !carried.is_empty() && carried.as_slice() != old_positions {
         let path = sealed::write_stub(&src.dir, seg.end_seq, &carried)?;
         let stub = Arc::new(SealedSegment::open(&path)?);
         written = stub.file_len();
@@ -95,7 +99,7 @@ fn delete_front(src: &mut Source, seg: &Arc<SealedSegment>) -> Result<Option<u64
         src.sealed.insert(0, stub);
     }
     // Same answer as a reopen would give: the stub first, then the remaining segments.
-    src.rebuild_positions();
+    src.rebuild_positions()?;
     Ok(Some(freed.saturating_sub(written)))
 }
 

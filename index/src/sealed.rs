@@ -17,6 +17,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 /// Magic at the very end of a sealed segment.
 pub const FOOTER_MAGIC: &[u8; 8] = b"RNLFOOT1";
@@ -105,10 +106,10 @@ pub struct SealedSegment {
     len: u64,
     /// What the blocks hold.
     pub format: Format,
-    /// Block index.
-    pub blocks: Vec<BlockMeta>,
-    /// Last position per file identity among the segment's records.
-    pub positions: Vec<(FileId, u64)>,
+    /// Where the block index and position table lie.
+    loc: TableLoc,
+    /// The block index and position table once read, or why they could not be.
+    table: OnceLock<Result<Table, TableError>>,
     /// First sequence.
     pub first_seq: u64,
     /// One past the last sequence.
@@ -117,6 +118,35 @@ pub struct SealedSegment {
     pub min_time: i64,
     /// Largest record time.
     pub max_time: i64,
+}
+
+/// Where a segment's block index and position table lie, from its footer.
+#[derive(Debug, Clone, Copy)]
+struct TableLoc {
+    offset: u64,
+    nblocks: u64,
+    npos: u64,
+    /// Records the footer says the blocks hold.
+    count: u64,
+    /// CRC32C of the index and position table.
+    crc: u32,
+    /// File offset of the footer (the table ends there).
+    footer_at: u64,
+}
+
+/// Why a segment's table could not be read: the file could not be (gone, unreadable), or
+/// its bytes are damaged at an offset.
+#[derive(Debug)]
+enum TableError {
+    Io(std::io::ErrorKind, String),
+    Corrupt(u64, String),
+}
+
+/// A segment's block index and position table.
+#[derive(Debug)]
+struct Table {
+    blocks: Vec<BlockMeta>,
+    positions: Vec<(FileId, u64)>,
 }
 
 /// File name of a sealed segment holding sequences `first..end`.
@@ -145,6 +175,23 @@ fn le64(b: &[u8], at: usize) -> u64 {
 }
 fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// `len` bytes of `file` from `offset`, read into a buffer that is not zeroed first (a query
+/// opens every block table of a source; zeroing them cost more than reading them).
+fn read_range(file: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len);
+    reader.take(len as u64).read_to_end(&mut buf)?;
+    if buf.len() != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{} of {len} bytes at offset {offset}", buf.len()),
+        ));
+    }
+    Ok(buf)
 }
 
 /// Build the bytes of a sealed segment from frame bytes (as in an active segment, without its
@@ -329,15 +376,16 @@ impl SealedSegment {
     /// and merge limits count (the active segment holds frames). Exact for format 1; a format 2
     /// block's columns stand in for the frame headers, so each of its records is counted with
     /// the longest header a frame can have.
-    pub fn frame_bytes_bound(&self) -> u64 {
+    pub fn frame_bytes_bound(&self) -> Result<u64, Error> {
         let per_record = match self.format {
             Format::V1 => 0,
             Format::V2 => crate::frame::MAX_OVERHEAD as u64,
         };
-        self.blocks
+        Ok(self
+            .blocks()?
             .iter()
             .map(|b| u64::from(b.raw_len) + u64::from(b.count) * per_record)
-            .sum()
+            .sum())
     }
 
     /// Read and validate a sealed segment's footer, index and position table, with a map cache
@@ -350,6 +398,17 @@ impl SealedSegment {
     /// not a map: opening thousands of segments costs no mappings); blocks are later read
     /// through `maps`.
     pub fn open_in(path: &Path, maps: &Arc<MapCache>) -> Result<SealedSegment, Error> {
+        let seg = SealedSegment::open_lazily_in(path, maps)?;
+        seg.table()?;
+        Ok(seg)
+    }
+
+    /// Read and validate only the footer (two small reads): the segment's sequence and time
+    /// ranges are known, and its block index and position table are read and checked when
+    /// first needed. A read-only query opens a source this way, so it reads the tables of the
+    /// segments it touches, not of the whole history; damage found later is reported by the
+    /// call that needs the table.
+    pub fn open_lazily_in(path: &Path, maps: &Arc<MapCache>) -> Result<SealedSegment, Error> {
         let file = File::open(path).map_err(io(path))?;
         let file_len = file.metadata().map_err(io(path))?.len();
         let min_len = 8 + FOOTER_LEN;
@@ -380,31 +439,87 @@ impl SealedSegment {
                 format!("footer version {version} in a segment of format {format:?}"),
             ));
         }
-        let index_offset = le64(footer, 0);
-        let nblocks = le32(footer, 8) as u64;
-        let npos = le32(footer, 12) as u64;
+        let loc = TableLoc {
+            offset: le64(footer, 0),
+            nblocks: le32(footer, 8) as u64,
+            npos: le32(footer, 12) as u64,
+            count: le64(footer, 24),
+            crc: le32(footer, 48),
+            footer_at: fs as u64,
+        };
         let first_seq = le64(footer, 16);
-        let count = le64(footer, 24);
-        let expect_end = index_offset
-            .checked_add(nblocks * INDEX_ENTRY as u64)
-            .and_then(|v| v.checked_add(npos * POSITION_ENTRY as u64));
-        if index_offset < 8 || expect_end != Some(fs as u64) {
+        let expect_end = loc
+            .offset
+            .checked_add(loc.nblocks * INDEX_ENTRY as u64)
+            .and_then(|v| v.checked_add(loc.npos * POSITION_ENTRY as u64));
+        if loc.offset < 8 || expect_end != Some(fs as u64) {
             return Err(corrupt(
                 path,
                 fs as u64,
                 "index offset/size disagree with file size",
             ));
         }
-        let mut table = vec![0u8; fs - index_offset as usize];
-        file.read_exact_at(&mut table, index_offset)
-            .map_err(io(path))?;
-        let table = &table[..];
-        if crc32c::crc32c(table) != le32(footer, 48) {
-            return Err(corrupt(path, index_offset, "block index CRC mismatch"));
+        let Some(end_seq) = first_seq.checked_add(loc.count) else {
+            return Err(corrupt(
+                path,
+                fs as u64,
+                "record count overflows the sequence",
+            ));
+        };
+        let (min_time, max_time) = (le64(footer, 32) as i64, le64(footer, 40) as i64);
+        Ok(SealedSegment {
+            path: path.to_path_buf(),
+            maps: maps.clone(),
+            map_id: maps.new_id(),
+            len: file_len,
+            format,
+            loc,
+            table: OnceLock::new(),
+            first_seq,
+            end_seq,
+            min_time,
+            max_time,
+        })
+    }
+
+    /// The block index and position table, read and checked on first use.
+    fn table(&self) -> Result<&Table, Error> {
+        match self.table.get_or_init(|| self.read_table()) {
+            Ok(t) => Ok(t),
+            Err(TableError::Corrupt(offset, what)) => {
+                Err(corrupt(&self.path, *offset, what.clone()))
+            }
+            Err(TableError::Io(kind, what)) => Err(Error::Io {
+                path: self.path.clone(),
+                source: std::io::Error::new(*kind, what.clone()),
+            }),
         }
-        let mut blocks = Vec::with_capacity(nblocks as usize);
-        let mut seq = first_seq;
-        for i in 0..nblocks as usize {
+    }
+
+    /// Block index entries, in sequence order.
+    pub fn blocks(&self) -> Result<&[BlockMeta], Error> {
+        Ok(&self.table()?.blocks)
+    }
+
+    /// Last position per file identity among the segment's records.
+    pub fn positions(&self) -> Result<&[(FileId, u64)], Error> {
+        Ok(&self.table()?.positions)
+    }
+
+    fn read_table(&self) -> Result<Table, TableError> {
+        let loc = self.loc;
+        let io = |e: std::io::Error| TableError::Io(e.kind(), e.to_string());
+        let file = File::open(&self.path).map_err(io)?;
+        let table =
+            read_range(&file, loc.offset, (loc.footer_at - loc.offset) as usize).map_err(io)?;
+        let table = &table[..];
+        let bad = |at: u64, what: String| TableError::Corrupt(at, what);
+        if crc32c::crc32c(table) != loc.crc {
+            return Err(bad(loc.offset, "block index CRC mismatch".into()));
+        }
+        let mut blocks = Vec::with_capacity(loc.nblocks as usize);
+        let mut seq = self.first_seq;
+        for i in 0..loc.nblocks as usize {
             let e = &table[i * INDEX_ENTRY..(i + 1) * INDEX_ENTRY];
             let m = BlockMeta {
                 min_time: le64(e, 0) as i64,
@@ -416,37 +531,28 @@ impl SealedSegment {
                 len: le32(e, 40),
                 crc: le32(e, 44),
             };
-            let at = index_offset + (i * INDEX_ENTRY) as u64;
+            let at = loc.offset + (i * INDEX_ENTRY) as u64;
             let end = m.offset.checked_add(m.len as u64);
-            if m.offset < 8 || end.is_none_or(|e| e > index_offset) {
-                return Err(corrupt(
-                    path,
-                    at,
-                    format!("block {i} lies outside the data area"),
-                ));
+            if m.offset < 8 || end.is_none_or(|e| e > loc.offset) {
+                return Err(bad(at, format!("block {i} lies outside the data area")));
             }
             if m.first_seq != seq || m.count == 0 || m.raw_len > MAX_BLOCK_RAW {
-                return Err(corrupt(
-                    path,
-                    at,
-                    format!("block {i} index entry is inconsistent"),
-                ));
+                return Err(bad(at, format!("block {i} index entry is inconsistent")));
             }
             seq = match seq.checked_add(m.count as u64) {
                 Some(s) => s,
-                None => return Err(corrupt(path, at, format!("block {i} sequence overflows"))),
+                None => return Err(bad(at, format!("block {i} sequence overflows"))),
             };
             blocks.push(m);
         }
-        if seq - first_seq != count {
-            return Err(corrupt(
-                path,
-                fs as u64,
-                "record count disagrees with block index",
+        if seq != self.end_seq {
+            return Err(bad(
+                loc.footer_at,
+                "record count disagrees with block index".into(),
             ));
         }
-        let pbase = nblocks as usize * INDEX_ENTRY;
-        let positions = (0..npos as usize)
+        let pbase = loc.nblocks as usize * INDEX_ENTRY;
+        let positions = (0..loc.npos as usize)
             .map(|i| {
                 let e = &table[pbase + i * POSITION_ENTRY..];
                 let file = FileId {
@@ -457,20 +563,7 @@ impl SealedSegment {
                 (file, le64(e, 24))
             })
             .collect();
-        let (min_time, max_time) = (le64(footer, 32) as i64, le64(footer, 40) as i64);
-        Ok(SealedSegment {
-            path: path.to_path_buf(),
-            maps: maps.clone(),
-            map_id: maps.new_id(),
-            len: file_len,
-            format,
-            blocks,
-            positions,
-            first_seq,
-            end_seq: seq,
-            min_time,
-            max_time,
-        })
+        Ok(Table { blocks, positions })
     }
 
     /// Size of the file.
@@ -491,7 +584,9 @@ impl SealedSegment {
     /// Decompress block `i` after checking its CRC (and, in format 2, the CRC of its raw
     /// content); `Err` describes the corruption.
     pub fn block(&self, i: usize) -> Result<Block, Error> {
-        let m = self.blocks[i];
+        let Some(&m) = self.blocks()?.get(i) else {
+            return Err(corrupt(&self.path, 0, format!("no block {i}")));
+        };
         let map = self.maps.get(self.map_id, &self.path, self.len)?;
         let comp = &map[m.offset as usize..(m.offset + m.len as u64) as usize];
         if crc32c::crc32c(comp) != m.crc {
@@ -533,7 +628,8 @@ impl SealedSegment {
 
     /// Compressed bytes of block `i`.
     pub fn block_len(&self, i: usize) -> u64 {
-        self.blocks[i].len as u64
+        let meta = self.blocks().ok().and_then(|b| b.get(i).copied());
+        meta.map_or(0, |m| m.len as u64)
     }
 }
 
@@ -653,15 +749,15 @@ mod tests {
         let seg = SealedSegment::open(&path).unwrap();
         assert_eq!((seg.first_seq, seg.end_seq), (10, 50));
         assert_eq!((seg.min_time, seg.max_time), (961, 1000));
-        assert!(seg.blocks.len() > 3);
-        assert_eq!(seg.positions.len(), 2);
-        assert_eq!(seg.positions[0].1, 38, "last offset of ino 0");
-        assert_eq!(seg.positions[1].1, 39);
+        assert!(seg.blocks().unwrap().len() > 3);
+        assert_eq!(seg.positions().unwrap().len(), 2);
+        assert_eq!(seg.positions().unwrap()[0].1, 38, "last offset of ino 0");
+        assert_eq!(seg.positions().unwrap()[1].1, 39);
         assert_eq!(seg.format, Format::CURRENT);
         let mut all = Vec::new();
-        for i in 0..seg.blocks.len() {
+        for i in 0..seg.blocks().unwrap().len() {
             let b = reframed(&seg, i);
-            assert!(b.len() >= 300 || i == seg.blocks.len() - 1);
+            assert!(b.len() >= 300 || i == seg.blocks().unwrap().len() - 1);
             all.extend_from_slice(&b);
         }
         assert_eq!(all, raw, "blocks hold the original records");
@@ -674,7 +770,11 @@ mod tests {
     /// The records of block `i` of `seg` as frames.
     fn reframed(seg: &SealedSegment, i: usize) -> Vec<u8> {
         let mut out = Vec::new();
-        for r in seg.block(i).unwrap().records(seg.blocks[i].first_seq) {
+        for r in seg
+            .block(i)
+            .unwrap()
+            .records(seg.blocks().unwrap()[i].first_seq)
+        {
             let r = r.unwrap();
             frame::encode(&mut out, r.seq, &r.as_new());
         }
@@ -697,14 +797,15 @@ mod tests {
         let v2 = open_bytes(dir2.path(), &build_as(Format::V2, &raw, 300, 1).unwrap()).unwrap();
         assert_eq!(v2.format, Format::V2);
         let idx = |s: &SealedSegment| {
-            s.blocks
+            s.blocks()
+                .unwrap()
                 .iter()
                 .map(|b| (b.first_seq, b.count, b.min_time, b.max_time))
                 .collect::<Vec<_>>()
         };
         assert_eq!(idx(&v1), idx(&v2), "blocks are cut at the same records");
-        assert_eq!(v1.positions, v2.positions);
-        for i in 0..v1.blocks.len() {
+        assert_eq!(v1.positions().unwrap(), v2.positions().unwrap());
+        for i in 0..v1.blocks().unwrap().len() {
             assert_eq!(reframed(&v1, i), reframed(&v2, i));
         }
     }
@@ -715,8 +816,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v1 = open_bytes(dir.path(), &build_as(Format::V1, &raw, 300, 1).unwrap()).unwrap();
         let mut b = SegmentBuilder::new(Vec::new(), 300, 1).unwrap();
-        for i in 0..v1.blocks.len() {
-            b.push_block(&v1.block(i).unwrap(), v1.blocks[i].first_seq)
+        for i in 0..v1.blocks().unwrap().len() {
+            b.push_block(&v1.block(i).unwrap(), v1.blocks().unwrap()[i].first_seq)
                 .unwrap();
         }
         let out = b.finish().unwrap();
@@ -730,7 +831,9 @@ mod tests {
         let good = build(&raw, 200, 1).unwrap();
         let want: Vec<_> = {
             let seg = open_bytes(dir.path(), &good).unwrap();
-            (0..seg.blocks.len()).map(|i| reframed(&seg, i)).collect()
+            (0..seg.blocks().unwrap().len())
+                .map(|i| reframed(&seg, i))
+                .collect()
         };
         for at in 0..good.len() {
             let mut b = good.clone();
@@ -741,7 +844,7 @@ mod tests {
             for (i, w) in want.iter().enumerate() {
                 if let Ok(block) = seg.block(i) {
                     let mut got = Vec::new();
-                    for r in block.records(seg.blocks[i].first_seq) {
+                    for r in block.records(seg.blocks().unwrap()[i].first_seq) {
                         let r = r.expect("a block whose CRCs matched reads whole");
                         frame::encode(&mut got, r.seq, &r.as_new());
                     }
@@ -767,8 +870,11 @@ mod tests {
             assert!(got[0].is_ok() && got[1].is_ok());
             assert!(got[2].unwrap_err().what.contains("CRC"), "{:?}", got[2]);
             // Its position is not trusted: the table has the last sound one per file.
-            assert_eq!(seg.positions.len(), 2);
-            assert_eq!((seg.positions[0].1, seg.positions[1].1), (4, 5));
+            assert_eq!(seg.positions().unwrap().len(), 2);
+            assert_eq!(
+                (seg.positions().unwrap()[0].1, seg.positions().unwrap()[1].1),
+                (4, 5)
+            );
         }
     }
 

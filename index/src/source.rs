@@ -161,14 +161,24 @@ pub fn key_of_dir(dir: &Path) -> Option<String> {
 }
 
 fn key_from_dir(name: &str) -> Option<String> {
-    if !name.len().is_multiple_of(2) {
+    // A read-only open decodes every directory name of the store: no allocation per digit.
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let hex = name.as_bytes();
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..name.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(name.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+    let mut bytes = Vec::with_capacity(hex.len() / 2);
+    for pair in hex.chunks_exact(2) {
+        bytes.push(nibble(pair[0])? << 4 | nibble(pair[1])?);
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// Whether `e` says a file or directory does not exist.
@@ -315,7 +325,12 @@ impl Source {
         let mut end = 0u64;
         for (a, b, path) in sealed_names {
             end = end.max(b);
-            match SealedSegment::open_in(&path, maps) {
+            let opened = if writable {
+                SealedSegment::open_in(&path, maps)
+            } else {
+                SealedSegment::open_lazily_in(&path, maps)
+            };
+            match opened {
                 Ok(seg) if seg.first_seq == a && seg.end_seq == b => {
                     src.sealed.push(Arc::new(seg));
                 }
@@ -418,7 +433,13 @@ impl Source {
         src.next_seq = src.next_seq.max(end);
         src.durable_next = src.next_seq;
         src.notified_next = src.next_seq;
-        src.rebuild_positions();
+        if writable {
+            src.rebuild_positions()?;
+        } else {
+            // The sealed tables are read when a query needs them; `complete_positions` reads
+            // them all for the rare read-only caller that asks for file positions.
+            src.positions = src.active_positions.clone();
+        }
         Ok(Some((src, cut)))
     }
 
@@ -454,33 +475,33 @@ impl Source {
         Ok(true)
     }
 
-    /// Read the active frames an indexed (read-only) load did not scan, so `positions` holds
-    /// every file position as a full scan would have found.
+    /// Read what a read-only load left unread (the active frames before its index's last
+    /// checkpoint, the sealed position tables), so `positions` holds every file position as a
+    /// writer's load finds them.
     pub fn complete_positions(&mut self) -> Result<(), Error> {
-        let Some(act) = self.active.as_mut().filter(|a| a.unscanned_end > 0) else {
-            return Ok(());
-        };
-        let mut early = HashMap::new();
-        act.scan_positions(|f| {
-            if let Position::File { file, offset } = f.position {
-                early.insert(file, offset);
-            }
-        })?;
-        // Frames scanned at load are newer: they win.
-        early.extend(self.active_positions.drain());
-        self.active_positions = early;
-        self.rebuild_positions();
-        Ok(())
+        if let Some(act) = self.active.as_mut().filter(|a| a.unscanned_end > 0) {
+            let mut early = HashMap::new();
+            act.scan_positions(|f| {
+                if let Position::File { file, offset } = f.position {
+                    early.insert(file, offset);
+                }
+            })?;
+            // Frames scanned at load are newer: they win.
+            early.extend(self.active_positions.drain());
+            self.active_positions = early;
+        }
+        self.rebuild_positions()
     }
 
     /// Recompute `positions` from the sealed tables (in order) and the active segment.
-    pub fn rebuild_positions(&mut self) {
+    pub fn rebuild_positions(&mut self) -> Result<(), Error> {
         let mut m = HashMap::new();
         for seg in &self.sealed {
-            m.extend(seg.positions.iter().copied());
+            m.extend(seg.positions()?.iter().copied());
         }
         m.extend(self.active_positions.iter().map(|(k, v)| (*k, *v)));
         self.positions = m;
+        Ok(())
     }
 
     /// Mark everything appended so far durable (after an fsync or a seal).
@@ -614,7 +635,7 @@ impl Source {
         span: (i64, i64),
     ) -> Option<Arc<SealedSegment>> {
         let prev = self.sealed.last().filter(|p| !p.is_stub())?;
-        let prev_raw = prev.frame_bytes_bound();
+        let prev_raw = prev.frame_bytes_bound().ok()?;
         let lo = span.0.min(prev.min_time);
         let hi = span.1.max(prev.max_time);
         let fits = prev.end_seq == first
@@ -639,8 +660,8 @@ impl Source {
         let first = prev.map_or(act.first_seq, |p| p.first_seq);
         let mut out = PendingSegment::create(&self.dir, first, act.next_seq, block_target, level)?;
         if let Some(p) = prev {
-            for i in 0..p.blocks.len() {
-                out.push_block(&p.block(i)?, p.blocks[i].first_seq)?;
+            for (i, m) in p.blocks()?.iter().enumerate() {
+                out.push_block(&p.block(i)?, m.first_seq)?;
             }
         }
         let mut at = ACTIVE_HEADER;
@@ -727,4 +748,34 @@ pub fn remove_segment(path: &Path) -> Result<(), Error> {
         sync_dir(d)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A short key's directory name is its hex, and decoding it gives the key back.
+        #[test]
+        fn a_short_keys_directory_name_decodes_to_the_key(key in "\\PC{0,24}") {
+            prop_assume!(key.len() <= HEX_KEY_MAX);
+            let name = dir_name(&key);
+            prop_assert_eq!(key_from_dir(&name), Some(key));
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_a_keys_hex_are_not_decoded() {
+        assert_eq!(key_from_dir("637269"), Some("cri".to_string()));
+        assert_eq!(key_from_dir("6372696"), None, "odd length");
+        assert_eq!(key_from_dir("+f72"), None, "a sign is not a digit");
+        assert_eq!(key_from_dir("zz"), None);
+        assert_eq!(key_from_dir("ff"), None, "not UTF-8");
+        assert_eq!(
+            key_from_dir("h-6372-00"),
+            None,
+            "a hashed name reads source.json"
+        );
+    }
 }

@@ -114,7 +114,9 @@ impl Store {
     /// Only the source directories are listed: a source is loaded when it is first asked about
     /// ([`Store::keys`], [`Store::identity`] and [`Store::source_info`] let a caller pick
     /// sources without loading the others; [`Store::sources`] loads them all), and its active
-    /// segment is read from its index file and the frames after it (see `active_index`).
+    /// segment is read from its index file and the frames after it (see `active_index`). A
+    /// loaded source's sealed segments are opened by their footers; a segment's block index
+    /// and position table are read when a query reaches it.
     pub fn open_read_only(dir: &Path) -> Result<Store, Error> {
         if !dir.is_dir() {
             return Err(Error::Io {

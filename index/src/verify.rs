@@ -83,7 +83,14 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
     let (mut seg_min, mut seg_max) = (i64::MAX, i64::MIN);
     let mut positions: BTreeMap<FileId, u64> = BTreeMap::new();
     let mut all_blocks_read = true;
-    for (i, m) in seg.blocks.iter().enumerate() {
+    let metas = match seg.blocks() {
+        Ok(m) => m,
+        Err(e) => {
+            r.problems.push(from_error(e, path));
+            return;
+        }
+    };
+    for (i, m) in metas.iter().enumerate() {
         r.blocks += 1;
         let raw = match seg.block(i) {
             Ok(raw) => raw,
@@ -161,14 +168,21 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
             ),
         ));
     }
-    let table: BTreeMap<FileId, u64> = seg.positions.iter().copied().collect();
-    if table != positions || table.len() != seg.positions.len() {
+    let held = match seg.positions() {
+        Ok(p) => p,
+        Err(e) => {
+            r.problems.push(from_error(e, path));
+            return;
+        }
+    };
+    let table: BTreeMap<FileId, u64> = held.iter().copied().collect();
+    if table != positions || table.len() != held.len() {
         r.problems.push(problem(
             path,
             footer_at,
             format!(
                 "position table ({} files) disagrees with the last position per file in the records ({} files)",
-                seg.positions.len(),
+                held.len(),
                 positions.len()
             ),
         ));
