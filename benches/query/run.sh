@@ -22,7 +22,7 @@ cargo build --release -q -p runnel-agent
 if [ -z "${SKIP_INDEX_BENCH:-}" ] || [ ! -f "$RUNNEL_BENCH_DIR/bench-params" ]; then
     RUNNEL_BENCH_OPEN_SOURCES="${RUNNEL_BENCH_OPEN_SOURCES:-500}" cargo bench -q -p runnel-index --bench open
 fi
-NEW="$PWD/target/release/runnel"
+NEW="${CARGO_TARGET_DIR:-$PWD/target}/release/runnel"
 BASE="${RUNNEL_BASELINE_BIN:-}"
 python3 - "$RUNNEL_BENCH_DIR" "$RUNS" "$NEW" "$BASE" <<'PY'
 import datetime, os, resource, statistics, subprocess, sys, time
