@@ -94,8 +94,9 @@ pub struct BlockMeta {
     pub crc: u32,
 }
 
-/// An open sealed segment: its footer, index and positions in memory; the file is mapped only
-/// while blocks are read, through the store's [`MapCache`].
+/// An open sealed segment: its footer in memory, and its block index and positions once read
+/// (at open for a writer, on first use for a read-only open); the file is mapped only while
+/// blocks are read, through the store's [`MapCache`].
 pub struct SealedSegment {
     /// The file.
     pub path: PathBuf,
