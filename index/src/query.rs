@@ -16,6 +16,7 @@
 use crate::block::{Block, RecordError};
 use crate::frame::FrameView;
 use crate::partial::PartialBlocks;
+use crate::sealed::{BlockMeta, SealedSegment};
 use crate::source::Source;
 use crate::{Error, Query, QueryResult, ReadBatch, ReadEnd, StoredRecord};
 
@@ -34,11 +35,17 @@ struct BlockInfo {
     count: u64,
 }
 
+/// A sealed segment's block index; one that cannot be read (opened lazily, damaged since) adds
+/// its error to `bad` and lists no blocks.
+fn block_index<'a>(seg: &'a SealedSegment, bad: &mut Vec<Error>) -> &'a [BlockMeta] {
+    seg.blocks().unwrap_or_else(|e| {
+        bad.push(e);
+        &[]
+    })
+}
+
 /// Blocks that may hold records in `[since, until)` (or, for `tail`, any record before `until`)
 /// and sequences `>= from_seq`, in sequence order.
-///
-/// A segment whose block index cannot be read (opened lazily, damaged since) adds its error to
-/// `bad` and no blocks.
 fn blocks(
     src: &Source,
     (since, until): (i64, i64),
@@ -53,14 +60,7 @@ fn blocks(
         if seg.records() == 0 || !keep(seg.min_time, seg.max_time) {
             continue;
         }
-        let metas = match seg.blocks() {
-            Ok(m) => m,
-            Err(e) => {
-                bad.push(e);
-                continue;
-            }
-        };
-        for (bi, b) in metas.iter().enumerate() {
+        for (bi, b) in block_index(seg, bad).iter().enumerate() {
             if keep(b.min_time, b.max_time) && b.first_seq + b.count as u64 > from_seq {
                 out.push(BlockInfo {
                     loc: Loc::Sealed(si, bi),
@@ -119,14 +119,7 @@ fn tail_blocks(src: &Source, until: i64, n: u64, bad: &mut Vec<Error>) -> Vec<Bl
             if seg.records() == 0 || seg.min_time >= until {
                 continue;
             }
-            let metas = match seg.blocks() {
-                Ok(m) => m,
-                Err(e) => {
-                    bad.push(e);
-                    continue;
-                }
-            };
-            for (bi, m) in metas.iter().enumerate().rev() {
+            for (bi, m) in block_index(seg, bad).iter().enumerate().rev() {
                 let b = BlockInfo {
                     loc: Loc::Sealed(si, bi),
                     max_time: m.max_time,

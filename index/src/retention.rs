@@ -57,16 +57,14 @@ fn delete_front(src: &mut Source, seg: &Arc<SealedSegment>) -> Result<Option<u64
     }
     let old_stub = src.sealed.iter().find(|s| s.is_stub()).cloned();
     // Positions that a remaining segment (or the active one) knows override the stub anyway.
-    let later: HashSet<FileId> = src
+    let mut later: HashSet<FileId> = src.active_positions.keys().copied().collect();
+    for s in src
         .sealed
         .iter()
         .filter(|s| !s.is_stub() && !Arc::ptr_eq(s, seg))
-        .map(|s| s.positions())
-        .collect::<Result<Vec<_>, Error>>()?
-        .into_iter()
-        .flat_map(|p| p.iter().map(|p| p.0))
-        .chain(src.active_positions.keys().copied())
-        .collect();
+    {
+        later.extend(s.positions()?.iter().map(|p| p.0));
+    }
     let mut carried: Vec<(FileId, u64)> = Vec::new();
     let mut seen = HashSet::new();
     let old_positions = match &old_stub {

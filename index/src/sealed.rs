@@ -127,8 +127,6 @@ struct TableLoc {
     offset: u64,
     nblocks: u64,
     npos: u64,
-    /// Records the footer says the blocks hold.
-    count: u64,
     /// CRC32C of the index and position table.
     crc: u32,
     /// File offset of the footer (the table ends there).
@@ -176,23 +174,6 @@ fn le64(b: &[u8], at: usize) -> u64 {
 }
 fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-/// `len` bytes of `file` from `offset`, read into a buffer that is not zeroed first (a query
-/// opens every block table of a source; zeroing them cost more than reading them).
-fn read_range(file: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut reader = file;
-    reader.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity(len);
-    reader.take(len as u64).read_to_end(&mut buf)?;
-    if buf.len() != len {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("{} of {len} bytes at offset {offset}", buf.len()),
-        ));
-    }
-    Ok(buf)
 }
 
 /// Build the bytes of a sealed segment from frame bytes (as in an active segment, without its
@@ -399,7 +380,9 @@ impl SealedSegment {
     /// not a map: opening thousands of segments costs no mappings); blocks are later read
     /// through `maps`.
     pub fn open_in(path: &Path, maps: &Arc<MapCache>) -> Result<SealedSegment, Error> {
-        let seg = SealedSegment::open_lazily_in(path, maps)?;
+        let (seg, file) = SealedSegment::open_footer(path, maps)?;
+        // Read through the descriptor the footer came from: a writer opens every segment.
+        let _ = seg.table.set(seg.read_table(&file));
         seg.table()?;
         Ok(seg)
     }
@@ -410,6 +393,11 @@ impl SealedSegment {
     /// segments it touches, not of the whole history; damage found later is reported by the
     /// call that needs the table.
     pub fn open_lazily_in(path: &Path, maps: &Arc<MapCache>) -> Result<SealedSegment, Error> {
+        SealedSegment::open_footer(path, maps).map(|(seg, _)| seg)
+    }
+
+    /// The segment with its footer read and checked, its table not read yet, and the open file.
+    fn open_footer(path: &Path, maps: &Arc<MapCache>) -> Result<(SealedSegment, File), Error> {
         let file = File::open(path).map_err(io(path))?;
         let file_len = file.metadata().map_err(io(path))?.len();
         let min_len = 8 + FOOTER_LEN;
@@ -444,7 +432,6 @@ impl SealedSegment {
             offset: le64(footer, 0),
             nblocks: le32(footer, 8) as u64,
             npos: le32(footer, 12) as u64,
-            count: le64(footer, 24),
             crc: le32(footer, 48),
             footer_at: fs as u64,
         };
@@ -460,7 +447,7 @@ impl SealedSegment {
                 "index offset/size disagree with file size",
             ));
         }
-        let Some(end_seq) = first_seq.checked_add(loc.count) else {
+        let Some(end_seq) = first_seq.checked_add(le64(footer, 24)) else {
             return Err(corrupt(
                 path,
                 fs as u64,
@@ -468,7 +455,7 @@ impl SealedSegment {
             ));
         };
         let (min_time, max_time) = (le64(footer, 32) as i64, le64(footer, 40) as i64);
-        Ok(SealedSegment {
+        let seg = SealedSegment {
             path: path.to_path_buf(),
             maps: maps.clone(),
             map_id: maps.new_id(),
@@ -480,12 +467,17 @@ impl SealedSegment {
             end_seq,
             min_time,
             max_time,
-        })
+        };
+        Ok((seg, file))
     }
 
     /// The block index and position table, read and checked on first use.
     fn table(&self) -> Result<&Table, Error> {
-        match self.table.get_or_init(|| self.read_table()) {
+        let read = || match File::open(&self.path) {
+            Ok(file) => self.read_table(&file),
+            Err(e) => Err(TableError::Io(e.kind(), e.to_string())),
+        };
+        match self.table.get_or_init(read) {
             Ok(t) => Ok(t),
             Err(TableError::Corrupt(offset, what)) => {
                 Err(corrupt(&self.path, *offset, what.clone()))
@@ -507,12 +499,11 @@ impl SealedSegment {
         Ok(&self.table()?.positions)
     }
 
-    fn read_table(&self) -> Result<Table, TableError> {
+    fn read_table(&self, file: &File) -> Result<Table, TableError> {
         let loc = self.loc;
-        let io = |e: std::io::Error| TableError::Io(e.kind(), e.to_string());
-        let file = File::open(&self.path).map_err(io)?;
-        let table =
-            read_range(&file, loc.offset, (loc.footer_at - loc.offset) as usize).map_err(io)?;
+        let mut table = vec![0u8; (loc.footer_at - loc.offset) as usize];
+        file.read_exact_at(&mut table, loc.offset)
+            .map_err(|e| TableError::Io(e.kind(), e.to_string()))?;
         let table = &table[..];
         let bad = |at: u64, what: String| TableError::Corrupt(at, what);
         if crc32c::crc32c(table) != loc.crc {

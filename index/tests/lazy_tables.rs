@@ -46,6 +46,7 @@ fn sealed_files(dir: &Path) -> Vec<std::path::PathBuf> {
 /// Flip a byte of the block index of the segment at `path` (its table CRC then fails).
 fn damage_block_index(path: &Path) {
     let mut b = std::fs::read(path).unwrap();
+    // The footer is the last 72 bytes of a sealed segment (the on-disk format, `index/src/lib.rs`).
     let footer = b.len() - 72;
     let index_offset = u64::from_le_bytes(b[footer..footer + 8].try_into().unwrap()) as usize;
     b[index_offset + 1] ^= 0x40;
