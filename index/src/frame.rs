@@ -57,7 +57,7 @@ pub fn encode(out: &mut Vec<u8>, seq: u64, rec: &NewRecord<'_>) -> usize {
     }
     out.extend_from_slice(rec.message);
     let payload_len = out.len() - start - FRAME_HEADER;
-    let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
+    let crc = crate::crc::crc32c(&out[start + FRAME_HEADER..]);
     out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     out.len() - start
@@ -177,7 +177,7 @@ fn decode_with(buf: &[u8], verify_crc: bool) -> Result<(FrameView<'_>, usize), F
         return Err(FrameError::Truncated);
     }
     let p = &buf[FRAME_HEADER..FRAME_HEADER + len];
-    if verify_crc && crc32c::crc32c(p) != crc {
+    if verify_crc && crate::crc::crc32c(p) != crc {
         return Err(FrameError::BadCrc);
     }
     if p.len() < FIXED {

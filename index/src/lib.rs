@@ -94,6 +94,7 @@ mod append;
 #[doc(hidden)]
 pub mod bench_support;
 mod block;
+pub mod crc;
 mod error;
 mod frame;
 mod maps;

@@ -2,7 +2,7 @@
 //! (active segments and format 1 blocks) or raw block CRC and column structure (format 2),
 //! index entries (sequences, counts, time ranges) against block contents, the footer's time range
 //! and the position table against the records, and torn active tails, reported with path and
-//! offset.
+//! offset; and each active segment's `.idx` hint file against the frames it describes.
 //! Read-only: nothing is modified, so it can run beside a live writer (a source the writer
 //! removes meanwhile is skipped; `removing/` is not checked).
 
@@ -189,6 +189,66 @@ fn verify_sealed(path: &Path, r: &mut VerifyReport) {
     }
 }
 
+/// An active segment's index file (a hint, see `active_index`): what readers trust of it must
+/// be the whole file, and each trusted entry must describe exactly the frames at its place.
+/// A store written before index files existed has none: nothing to check.
+fn verify_active_index(seg: &ActiveSegment, r: &mut VerifyReport) {
+    let path = seg.index_path();
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return;
+    };
+    let header = crate::active_index::HEADER_LEN as u64;
+    let entry_len = crate::active_index::ENTRY_LEN as u64;
+    let data_start = crate::active::ACTIVE_MAGIC.len() as u64;
+    let chunks = crate::active_index::read(&path, seg.first_seq, data_start, seg.len());
+    let disagree = |at: usize, why: &str| {
+        problem(
+            &path,
+            header + at as u64 * entry_len,
+            format!("index hint disagrees with the segment after {at} entries: {why} (readers scan past it; the writer's next open rewrites it)"),
+        )
+    };
+    let mut buf = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        buf.clear();
+        if seg.read_into(c.offset, c.len, &mut buf).is_err() {
+            r.problems.push(disagree(i, "its chunk cannot be read"));
+            return;
+        }
+        let (mut at, mut seq, mut lo, mut hi) = (0usize, c.first_seq, i64::MAX, i64::MIN);
+        while at < buf.len() {
+            let Ok((f, n)) = crate::frame::decode(&buf[at..]) else {
+                break;
+            };
+            if f.seq != seq {
+                break;
+            }
+            (lo, hi) = (lo.min(f.time_ns), hi.max(f.time_ns));
+            seq += 1;
+            at += n;
+        }
+        if at != buf.len() || seq - c.first_seq != c.count || (lo, hi) != (c.min_time, c.max_time) {
+            r.problems.push(disagree(
+                i,
+                &format!(
+                    "entry {i} says {} frames from sequence {} at offset {}, the segment has {} there",
+                    c.count,
+                    c.first_seq,
+                    c.offset,
+                    seq - c.first_seq
+                ),
+            ));
+            return;
+        }
+    }
+    if meta.len() != header + chunks.len() as u64 * entry_len {
+        r.problems.push(disagree(
+            chunks.len(),
+            "the entries after these are damaged, torn or of other frames",
+        ));
+    }
+}
+
 /// Check every file of the store at `dir` without modifying anything.
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, Error> {
     let mut r = VerifyReport::default();
@@ -243,6 +303,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, Error> {
                 match ActiveSegment::recover(&f, first, false, u64::MAX, |_| r.records += 1) {
                     Ok((seg, lost)) => {
                         r.active_segments += 1;
+                        verify_active_index(&seg, &mut r);
                         if lost > 0 {
                             r.problems.push(problem(
                                 &f,

@@ -46,8 +46,16 @@ fn messages(r: &[StoredRecord]) -> Vec<Vec<u8>> {
     r.iter().map(|r| r.message.clone()).collect()
 }
 
-/// Everything a reader can ask, compared with what the records are.
+/// Everything a reader can ask, compared with what the records are; and `verify` passes.
 fn check_reader(dir: &Path, n: u64) {
+    check_reads(dir, n);
+    let r = Store::open_read_only(dir).unwrap();
+    let v = r.verify();
+    assert!(v.is_ok(), "{:?}", v.problems);
+}
+
+/// Everything a reader can ask, compared with what the records are.
+fn check_reads(dir: &Path, n: u64) {
     let r = Store::open_read_only(dir).unwrap();
     assert_eq!(messages(&all(&r)), expected(n));
     let q = r
@@ -75,7 +83,6 @@ fn check_reader(dir: &Path, n: u64) {
         (n - 5..n).map(msg).collect::<Vec<_>>()
     );
     assert_eq!(r.durable_position(&FILE), Some(n));
-    assert!(r.verify().is_ok());
 }
 
 #[test]
@@ -123,7 +130,21 @@ fn damaged_or_stale_index_is_ignored_by_readers_and_rewritten_by_the_writer() {
     ];
     for (what, bytes) in damages {
         std::fs::write(&idx, &bytes).unwrap();
-        check_reader(d.path(), 300);
+        check_reads(d.path(), 300);
+        // verify names the index file, and nothing else; a header alone is a short hint
+        // (the index lags the frames), not a disagreement.
+        let v = runnel_index::verify_dir(d.path()).unwrap();
+        assert!(
+            v.problems.iter().all(|p| p.path == idx),
+            "{what}: {:?}",
+            v.problems
+        );
+        assert_eq!(
+            v.problems.is_empty(),
+            what == "header only",
+            "{what}: {:?}",
+            v.problems
+        );
         // The writer's open scans every frame and puts the index right.
         drop(Store::open(d.path(), small_limits()).unwrap());
         assert_eq!(std::fs::read(&idx).unwrap(), good, "{what}: rewritten");
@@ -233,4 +254,73 @@ fn active_index_format_matches_the_golden_file() {
 fn check_reader_small(dir: &Path) {
     let r = Store::open_read_only(dir).unwrap();
     assert_eq!(messages(&all(&r)), expected(12));
+}
+
+/// `verify_dir` reports an index file that disagrees with its segment (a flipped byte, a cut
+/// entry, entries of other frames), with the offset of the first entry it cannot trust, and
+/// passes a sound one or none at all; the writer's next open rewrites it and verify passes again.
+#[test]
+fn verify_reports_an_index_file_that_disagrees_with_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with(dir.path(), 400);
+    let idx = files_ending(dir.path(), ".idx");
+    assert_eq!(idx.len(), 1, "{idx:?}");
+    let idx = &idx[0];
+    let sound = std::fs::read(idx).unwrap();
+    let entries = (sound.len() - 24) / 56;
+    assert!(
+        entries >= 4,
+        "the test wants several entries, has {entries}"
+    );
+    let verify = || runnel_index::verify_dir(dir.path()).unwrap();
+    let r = verify();
+    assert!(r.is_ok(), "a sound index: {:?}", r.problems);
+
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let damaged: [(&str, Damage, u64); 3] = [
+        // The third entry's `count` changes; its CRC no longer matches.
+        (
+            "a flipped byte",
+            Box::new(|b: &mut Vec<u8>| b[24 + 2 * 56 + 24] ^= 1),
+            2,
+        ),
+        (
+            "an entry cut short",
+            Box::new(|b: &mut Vec<u8>| b.truncate(24 + 56 + 30)),
+            1,
+        ),
+        // Entries 1 and 2 swapped: each CRC is sound, the chain of offsets is not.
+        (
+            "entries out of order",
+            Box::new(|b: &mut Vec<u8>| {
+                let (one, two) = (24 + 56, 24 + 2 * 56);
+                let e1: Vec<u8> = b[one..one + 56].to_vec();
+                b.copy_within(two..two + 56, one);
+                b[two..two + 56].copy_from_slice(&e1);
+            }),
+            1,
+        ),
+    ];
+    for (what, damage, trusted) in damaged {
+        let mut b = sound.clone();
+        damage(&mut b);
+        std::fs::write(idx, &b).unwrap();
+        let r = verify();
+        assert_eq!(r.problems.len(), 1, "{what}: {:?}", r.problems);
+        let p = &r.problems[0];
+        assert_eq!(&p.path, idx, "{what}");
+        assert_eq!(p.offset, 24 + trusted * 56, "{what}: {p:?}");
+        assert!(p.what.contains("index hint disagrees"), "{what}: {p:?}");
+        // The records are all there either way: the index is a hint.
+        let s = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(all(&s).len(), 400, "{what}");
+    }
+    // A writer's open rewrites the damaged file; verify passes again.
+    drop(Store::open(dir.path(), small_limits()).unwrap());
+    let r = verify();
+    assert!(r.is_ok(), "after the writer's open: {:?}", r.problems);
+    assert_eq!(std::fs::read(idx).unwrap(), sound);
+    // No index file at all (a store written before they existed) is not a problem.
+    std::fs::remove_file(idx).unwrap();
+    assert!(verify().is_ok());
 }
