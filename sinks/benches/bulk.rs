@@ -32,10 +32,20 @@ fn thread_cpu_secs() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-fn process_cpu_secs() -> f64 {
+fn rusage_self() -> libc::rusage {
     // SAFETY: getrusage fills the struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru
+}
+
+/// Minor page faults of this process so far: a fresh page the sink touches is one.
+fn process_minor_faults() -> i64 {
+    rusage_self().ru_minflt
+}
+
+fn process_cpu_secs() -> f64 {
+    let ru = rusage_self();
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
@@ -344,6 +354,7 @@ fn main() {
             .path()
             .join(if gzip { "sink-gzip" } else { "sink-plain" });
         let cpu0 = process_cpu_secs();
+        let faults0 = process_minor_faults();
         let t0 = Instant::now();
         let sink =
             runnel_sinks::ElasticsearchSink::start(&cfg, "bench-node", store.clone(), &state)
@@ -351,6 +362,7 @@ fn main() {
         sink.drain(Duration::from_secs(3600)).unwrap();
         let secs = t0.elapsed().as_secs_f64();
         let cpu = process_cpu_secs() - cpu0;
+        let faults = process_minor_faults() - faults0;
         let m = sink.metrics();
         let raw = m.bytes_raw.load(Relaxed);
         let wire = m.bytes_compressed.load(Relaxed);
@@ -363,7 +375,7 @@ fn main() {
         assert_eq!(acked, n, "every record acknowledged");
         let gib = written as f64 / (1u64 << 30) as f64;
         println!(
-            "sink ({}): {acked} docs in {secs:.2}s = {:.0} docs/s, {:.1} MiB/s of messages, {:.1} MiB/s NDJSON, wire {:.1} MiB ({:.1}% of raw), CPU {:.2}s = {:.1} CPU s/GiB of messages (sink process only), in-flight max {:.1} MiB",
+            "sink ({}): {acked} docs in {secs:.2}s = {:.0} docs/s, {:.1} MiB/s of messages, {:.1} MiB/s NDJSON, wire {:.1} MiB ({:.1}% of raw), CPU {:.2}s = {:.1} CPU s/GiB of messages (sink process only), in-flight max {:.1} MiB, {faults} page faults",
             if gzip { "gzip" } else { "no compression" },
             acked as f64 / secs,
             written as f64 / 1048576.0 / secs,

@@ -61,8 +61,9 @@ pub struct Pipeline {
     saved: BTreeMap<String, u64>,
     sources: SourceTable,
     builder: Batch,
-    /// Buffers of finished batches, reused so a batch does not fault in fresh pages.
-    spare: Option<Batch>,
+    /// Buffers of finished batches, reused so a batch does not fault in fresh pages: at most
+    /// [`Pipeline::spare_max`], and none once the sink has nothing left to send.
+    spare: Vec<Batch>,
     in_flight: u64,
     tasks: JoinSet<Shipped>,
     drains: Vec<Drain>,
@@ -93,7 +94,7 @@ impl Pipeline {
             saved,
             sources: SourceTable::default(),
             builder: Batch::default(),
-            spare: None,
+            spare: Vec::new(),
             in_flight: 0,
             tasks: JoinSet::new(),
             drains: Vec::new(),
@@ -126,6 +127,15 @@ impl Pipeline {
         for (_, targets) in &mut self.drains {
             targets.retain(|(i, _)| !freed.contains(i));
         }
+    }
+
+    /// Spare buffers kept: as many batches as the in-flight budget holds, so that in steady
+    /// shipping every batch reuses the pages of one that finished.
+    fn spare_max(&self) -> usize {
+        let per_batch = self.settings.batch_bytes.max(1) as u64;
+        usize::try_from(self.settings.max_in_flight / per_batch)
+            .unwrap_or(usize::MAX)
+            .clamp(1, 64)
     }
 
     fn budget_left(&self) -> u64 {
@@ -333,7 +343,7 @@ impl Pipeline {
             return;
         }
         self.stalled = false;
-        let mut next = self.spare.take().unwrap_or_default();
+        let mut next = self.spare.pop().unwrap_or_default();
         // One allocation per batch at most, not a doubling series of copies while it fills.
         next.buf.reserve(self.settings.batch_bytes + 64 * 1024);
         let batch = Arc::new(std::mem::replace(&mut self.builder, next).freeze());
@@ -371,11 +381,11 @@ impl Pipeline {
                 }
             }
         }
-        // Keep one finished batch's buffers for the next batch (when the HTTP client has let
-        // go of the body).
-        if self.spare.is_none() {
+        // Keep the finished batch's buffers for a next batch (when the HTTP client has let go
+        // of the body).
+        if self.spare.len() < self.spare_max() {
             if let Some(b) = Arc::into_inner(batch).and_then(FrozenBatch::reclaim) {
-                self.spare = Some(b);
+                self.spare.push(b);
             }
         }
     }
@@ -470,6 +480,10 @@ impl Pipeline {
                 .started
                 .is_some_and(|t| t.elapsed() >= self.settings.batch_timeout);
             let ready = !self.builder.docs.is_empty() && (full || aged || (draining && drained));
+            if drained && self.tasks.is_empty() && self.builder.docs.is_empty() {
+                // Nothing to send: the spare buffers' pages go back to the allocator.
+                self.spare.clear();
+            }
             if ready && slot {
                 self.flush();
             } else if ready && open {

@@ -57,6 +57,9 @@ pub struct Pending {
     /// (seq, time_ns, still pending); the front entry is always still pending.
     q: VecDeque<(u64, i64, bool)>,
     live: usize,
+    /// Where the entry after the last one removed is: a batch's documents of one source are
+    /// consecutive, and batches finish out of order, so most removes hit it, not the front.
+    next_hint: usize,
 }
 
 impl Pending {
@@ -83,18 +86,25 @@ impl Pending {
 
     /// `seq` is done (no effect when it is not pending).
     pub fn remove(&mut self, seq: u64) {
-        // Batches mostly finish in order: the front one is the usual hit.
-        if self.q.front().is_some_and(|e| e.0 == seq && e.2) {
-            self.q.pop_front();
+        let hit = |i: usize| self.q.get(i).is_some_and(|e| e.0 == seq);
+        let at = if hit(0) {
+            Some(0)
+        } else if hit(self.next_hint) {
+            Some(self.next_hint)
+        } else {
+            self.q.binary_search_by_key(&seq, |e| e.0).ok()
+        };
+        let Some(i) = at else {
+            return;
+        };
+        self.next_hint = i + 1;
+        if self.q[i].2 {
+            self.q[i].2 = false;
             self.live -= 1;
-        } else if let Ok(i) = self.q.binary_search_by_key(&seq, |e| e.0) {
-            if self.q[i].2 {
-                self.q[i].2 = false;
-                self.live -= 1;
-            }
         }
         while self.q.front().is_some_and(|e| !e.2) {
             self.q.pop_front();
+            self.next_hint = self.next_hint.saturating_sub(1);
         }
     }
 
@@ -112,6 +122,7 @@ impl Pending {
     pub fn clear(&mut self) {
         self.q.clear();
         self.live = 0;
+        self.next_hint = 0;
     }
 }
 
@@ -311,6 +322,14 @@ mod tests {
                     let seq = next.saturating_sub(1 + x / 10 % 50);
                     model.insert(seq, 7);
                     p.insert(seq, 7);
+                }
+                6 => {
+                    // A batch's run of one source finishing: consecutive sequences.
+                    let from = next.saturating_sub(x / 10 % 60);
+                    for seq in from..(from + x / 1000 % 12).min(next) {
+                        model.remove(&seq);
+                        p.remove(seq);
+                    }
                 }
                 _ => {
                     let seq = next.saturating_sub(x / 10 % 60);
