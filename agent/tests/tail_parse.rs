@@ -2,14 +2,16 @@
 //! runtimes write them.
 
 use runnel_agent::tail::lines::{Event, LineAssembler};
-use runnel_agent::tail::parse::{parse_cri, parse_json, parse_rfc3339, Format, FormatRule};
+use runnel_agent::tail::parse::{
+    parse_cri, parse_json, parse_rfc3339, Format, FormatRule, TimeCache,
+};
 use runnel_index::{Stream, TimeStyle};
 
 #[test]
 fn json_escapes_are_unescaped_in_log_only() {
     let mut out = Vec::new();
     let line = br#"{"log":"a\"b\\c\/d\te\u00e9\ud83d\ude00 \u0041\n","stream":"stderr","time":"2024-05-01T12:00:00.5Z"}"#;
-    let m = parse_json(line, &mut out).unwrap();
+    let m = parse_json(line, &mut out, &mut TimeCache::default()).unwrap();
     assert_eq!(out, "a\"b\\c/d\te\u{e9}\u{1F600} A".as_bytes());
     assert_eq!(m.stream, Stream::Stderr);
     assert!(!m.partial);
@@ -30,7 +32,7 @@ fn json_lone_surrogate_becomes_replacement_and_raw_invalid_utf8_is_kept() {
     let mut line = br#"{"log":"x\ud800y"#.to_vec();
     line.extend_from_slice(&[0xff, 0xfe]);
     line.extend_from_slice(br#"\n","stream":"stdout","time":"2024-05-01T12:00:00Z"}"#);
-    parse_json(&line, &mut out).unwrap();
+    parse_json(&line, &mut out, &mut TimeCache::default()).unwrap();
     let mut want = "x\u{FFFD}y".as_bytes().to_vec();
     want.extend_from_slice(&[0xff, 0xfe]);
     assert_eq!(out, want);
@@ -40,7 +42,7 @@ fn json_lone_surrogate_becomes_replacement_and_raw_invalid_utf8_is_kept() {
 fn json_fragment_without_newline_is_partial_and_extra_keys_are_skipped() {
     let mut out = Vec::new();
     let line = br#"{"log":"part","attrs":{"a":"}","b":[1,{"c":2}]},"stream":"stdout","time":"2024-05-01T12:00:00.000000001Z"}"#;
-    let m = parse_json(line, &mut out).unwrap();
+    let m = parse_json(line, &mut out, &mut TimeCache::default()).unwrap();
     assert!(m.partial);
     assert_eq!(out, b"part");
     assert_eq!(m.style.frac_digits, 9);
@@ -60,7 +62,7 @@ fn json_bad_lines_are_errors() {
     ] {
         out.clear();
         assert!(
-            parse_json(bad, &mut out).is_err(),
+            parse_json(bad, &mut out, &mut TimeCache::default()).is_err(),
             "{}",
             String::from_utf8_lossy(bad)
         );
@@ -69,8 +71,16 @@ fn json_bad_lines_are_errors() {
 
 #[test]
 fn cri_lines_parse_with_zone_offsets_compared_as_instants() {
-    let (a, content) = parse_cri(b"2024-05-01T14:00:00.25+02:00 stdout F hello world").unwrap();
-    let (b, _) = parse_cri(b"2024-05-01T12:00:00.25Z stderr P x").unwrap();
+    let (a, content) = parse_cri(
+        b"2024-05-01T14:00:00.25+02:00 stdout F hello world",
+        &mut TimeCache::default(),
+    )
+    .unwrap();
+    let (b, _) = parse_cri(
+        b"2024-05-01T12:00:00.25Z stderr P x",
+        &mut TimeCache::default(),
+    )
+    .unwrap();
     assert_eq!(content, b"hello world");
     assert_eq!(a.time_ns, b.time_ns, "same instant written in two zones");
     assert_eq!(
@@ -83,9 +93,13 @@ fn cri_lines_parse_with_zone_offsets_compared_as_instants() {
     );
     assert!(!a.partial && b.partial);
     assert_eq!(b.stream, Stream::Stderr);
-    let (m, c) = parse_cri(b"2024-05-01T12:00:00Z stdout F").unwrap();
+    let (m, c) = parse_cri(b"2024-05-01T12:00:00Z stdout F", &mut TimeCache::default()).unwrap();
     assert_eq!((c, m.partial), (&b""[..], false));
-    let (w, _) = parse_cri(b"2024-05-01T07:30:00-04:30 stdout F x").unwrap();
+    let (w, _) = parse_cri(
+        b"2024-05-01T07:30:00-04:30 stdout F x",
+        &mut TimeCache::default(),
+    )
+    .unwrap();
     assert_eq!(w.time_ns, parse_rfc3339(b"2024-05-01T12:00:00Z").unwrap().0);
     for bad in [
         &b"garbage"[..],
@@ -93,7 +107,11 @@ fn cri_lines_parse_with_zone_offsets_compared_as_instants() {
         b"2024-05-01T12:00:00Z stdout X x",
         b"2024-05-01 stdout F x",
     ] {
-        assert!(parse_cri(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        assert!(
+            parse_cri(bad, &mut TimeCache::default()).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
 }
 
@@ -428,4 +446,141 @@ fn eviction_emits_the_oldest_held_line_and_flush_at_eof_stores_the_rest() {
     );
     asm.flush_at_eof(&mut |ev| o.take(ev));
     assert!(o.recs.is_empty() && o.bad.is_empty());
+}
+
+#[test]
+fn a_fresh_time_cache_accepts_only_what_the_plain_parse_accepts() {
+    for t in [
+        &b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0Z"[..],
+        b"1970-01-01T00:00:00Z",
+        b"1970-01-01T00:00:00.5+01:00",
+        b"1970-01-01T00:00:00",
+    ] {
+        assert_eq!(TimeCache::default().parse(t), parse_rfc3339(t), "{t:?}");
+    }
+}
+
+mod fast_paths {
+    //! The Docker-layout fast path of `parse_json` and the whole-second cache of `TimeCache`
+    //! against the general parsers, on lines near Docker's layout and times near RFC 3339.
+    use super::*;
+    use proptest::prelude::*;
+    use runnel_agent::tail::parse::parse_json_any;
+
+    /// A time as runtimes write it, or one broken in a way a fast path could miss.
+    fn time_text() -> impl Strategy<Value = String> {
+        let valid = (
+            1969i32..2101,
+            1u32..13,
+            1u32..32,
+            0u32..24,
+            0u32..60,
+            0u32..61,
+            proptest::option::of("[0-9]{1,10}"),
+            prop_oneof![
+                Just("Z".to_string()),
+                Just("z".to_string()),
+                (0u32..24, 0u32..60, any::<bool>()).prop_map(|(h, m, neg)| format!(
+                    "{}{h:02}:{m:02}",
+                    if neg { '-' } else { '+' }
+                )),
+            ],
+        )
+            .prop_map(|(y, mo, d, h, mi, s, frac, off)| {
+                let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{off}")
+            });
+        prop_oneof![
+            8 => valid.clone(),
+            1 => (valid, 0usize..40, any::<u8>()).prop_map(|(t, at, b)| {
+                // One byte replaced, or the text cut.
+                let mut v = t.into_bytes();
+                if at < v.len() {
+                    v[at] = b;
+                } else {
+                    v.truncate(at % (v.len() + 1));
+                }
+                String::from_utf8_lossy(&v).into_owned()
+            }),
+        ]
+    }
+
+    fn escaped(log: &str) -> String {
+        let s = serde_json::to_string(log).unwrap();
+        s[1..s.len() - 1].to_string()
+    }
+
+    /// A json-file line: Docker's layout, or a variation the general parser reads differently.
+    fn line() -> impl Strategy<Value = Vec<u8>> {
+        (
+            "[ -~\\n\\t\"\\\\é]{0,40}",
+            prop_oneof![Just("stdout"), Just("stderr"), Just("stdin"), Just("")],
+            time_text(),
+            0u8..8,
+            any::<bool>(),
+        )
+            .prop_map(|(log, stream, time, variant, newline)| {
+                let log = escaped(&format!("{log}{}", if newline { "\n" } else { "" }));
+                let docker = format!(r#"{{"log":"{log}","stream":"{stream}","time":"{time}"}}"#);
+                if variant == 5 {
+                    let mut v = docker.into_bytes();
+                    v.truncate(v.len() / 2);
+                    return v;
+                }
+                match variant {
+                    0 => format!(r#"{{ "log":"{log}","stream":"{stream}","time":"{time}"}}"#),
+                    1 => format!(r#"{{"log":"{log}","stream":"{stream}","time":"{time}","attrs":{{"a":"b"}}}}"#),
+                    2 => format!(r#"{{"stream":"{stream}","log":"{log}","time":"{time}"}}"#),
+                    3 => format!(r#"{{"log":"{log}","stream":"{stream}","time":"{time}"}} "#),
+                    4 => format!(r#"{{"log":"{log}","stream":"{stream}","time":"{time}","log":"x"}}"#),
+                    _ => docker,
+                }
+                .into_bytes()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn the_cached_parse_equals_the_plain_one(
+            times in proptest::collection::vec(time_text(), 1..20),
+            // Times of one minute, as a file's lines are: the cache must tell their seconds apart.
+            minute in (2000u32..2100, 0u32..24, 0u32..60),
+            near in proptest::collection::vec((0u32..61, 0u32..1000, 0usize..3), 1..20),
+        ) {
+            let (y, h, mi) = minute;
+            let suffixes = ["Z", "+01:00", "-00:30"];
+            let near = near.iter().map(|(sec, ms, off)| {
+                format!("{y}-06-30T{h:02}:{mi:02}:{sec:02}.{ms:03}{}", suffixes[*off])
+            });
+            let mut cache = TimeCache::default();
+            for t in times.iter().cloned().chain(near) {
+                prop_assert_eq!(cache.parse(t.as_bytes()), parse_rfc3339(t.as_bytes()), "{}", &t);
+            }
+        }
+
+        #[test]
+        fn the_file_side_time_parse_equals_the_query_side_one(t in time_text()) {
+            // `timefmt` is written apart (for query parameters): an independent oracle.
+            let query_side = runnel_agent::timefmt::parse_rfc3339(&t).ok();
+            prop_assert_eq!(parse_rfc3339(t.as_bytes()), query_side, "{}", &t);
+        }
+
+        #[test]
+        fn the_fast_path_equals_the_general_parser(lines in proptest::collection::vec(line(), 1..8)) {
+            // One warm cache across the lines, as a file's assembler keeps it.
+            let (mut fast, mut general) = (TimeCache::default(), TimeCache::default());
+            for l in &lines {
+                let (mut a, mut b) = (b"kept".to_vec(), b"kept".to_vec());
+                let got = parse_json(l, &mut a, &mut fast);
+                let want = parse_json_any(l, &mut b, &mut general);
+                prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(l));
+                if want.is_ok() {
+                    prop_assert_eq!(&a, &b, "{}", String::from_utf8_lossy(l));
+                }
+                prop_assert!(a.starts_with(b"kept"));
+            }
+        }
+    }
 }

@@ -6,16 +6,18 @@
 //! - the content is a suffix of the line (borrowed, never invented);
 //! - the file-side time parser (`tail::parse::parse_rfc3339`) and the query-side one
 //!   (`timefmt::parse_rfc3339`) agree on every input, and a parsed time printed in its own
-//!   style parses back to the same instant and style.
+//!   style parses back to the same instant and style;
+//! - the whole-second time cache (`TimeCache`), fresh or warmed by the line before it, gives
+//!   what the plain parse gives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use runnel_agent::demo::format::write_cri_line;
-use runnel_agent::tail::parse::{parse_cri, parse_rfc3339};
+use runnel_agent::tail::parse::{parse_cri, parse_rfc3339, TimeCache};
 use runnel_fuzz::time_text;
 
 fuzz_target!(|line: &[u8]| {
-    if let Ok((meta, content)) = parse_cri(line) {
+    if let Ok((meta, content)) = parse_cri(line, &mut TimeCache::default()) {
         assert!(
             line.ends_with(content),
             "content is not the end of the line"
@@ -29,7 +31,7 @@ fuzz_target!(|line: &[u8]| {
             content,
         );
         assert_eq!(again.pop(), Some(b'\n'));
-        let (meta2, content2) = parse_cri(&again).unwrap_or_else(|e| {
+        let (meta2, content2) = parse_cri(&again, &mut TimeCache::default()).unwrap_or_else(|e| {
             panic!(
                 "re-encoded line does not parse ({e}): {:?}",
                 String::from_utf8_lossy(&again)
@@ -41,8 +43,14 @@ fuzz_target!(|line: &[u8]| {
 
     // The time parsers, on the first field and on the whole input.
     let first = line.split(|&b| b == b' ').next().unwrap_or(line);
+    let mut times = TimeCache::default();
     for t in [first, line] {
         let file_side = parse_rfc3339(t);
+        assert_eq!(
+            times.parse(t),
+            file_side,
+            "the time cache and the plain parse disagree"
+        );
         if let Ok(text) = std::str::from_utf8(t) {
             let query_side = runnel_agent::timefmt::parse_rfc3339(text).ok();
             assert_eq!(file_side, query_side, "the two RFC 3339 parsers disagree");

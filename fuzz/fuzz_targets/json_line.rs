@@ -7,13 +7,18 @@
 //! - agreement with serde_json: a line serde_json reads as an object with string `log`,
 //!   `stream` and `time` (keys and stream/time without escapes, so no key can hide behind an
 //!   escape) is accepted by the parser with the same message;
+//! - the whole-second time cache accepts only what `parse_rfc3339` accepts, with its result;
+//! - the Docker-layout fast path agrees with the general parser (`parse_json_any`), and a time
+//!   cache warmed by another line gives what a fresh one gives;
 //! - the over-long-line parser (`parse_json_oversize`) never panics on any head/tail split and
 //!   never decodes more message bytes than the head holds.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use runnel_agent::demo::format::write_json_file_line;
-use runnel_agent::tail::parse::{parse_json, parse_json_oversize};
+use runnel_agent::tail::parse::{
+    parse_json, parse_json_any, parse_json_oversize, parse_rfc3339, TimeCache,
+};
 use runnel_fuzz::time_text;
 use std::collections::HashMap;
 
@@ -28,7 +33,27 @@ const PREFIX: &[u8] = b"held-before";
 
 fuzz_target!(|line: &[u8]| {
     let mut out = PREFIX.to_vec();
-    let parsed = parse_json(line, &mut out);
+    let parsed = parse_json(line, &mut out, &mut TimeCache::default());
+    let mut general = PREFIX.to_vec();
+    assert_eq!(
+        parse_json_any(line, &mut general, &mut TimeCache::default()),
+        parsed,
+        "the fast path and the general parser disagree"
+    );
+    if parsed.is_ok() {
+        assert_eq!(
+            general, out,
+            "the fast path and the general parser decode differently"
+        );
+    }
+    // The time cache takes only what the plain parse takes, fresh or warmed by this input.
+    let mut times = TimeCache::default();
+    assert_eq!(times.parse(line), parse_rfc3339(line));
+    assert_eq!(times.parse(line), parse_rfc3339(line));
+    // A cache warmed by the line's own time changes nothing.
+    let mut warm = TimeCache::default();
+    let _ = parse_json(line, &mut Vec::new(), &mut warm);
+    assert_eq!(parse_json(line, &mut Vec::new(), &mut warm), parsed);
     assert!(
         out.starts_with(PREFIX),
         "bytes before the message were changed"
@@ -49,7 +74,7 @@ fuzz_target!(|line: &[u8]| {
         );
         assert_eq!(again.pop(), Some(b'\n'));
         let mut msg2 = Vec::new();
-        let meta2 = parse_json(&again, &mut msg2).unwrap_or_else(|e| {
+        let meta2 = parse_json(&again, &mut msg2, &mut TimeCache::default()).unwrap_or_else(|e| {
             panic!(
                 "re-encoded line does not parse ({e}): {:?}",
                 String::from_utf8_lossy(&again)

@@ -17,7 +17,7 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use runnel_agent::tail::lines::LineAssembler;
-use runnel_agent::tail::parse::{parse_cri, parse_json, Format, FormatRule};
+use runnel_agent::tail::parse::{parse_cri, parse_json, Format, FormatRule, TimeCache};
 use runnel_fuzz::{run_assembler, Owned};
 use runnel_index::{RecordFlags, Stream};
 
@@ -70,7 +70,11 @@ fn run(data: &[u8]) -> Result<()> {
     if long || content.len() >= RAW_SLACK {
         return Ok(());
     }
-    let whole = run_assembler(&mut LineAssembler::new(FormatRule::Fixed(format), max_line), &content, &[]);
+    let whole = run_assembler(
+        &mut LineAssembler::new(FormatRule::Fixed(format), max_line),
+        &content,
+        &[],
+    );
     assert_eq!(events, whole, "cutting the reads changed the events");
     let incomplete = !content.is_empty() && !content.ends_with(b"\n");
     assert_eq!(asm.busy(), incomplete, "busy() after finish");
@@ -158,8 +162,10 @@ fn check_model(format: Format, max: usize, content: &[u8], events: &[Owned]) {
         let line = &content[start..start + i];
         let mut buf = Vec::new();
         let parsed = match format {
-            Format::JsonFile => parse_json(line, &mut buf).map(|m| (m, buf)),
-            Format::Cri => parse_cri(line).map(|(m, c)| (m, c.to_vec())),
+            Format::JsonFile => {
+                parse_json(line, &mut buf, &mut TimeCache::default()).map(|m| (m, buf))
+            }
+            Format::Cri => parse_cri(line, &mut TimeCache::default()).map(|(m, c)| (m, c.to_vec())),
         };
         match parsed {
             Ok((m, c)) => frags.push(Frag {

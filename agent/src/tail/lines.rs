@@ -90,6 +90,7 @@ pub struct LineAssembler {
     skipping: [bool; 2],
     /// Time of the last line parsed (for a json-file line cut before its `time`).
     last_time: Option<(i64, TimeStyle)>,
+    times: parse::TimeCache,
 }
 
 fn idx(s: Stream) -> usize {
@@ -119,6 +120,7 @@ impl LineAssembler {
             pending: [None, None],
             skipping: [false, false],
             last_time: None,
+            times: parse::TimeCache::default(),
         }
     }
 
@@ -235,7 +237,7 @@ impl LineAssembler {
         self.skip_raw = true;
         scratch.clear();
         let parsed = match self.format_of(&carry) {
-            Format::Cri => parse::parse_cri(&carry).map(|(m, content)| {
+            Format::Cri => parse::parse_cri(&carry, &mut self.times).map(|(m, content)| {
                 scratch.extend_from_slice(content);
                 m
             }),
@@ -379,11 +381,13 @@ impl LineAssembler {
         let try_format = |f: Format, this: &mut Self, scratch: &mut Vec<u8>| {
             scratch.clear();
             match (f, oversize) {
-                (Format::JsonFile, false) => parse::parse_json(line, scratch).map(|m| (m, false)),
+                (Format::JsonFile, false) => {
+                    parse::parse_json(line, scratch, &mut this.times).map(|m| (m, false))
+                }
                 (Format::JsonFile, true) => {
                     parse::parse_json_oversize(line, &this.tail, scratch).map(|m| (m, true))
                 }
-                (Format::Cri, o) => parse::parse_cri(line).map(|(m, content)| {
+                (Format::Cri, o) => parse::parse_cri(line, &mut this.times).map(|(m, content)| {
                     scratch.extend_from_slice(content);
                     (m, o)
                 }),

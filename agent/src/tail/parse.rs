@@ -75,9 +75,12 @@ fn parse_stream(s: &[u8]) -> Result<Stream, ParseError> {
 }
 
 /// Parse one CRI line (without its `\n`). Returns the metadata and the content slice.
-pub fn parse_cri(line: &[u8]) -> Result<(LineMeta, &[u8]), ParseError> {
+pub fn parse_cri<'l>(
+    line: &'l [u8],
+    times: &mut TimeCache,
+) -> Result<(LineMeta, &'l [u8]), ParseError> {
     let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::BadTime)?;
-    let (time_ns, style) = parse_rfc3339(&line[..sp1]).ok_or(ParseError::BadTime)?;
+    let (time_ns, style) = times.parse(&line[..sp1]).ok_or(ParseError::BadTime)?;
     let rest = &line[sp1 + 1..];
     let sp2 = memchr::memchr(b' ', rest).ok_or(ParseError::BadStream)?;
     let stream = parse_stream(&rest[..sp2])?;
@@ -105,8 +108,62 @@ pub fn parse_cri(line: &[u8]) -> Result<(LineMeta, &[u8]), ParseError> {
 
 /// Parse one json-file line (without its `\n`); the unescaped `log` is appended to `out`
 /// (the caller clears it). A `log` without a trailing `\n` is a partial fragment; the `\n`
-/// itself is not appended.
-pub fn parse_json(line: &[u8], out: &mut Vec<u8>) -> Result<LineMeta, ParseError> {
+/// itself is not appended. What follows the `log` is first matched against the tail Docker's
+/// json-file driver writes (see [`docker_tail`]).
+pub fn parse_json(
+    line: &[u8],
+    out: &mut Vec<u8>,
+    times: &mut TimeCache,
+) -> Result<LineMeta, ParseError> {
+    parse_json_object(line, out, times, true)
+}
+
+/// [`parse_json`] without the match of Docker's tail: every key parsed as it comes (what tests
+/// and the fuzzer hold [`parse_json`] against).
+pub fn parse_json_any(
+    line: &[u8],
+    out: &mut Vec<u8>,
+    times: &mut TimeCache,
+) -> Result<LineMeta, ParseError> {
+    parse_json_object(line, out, times, false)
+}
+
+/// The stream and time when `rest` (what follows a `log` value) is exactly Docker's
+/// `,"stream":"stdout|stderr","time":"<RFC 3339>"}`: matched as literals instead of parsed key
+/// by key. None for anything else (spaces, `attrs`, other keys, trailing bytes, a bad time), and
+/// the caller parses on from the same place, so the result is the same either way: the keys
+/// that follow would set the stream and time last.
+fn docker_tail(rest: &[u8], times: &mut TimeCache) -> Option<(Stream, i64, TimeStyle)> {
+    const STDOUT: &[u8] = b",\"stream\":\"stdout\",\"time\":\"";
+    const STDERR: &[u8] = b",\"stream\":\"stderr\",\"time\":\"";
+    let (stream, rest) = match rest.strip_prefix(STDOUT) {
+        Some(r) => (Stream::Stdout, r),
+        None => (Stream::Stderr, rest.strip_prefix(STDERR)?),
+    };
+    // A valid time holds no `"`, so it is the whole string the general parse would read.
+    let (time_ns, style) = times.parse(rest.strip_suffix(b"\"}")?)?;
+    Some((stream, time_ns, style))
+}
+
+/// Whether the unescaped `log` (what `out` holds past `start_len`) ends its line; its `\n` is
+/// taken off.
+fn end_of_line(out: &mut Vec<u8>, start_len: usize) -> bool {
+    if out.len() > start_len && out.last() == Some(&b'\n') {
+        out.pop();
+        true
+    } else {
+        false
+    }
+}
+
+/// Any json-file object: keys in any order, whitespace, unknown keys skipped; with
+/// `docker_tail_first`, the rest after a `log` value is first tried as [`docker_tail`].
+fn parse_json_object(
+    line: &[u8],
+    out: &mut Vec<u8>,
+    times: &mut TimeCache,
+    docker_tail_first: bool,
+) -> Result<LineMeta, ParseError> {
     let mut p = Cursor { s: line, i: 0 };
     p.ws();
     if !p.eat(b'{') {
@@ -133,6 +190,16 @@ pub fn parse_json(line: &[u8], out: &mut Vec<u8>) -> Result<LineMeta, ParseError
                 out.truncate(start_len);
                 p.unescape_string(out).ok_or(ParseError::BadJson)?;
                 have_log = true;
+                if docker_tail_first {
+                    if let Some((stream, time_ns, style)) = docker_tail(&p.s[p.i..], times) {
+                        return Ok(LineMeta {
+                            time_ns,
+                            style,
+                            stream,
+                            partial: !end_of_line(out, start_len),
+                        });
+                    }
+                }
             }
             b"stream" if p.peek() == Some(b'"') => {
                 stream = Some(p.raw_string().ok_or(ParseError::BadJson)?);
@@ -155,18 +222,14 @@ pub fn parse_json(line: &[u8], out: &mut Vec<u8>) -> Result<LineMeta, ParseError
         return Err(ParseError::MissingLog);
     }
     let stream = parse_stream(stream.ok_or(ParseError::BadStream)?)?;
-    let (time_ns, style) = time.and_then(parse_rfc3339).ok_or(ParseError::BadTime)?;
-    let partial = if out.len() > start_len && out.last() == Some(&b'\n') {
-        out.pop();
-        false
-    } else {
-        true
-    };
+    let (time_ns, style) = time
+        .and_then(|t| times.parse(t))
+        .ok_or(ParseError::BadTime)?;
     Ok(LineMeta {
         time_ns,
         style,
         stream,
-        partial,
+        partial: !end_of_line(out, start_len),
     })
 }
 
@@ -412,6 +475,23 @@ fn digits(s: &[u8]) -> Option<i64> {
     Some(v)
 }
 
+/// The value of 8 ASCII digits read as one word; None unless all 8 are digits.
+fn eight_digits(b: &[u8]) -> Option<i64> {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    let v = u64::from_le_bytes(b.try_into().ok()?);
+    // Every byte is 0x30..=0x39: high nibble 3, and adding 6 leaves it 3 (no byte carries,
+    // so bytes cannot disturb each other).
+    if v & HIGH != THREES || v.wrapping_add(0x0606_0606_0606_0606) & HIGH != THREES {
+        return None;
+    }
+    // Pairs, then quadruples, then the whole: the first byte is the most significant digit.
+    let d = v - THREES;
+    let d = (d * 10 + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let d = (d * 100 + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some(((d * 10_000 + (d >> 32)) & 0xFFFF_FFFF) as i64)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -423,9 +503,54 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Bytes of the `YYYY-MM-DDTHH:MM:SS` part of an RFC 3339 time.
+const WHOLE_SECONDS: usize = 19;
+
 /// Parse RFC 3339 with up to 9 fraction digits (`2024-05-01T12:00:00.123456789Z`,
 /// `…+02:00`) into ns since the epoch (UTC) and how it was written.
 pub fn parse_rfc3339(s: &[u8]) -> Option<(i64, TimeStyle)> {
+    let secs = local_seconds(s)?;
+    parse_after_seconds(s, secs)
+}
+
+/// The last `YYYY-MM-DDTHH:MM:SS` parsed and its seconds: a file's lines are nearly all in the
+/// same second as the line before, so they skip the date arithmetic. Each tailed file keeps one.
+#[derive(Debug, Clone)]
+pub struct TimeCache {
+    /// Always a valid `YYYY-MM-DDTHH:MM:SS` (the epoch until a time was parsed), so a hit
+    /// stands for a validated prefix.
+    whole: [u8; WHOLE_SECONDS],
+    secs: i64,
+}
+
+impl Default for TimeCache {
+    fn default() -> TimeCache {
+        TimeCache {
+            whole: *b"1970-01-01T00:00:00",
+            secs: 0,
+        }
+    }
+}
+
+impl TimeCache {
+    /// [`parse_rfc3339`], remembering the whole seconds.
+    #[inline]
+    pub fn parse(&mut self, s: &[u8]) -> Option<(i64, TimeStyle)> {
+        let secs = match s.get(..WHOLE_SECONDS) {
+            Some(whole) if whole == self.whole => self.secs,
+            _ => {
+                let secs = local_seconds(s)?;
+                self.whole.copy_from_slice(&s[..WHOLE_SECONDS]);
+                self.secs = secs;
+                secs
+            }
+        };
+        parse_after_seconds(s, secs)
+    }
+}
+
+/// Seconds since the epoch of the `YYYY-MM-DDTHH:MM:SS` that starts `s`, before its offset.
+fn local_seconds(s: &[u8]) -> Option<i64> {
     if s.len() < 20
         || s[4] != b'-'
         || s[7] != b'-'
@@ -444,12 +569,26 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<(i64, TimeStyle)> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
-    let mut i = 19;
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec)
+}
+
+/// The fraction and offset after the whole seconds of `s` (which [`local_seconds`] accepted
+/// and made `local`).
+fn parse_after_seconds(s: &[u8], local: i64) -> Option<(i64, TimeStyle)> {
+    if s.len() < 20 {
+        return None;
+    }
+    let mut i = WHOLE_SECONDS;
     let mut frac_ns = 0i64;
     let mut frac_digits = 0u8;
     if s[i] == b'.' {
         i += 1;
         let start = i;
+        // Runtimes write 9 digits: the first 8 in one step, the rest by the loop.
+        if let Some(v) = s.get(i..i + 8).and_then(eight_digits) {
+            frac_ns = v;
+            i += 8;
+        }
         while i < s.len() && s[i].is_ascii_digit() {
             if i - start < 9 {
                 frac_ns = frac_ns * 10 + i64::from(s[i] - b'0');
@@ -478,8 +617,7 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<(i64, TimeStyle)> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - i64::from(offset_secs);
+    let secs = local - i64::from(offset_secs);
     let ns = secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)?;
     Some((
         ns,
@@ -489,4 +627,41 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<(i64, TimeStyle)> {
             zulu,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eight_digits;
+    use proptest::prelude::*;
+
+    fn naive(b: &[u8]) -> Option<i64> {
+        b.iter().try_fold(0i64, |v, &c| {
+            c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0'))
+        })
+    }
+
+    #[test]
+    fn edges() {
+        assert_eq!(eight_digits(b"00000000"), Some(0));
+        assert_eq!(eight_digits(b"99999999"), Some(99_999_999));
+        assert_eq!(eight_digits(b"12345678"), Some(12_345_678));
+        assert_eq!(eight_digits(b"1234567"), None);
+        for bad in [b'/', b':', b'\0', b'0' + 0x80, b' ', 0xff] {
+            for at in 0..8 {
+                let mut b = *b"12345678";
+                b[at] = bad;
+                assert_eq!(eight_digits(&b), None, "{b:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20000))]
+        #[test]
+        fn eight_digits_is_the_naive_fold(
+            b in proptest::collection::vec(prop_oneof![8 => b'0'..=b'9', 1 => any::<u8>()], 8)
+        ) {
+            prop_assert_eq!(eight_digits(&b), naive(&b));
+        }
+    }
 }
