@@ -74,13 +74,6 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Result<T, Str
     }
 }
 
-/// A metric's value on `/metrics`.
-fn metric(agent: &Agent, name: &str) -> Option<f64> {
-    let (_, body) = agent.get("/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// The container's `State.StartedAt`, from the engine (`date` parses its RFC 3339 text).
 fn started_at(id: &str) -> std::time::SystemTime {
     let text = docker_ok(&["inspect", "-f", "{{.State.StartedAt}}", id]);
@@ -124,14 +117,12 @@ fn a_container_found_only_through_the_api_is_read_and_retired_after_its_last_lin
         "1h",
     );
     let agent = Agent::start(&cfg);
-    wait_for(
-        Duration::from_secs(10),
-        "the API connects",
-        || match metric(&agent, "runnel_input_docker_api_connected") {
-            Some(1.0) => Ok(()),
-            v => Err(format!("{v:?}")),
-        },
-    );
+    wait_for(Duration::from_secs(10), "the API connects", || match agent
+        .metric("runnel_input_docker_api_connected")
+    {
+        Some(1.0) => Ok(()),
+        v => Err(format!("{v:?}")),
+    });
 
     let id = docker_ok(&[
         "run",
@@ -179,7 +170,7 @@ fn a_container_found_only_through_the_api_is_read_and_retired_after_its_last_lin
     assert_eq!(ident["labels"]["runnel.test"], "docker-api", "{s}");
     assert_eq!(s["retired"], false, "{s}");
     assert_eq!(
-        metric(&agent, "runnel_input_docker_api_reconnects_total"),
+        agent.metric("runnel_input_docker_api_reconnects_total"),
         Some(0.0)
     );
 
@@ -294,17 +285,14 @@ fn without_the_socket_the_files_are_read_and_reconnects_are_counted() {
     wait_for(
         Duration::from_secs(10),
         "reconnects are counted",
-        || match metric(&agent, "runnel_input_docker_api_reconnects_total") {
+        || match agent.metric("runnel_input_docker_api_reconnects_total") {
             Some(v) if v >= 2.0 => Ok(()),
             v => Err(format!("{v:?}")),
         },
     );
+    assert_eq!(agent.metric("runnel_input_docker_api_connected"), Some(0.0));
     assert_eq!(
-        metric(&agent, "runnel_input_docker_api_connected"),
-        Some(0.0)
-    );
-    assert_eq!(
-        metric(&agent, "runnel_input_docker_api_containers_total"),
+        agent.metric("runnel_input_docker_api_containers_total"),
         Some(0.0)
     );
     agent.stop();
@@ -413,7 +401,7 @@ fn when_the_socket_goes_away_the_files_are_read_and_the_api_comes_back() {
         wait_for(
             Duration::from_secs(60),
             &format!("runnel_input_docker_api_connected == {want}"),
-            || match metric(&agent, "runnel_input_docker_api_connected") {
+            || match agent.metric("runnel_input_docker_api_connected") {
                 Some(v) if v == want => Ok(()),
                 v => Err(format!("{v:?}")),
             },
@@ -449,7 +437,7 @@ fn when_the_socket_goes_away_the_files_are_read_and_the_api_comes_back() {
     wait_for(
         Duration::from_secs(15),
         "a reconnect is counted",
-        || match metric(&agent, "runnel_input_docker_api_reconnects_total") {
+        || match agent.metric("runnel_input_docker_api_reconnects_total") {
             Some(v) if v >= 1.0 => Ok(()),
             v => Err(format!("{v:?}")),
         },
@@ -459,13 +447,15 @@ fn when_the_socket_goes_away_the_files_are_read_and_the_api_comes_back() {
     let _proxy = Proxy::start(&sock);
     connected(1.0);
     // The relist counted what exists now (a, and other tests' containers); b is new.
-    let listed = metric(&agent, "runnel_input_docker_api_containers_total").unwrap_or(0.0);
+    let listed = agent
+        .metric("runnel_input_docker_api_containers_total")
+        .unwrap_or(0.0);
     let id_b = run(&b);
     cleanup.containers.push(id_b.clone());
     wait_for(
         Duration::from_secs(30),
         "b's start event is seen on the new event stream",
-        || match metric(&agent, "runnel_input_docker_api_containers_total") {
+        || match agent.metric("runnel_input_docker_api_containers_total") {
             Some(v) if v > listed => Ok(()),
             v => Err(format!("{v:?}, {listed} after the relist")),
         },
@@ -656,7 +646,7 @@ fn the_demo_turns_the_api_on_when_the_socket_is_present() {
     wait_for(
         Duration::from_secs(20),
         "the demo's Docker API client connects to the host's engine",
-        || match metric(&agent, "runnel_input_docker_api_connected") {
+        || match agent.metric("runnel_input_docker_api_connected") {
             Some(1.0) => Ok(()),
             v => Err(format!("{v:?}")),
         },

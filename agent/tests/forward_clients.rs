@@ -7,7 +7,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{eventually, fixed_port, python, run_script, Agent, Node};
+use support::{eventually, python, reserve_port, run_script, Agent, Node};
 
 fn forward_config(node: &Node, port: u16) -> std::path::PathBuf {
     node.config_with_inputs(
@@ -33,7 +33,8 @@ fn lines(agent: &Agent, query: &str) -> Vec<String> {
 #[test]
 fn python_fluent_logger_records_are_stored_with_their_streams() {
     let node = Node::new();
-    let port = fixed_port();
+    let reserved = reserve_port();
+    let port = reserved.number();
     let (agent, _) = Agent::start_forward(&forward_config(&node, port));
     let port_s = port.to_string();
     assert_eq!(
@@ -97,7 +98,8 @@ fn go_client() -> std::path::PathBuf {
 fn go_client_with_acks_loses_and_repeats_nothing_across_sigkills() {
     let bin = go_client();
     let node = Node::new();
-    let port = fixed_port();
+    let reserved = reserve_port();
+    let port = reserved.number();
     let cfg = forward_config(&node, port);
     let (mut agent, _) = Agent::start_forward(&cfg);
     const N: usize = 3000;
@@ -156,7 +158,8 @@ fn go_client_with_acks_loses_and_repeats_nothing_across_sigkills() {
 #[test]
 fn a_chunk_whose_ack_was_lost_is_acked_again_after_a_restart_and_stored_once() {
     let node = Node::new();
-    let port = fixed_port();
+    let reserved = reserve_port();
+    let port = reserved.number();
     let cfg = forward_config(&node, port);
     let (agent, _) = Agent::start_forward(&cfg);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/forward/lost_ack.py");
@@ -170,6 +173,14 @@ fn a_chunk_whose_ack_was_lost_is_acked_again_after_a_restart_and_stored_once() {
         eventually(Duration::from_secs(30), || lines_if_any(&agent, q).len()
             == 200),
         "the chunk was never stored"
+    );
+    // Readers see records still in the writer's buffer; the ack is written only once they
+    // are durable, so the ack count (not the query) says the agent may die now.
+    assert!(
+        eventually(Duration::from_secs(30), || agent
+            .metric("runnel_forward_acks_total")
+            == Some(1.0)),
+        "the stored chunk was never acked"
     );
     // Durable, the ack unread by the client: the agent dies now.
     agent.kill9();

@@ -48,7 +48,8 @@ fn lines(agent: &Live, q: &str) -> Vec<String> {
 #[test]
 fn forward_settings_and_http_ingest_change_live_and_a_bad_pattern_is_refused() {
     let node = Node::new();
-    let port = support::fixed_port();
+    let reserved = support::reserve_port();
+    let port = reserved.number();
     let mut cm = ConfigMap::new(&node.dir.path().join("cm"), &config(&node, port, "", true));
     let agent = Live::start(&cm.file(), &node.dir.path().join("stderr"), None);
     send(port, "kube.shop.web-0.side", "c1", "before");

@@ -1087,3 +1087,74 @@ fn lines_dated_far_in_the_future_are_stored_as_dated_and_unrepresentable_ones_co
     let recs = store.read_from(&key, 0, 10, usize::MAX).unwrap().records;
     assert_eq!(recs[1].time_ns, 4_102_444_799_000_000_001);
 }
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path owned for the call.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
+    assert_eq!(
+        rc,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A FIFO under a log's name (a live log, a rotated one, a `config.v2.json`) once blocked the
+/// tailer's open until a writer came, and with it every log of the node. Refused and counted
+/// now; the logs beside are read.
+#[test]
+fn fifos_under_log_names_are_refused_and_counted_never_waited_on() {
+    use runnel_agent::tail::Input;
+    let env = Env::new();
+    let a = env.cri_log("ns", "a", "c", 0);
+    append(&a, &(cri(0, "a0") + &cri(1, "a1")));
+    mkfifo(&a.with_file_name("0.log.20240501-120000"));
+    mkfifo(&env.cri_log("ns", "b", "c", 0));
+    let id = cid(11);
+    let d = env.docker_root().join(&id);
+    std::fs::create_dir_all(&d).unwrap();
+    mkfifo(&d.join("config.v2.json"));
+    append(&d.join(format!("{id}-json.log")), &docker(0, "d0"));
+    let store = env.store();
+    let cfg = env.config();
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let ing = Ingest::start(&cfg, store).unwrap();
+            ing.wait_ready();
+            let read_errors = || {
+                ing.stats()
+                    .input(Input::Cri)
+                    .read_errors
+                    .load(Ordering::Relaxed)
+            };
+            let fallbacks = || {
+                ing.stats()
+                    .input(Input::Docker)
+                    .identity_fallbacks
+                    .load(Ordering::Relaxed)
+            };
+            let counted = eventually(Duration::from_secs(30), || {
+                read_errors() >= 2 && fallbacks() >= 1
+            });
+            let counts = (read_errors(), fallbacks());
+            ing.shutdown();
+            let _ = tx.send((counted, counts));
+        });
+    }
+    let (counted, (read_errors, fallbacks)) = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| {
+            panic!("the tailer did not come back within 120 s: it waits on a FIFO")
+        });
+    assert!(
+        counted,
+        "the live and the rotated FIFO are read errors ({read_errors}), the FIFO config.v2.json an identity fallback ({fallbacks})"
+    );
+    assert_eq!(messages(&store, &cri_key("ns", "a", "c", 0)), ["a0", "a1"]);
+    assert_eq!(messages(&store, &format!("docker:{id}")), ["d0"]);
+    assert!(messages(&store, &cri_key("ns", "b", "c", 0)).is_empty());
+}

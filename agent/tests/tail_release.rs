@@ -139,7 +139,8 @@ impl Harness {
         got
     }
     fn scan(&mut self) {
-        self.src.scan_rotated(&self.settings, &self.stats);
+        self.src
+            .scan_rotated(&self.store, &self.settings, &self.stats);
     }
     fn counter(&self, get: fn(&runnel_agent::tail::stats::PerInput) -> u64) -> u64 {
         get(self.stats.input(Input::Cri))

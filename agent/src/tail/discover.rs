@@ -18,14 +18,35 @@ pub struct Found {
     pub live: PathBuf,
 }
 
-fn dirs(p: &Path) -> Vec<PathBuf> {
-    match std::fs::read_dir(p) {
-        Ok(rd) => rd
+/// Directories under a log root that a scan could not list, with why (EACCES: the agent runs
+/// without the right to read them). Their logs are not read; the tailer says so once per
+/// directory and counts every failed listing. A directory gone between two steps of a scan
+/// (a pod removed meanwhile) is not one of them.
+#[derive(Debug, Default)]
+pub struct Unlisted(pub Vec<(PathBuf, std::io::Error)>);
+
+impl Unlisted {
+    fn read_dir(&mut self, p: &Path) -> Option<std::fs::ReadDir> {
+        match std::fs::read_dir(p) {
+            Ok(rd) => Some(rd),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    self.0.push((p.to_path_buf(), e));
+                }
+                None
+            }
+        }
+    }
+}
+
+fn dirs(p: &Path, unlisted: &mut Unlisted) -> Vec<PathBuf> {
+    match unlisted.read_dir(p) {
+        Some(rd) => rd
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .map(|e| e.path())
             .collect(),
-        Err(_) => Vec::new(),
+        None => Vec::new(),
     }
 }
 
@@ -34,11 +55,16 @@ fn name(p: &Path) -> Option<&str> {
 }
 
 /// Live CRI logs in one container directory `<root>/<pod dir>/<container>`.
-pub fn cri_in_container_dir(root: &Path, cdir: &Path, out: &mut Vec<Found>) {
+pub fn cri_in_container_dir(
+    root: &Path,
+    cdir: &Path,
+    out: &mut Vec<Found>,
+    unlisted: &mut Unlisted,
+) {
     let (Some(container), Some(pod_dir)) = (name(cdir), cdir.parent().and_then(name)) else {
         return;
     };
-    let Ok(rd) = std::fs::read_dir(cdir) else {
+    let Some(rd) = unlisted.read_dir(cdir) else {
         return;
     };
     let mut seen = std::collections::HashSet::new();
@@ -67,21 +93,22 @@ pub fn cri_in_container_dir(root: &Path, cdir: &Path, out: &mut Vec<Found>) {
 }
 
 /// Every live CRI log under `root` (`<ns>_<pod>_<uid>/<container>/<restart>.log`).
-pub fn scan_cri(root: &Path, out: &mut Vec<Found>) {
-    for pod in dirs(root) {
-        for c in dirs(&pod) {
-            cri_in_container_dir(root, &c, out);
+pub fn scan_cri(root: &Path, out: &mut Vec<Found>, unlisted: &mut Unlisted) {
+    for pod in dirs(root, unlisted) {
+        for c in dirs(&pod, unlisted) {
+            cri_in_container_dir(root, &c, out, unlisted);
         }
     }
 }
 
 /// The live Docker log in `<root>/<id>`, if present.
-pub fn docker_in_dir(dir: &Path, out: &mut Vec<Found>) {
+pub fn docker_in_dir(dir: &Path, out: &mut Vec<Found>, unlisted: &mut Unlisted) {
     let Some(id) = name(dir) else { return };
     let live_name = format!("{id}-json.log");
     let live = dir.join(&live_name);
-    let rotated_only = || {
-        std::fs::read_dir(dir)
+    let mut rotated_only = || {
+        unlisted
+            .read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
@@ -101,9 +128,9 @@ pub fn docker_in_dir(dir: &Path, out: &mut Vec<Found>) {
 }
 
 /// Every live Docker log under `root`.
-pub fn scan_docker(root: &Path, out: &mut Vec<Found>) {
-    for d in dirs(root) {
-        docker_in_dir(&d, out);
+pub fn scan_docker(root: &Path, out: &mut Vec<Found>, unlisted: &mut Unlisted) {
+    for d in dirs(root, unlisted) {
+        docker_in_dir(&d, out, unlisted);
     }
 }
 
@@ -114,7 +141,7 @@ pub const MAX_DOCKER_CONFIG_BYTES: u64 = 4 << 20;
 /// The whole file, or an error when it is longer than `max` bytes (never read past `max`).
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let (f, _) = super::file::open_regular(path).map_err(|e| e.to_string())?;
     let mut b = Vec::new();
     f.take(max + 1)
         .read_to_end(&mut b)

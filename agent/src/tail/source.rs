@@ -24,6 +24,19 @@ const HISTORY_RECORDS: u64 = 4096;
 const HISTORY_BYTES: u64 = 8 << 20;
 /// Fingerprints remembered per source (files already read, with how far).
 const KNOWN_MAX: usize = 256;
+/// Times a source's directory is listed and its files looked at before a view that keeps
+/// changing (renames under way) is taken as it is, to be looked at again at the next poll.
+const LIST_ATTEMPTS: usize = 5;
+
+/// Rotated files of a source, as [`Source::list_rotated`] found them.
+struct Listing {
+    /// The files not open yet, oldest first, each looked at.
+    files: Vec<(PathBuf, Looked)>,
+    /// False when some file could not be looked at.
+    all_seen: bool,
+    /// Every rotated name and the file it held, as listed when the looks were made.
+    names: Vec<(PathBuf, Option<(u64, u64)>)>,
+}
 
 /// Settings the tailer uses.
 #[derive(Debug, Clone)]
@@ -121,6 +134,9 @@ pub struct Source {
     known_to_index: bool,
     /// [`Source::held_bytes`] as last added to the tailer's node-wide total.
     pub held_accounted: usize,
+    /// Why the live file could not be opened, as last logged: logged again only when the
+    /// reason changes (every failed look is counted in `read_errors`).
+    open_error: Option<std::io::ErrorKind>,
 }
 
 fn file_name(p: &Path) -> &str {
@@ -157,6 +173,7 @@ impl Source {
             identity,
             files: VecDeque::new(),
             known: VecDeque::new(),
+            open_error: None,
             announced: false,
             initialised: false,
             finished: false,
@@ -356,8 +373,6 @@ impl Source {
             Some(Position::File { file, offset }) => Some((file, offset)),
             _ => None,
         };
-        let mut paths = self.rotated_on_disk();
-        paths.push(self.live.clone());
         struct Cand {
             path: PathBuf,
             looked: Looked,
@@ -366,13 +381,9 @@ impl Source {
             resume: Option<u64>,
         }
         let mut cands = Vec::new();
-        for path in paths {
-            // Opened once: the identity, the fingerprint and the handle read later are all of
-            // the same file even if a rotation renames it meanwhile.
-            let Ok(Some(looked)) = look_counted(&path, st.fingerprint_bytes, stats, self.input)
-            else {
-                continue;
-            };
+        // Opened once: the identity, the fingerprint and the handle read later are all of the
+        // same file even if a rotation renames it meanwhile.
+        for (path, looked) in self.look_all(st, stats) {
             let (m, print) = (&looked.meta, looked.print);
             let gz = is_gz(&path);
             let mut id = FileId {
@@ -504,9 +515,42 @@ impl Source {
         }
     }
 
+    /// Where an earlier run of the agent got to in a file this run has not met yet, from the
+    /// index: by (device, inode, first line) for a plain file, else by the content's
+    /// fingerprint among the source's last records (a gzipped copy has a new inode). A file
+    /// the first look at the source missed (renamed or gzipped while it was being looked at)
+    /// is found by a later scan and must not be read again from its start.
+    fn read_before(&self, store: &Store, id: FileId, gz: bool) -> Option<(FileId, u64)> {
+        if !self.known_to_index {
+            return None;
+        }
+        let mut best = if gz {
+            None
+        } else {
+            store.durable_position(&id).map(|p| (id, p))
+        };
+        let q = Query {
+            tail_lines: Some(HISTORY_RECORDS),
+            limit_bytes: Some(HISTORY_BYTES),
+            ..Query::default()
+        };
+        for rec in store
+            .query(&self.key, &q)
+            .map(|r| r.records)
+            .unwrap_or_default()
+        {
+            if let Position::File { file, offset } = rec.position {
+                if file.fingerprint == id.fingerprint && best.is_none_or(|(_, b)| offset > b) {
+                    best = Some((file, offset));
+                }
+            }
+        }
+        best
+    }
+
     /// Look for rotated files not tracked yet (gzipped copies, copytruncate copies, rotations
     /// that happened while we were not looking).
-    pub fn scan_rotated(&mut self, st: &TailSettings, stats: &Stats) {
+    pub fn scan_rotated(&mut self, store: &Store, st: &TailSettings, stats: &Stats) {
         if !self.initialised {
             // The first poll decides where each file present at start resumes.
             return;
@@ -528,7 +572,11 @@ impl Source {
         };
         self.retry_scan = false;
         let mut seen = Vec::new();
-        let (listed, all_seen) = self.list_rotated(st);
+        let Listing {
+            files: listed,
+            all_seen,
+            ..
+        } = self.list_rotated(st, stats);
         for (path, looked) in listed {
             let gz = is_gz(&path);
             let (m, print) = (looked.meta.clone(), looked.print);
@@ -546,14 +594,14 @@ impl Source {
             let (id, start) = match self.known.iter().find(|k| k.hash == print.hash) {
                 Some(k) if k.done => continue,
                 Some(k) => (k.id, k.offset),
-                None => (
-                    FileId {
+                None => {
+                    let id = FileId {
                         dev: m.dev(),
                         ino: m.ino(),
                         fingerprint: print.hash,
-                    },
-                    0,
-                ),
+                    };
+                    self.read_before(store, id, gz).unwrap_or((id, 0))
+                }
             };
             if !gz && start >= m.len() {
                 self.remember(print.hash, id, start, true);
@@ -591,24 +639,16 @@ impl Source {
     /// looked at (logrotate shifting `.1` to `.2` before copying the new `.1`) would pair a
     /// name with another file: the directory is listed before and after, and the files are
     /// looked at again until both listings agree and each opened file is the one its name
-    /// held. The flag is false when some file could not be looked at.
-    fn list_rotated(&mut self, st: &TailSettings) -> (Vec<(PathBuf, Looked)>, bool) {
-        const ATTEMPTS: usize = 5;
-        let snapshot = |src: &Source| -> Vec<(PathBuf, Option<(u64, u64)>)> {
-            src.rotated_on_disk()
-                .into_iter()
-                .map(|p| {
-                    let ino = std::fs::metadata(&p).ok().map(|m| (m.dev(), m.ino()));
-                    (p, ino)
-                })
-                .collect()
-        };
+    /// held.
+    fn list_rotated(&mut self, st: &TailSettings, stats: &Stats) -> Listing {
+        let mut counted = false;
         let mut listed = Vec::new();
         let mut all_seen = true;
-        for attempt in 1..=ATTEMPTS {
+        let mut before = Vec::new();
+        for attempt in 1..=LIST_ATTEMPTS {
             listed.clear();
             all_seen = true;
-            let before = snapshot(self);
+            before = self.rotated_snapshot();
             let mut stable = true;
             for (path, ino) in &before {
                 let Some(ino) = *ino else {
@@ -625,21 +665,68 @@ impl Source {
                         listed.push((path.clone(), l));
                     }
                     Ok(None) => {}
-                    Err(_) => {
+                    Err(e) => {
+                        // Gone meanwhile is a rename under way; anything else (EACCES, EMFILE)
+                        // is counted once per listing and the file looked at again next time.
+                        if e.kind() != std::io::ErrorKind::NotFound && !counted {
+                            counted = true;
+                            stats
+                                .input(self.input)
+                                .read_errors
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
                         all_seen = false;
                         stable = false;
                     }
                 }
             }
-            if stable && snapshot(self) == before {
+            if stable && self.rotated_snapshot() == before {
                 break;
             }
-            if attempt == ATTEMPTS {
+            if attempt == LIST_ATTEMPTS {
                 // Still renaming: take what is there, and look again at the next poll.
                 self.retry_scan = true;
             }
         }
-        (listed, all_seen)
+        Listing {
+            files: listed,
+            all_seen,
+            names: before,
+        }
+    }
+
+    /// The rotated names on disk with the file each holds now.
+    fn rotated_snapshot(&self) -> Vec<(PathBuf, Option<(u64, u64)>)> {
+        self.rotated_on_disk()
+            .into_iter()
+            .map(|p| {
+                let ino = std::fs::metadata(&p).ok().map(|m| (m.dev(), m.ino()));
+                (p, ino)
+            })
+            .collect()
+    }
+
+    /// Every file of the source, rotated ones oldest first and the live file last, each looked
+    /// at, as one view: a rotation or a gzip between listing the directory and looking at the
+    /// live file (which would leave a file out, to be met later as one never read) makes it
+    /// look again.
+    fn look_all(&mut self, st: &TailSettings, stats: &Stats) -> Vec<(PathBuf, Looked)> {
+        for attempt in 1..=LIST_ATTEMPTS {
+            let listing = self.list_rotated(st, stats);
+            let live = look_counted(&self.live, st.fingerprint_bytes, stats, self.input);
+            let settled = self.rotated_snapshot() == listing.names;
+            if settled || attempt == LIST_ATTEMPTS {
+                if !settled {
+                    self.retry_scan = true;
+                }
+                let mut all = listing.files;
+                if let Ok(Some(l)) = live {
+                    all.push((self.live.clone(), l));
+                }
+                return all;
+            }
+        }
+        Vec::new()
     }
 
     /// Rotated files held back by the cap that are no longer on disk (under any name, gzipped
@@ -671,9 +758,22 @@ impl Source {
         {
             return false;
         }
-        let Ok(Some(looked)) = look_counted(&self.live, st.fingerprint_bytes, stats, self.input)
-        else {
-            return false;
+        let looked = match look_counted(&self.live, st.fingerprint_bytes, stats, self.input) {
+            Ok(Some(l)) => {
+                self.open_error = None;
+                l
+            }
+            Ok(None) => return false,
+            Err(e) => {
+                // EACCES (a root-owned 0600 file under a non-root agent), EMFILE, EIO: the
+                // file is looked at again at every poll; said once per reason, not per poll.
+                if e.kind() != std::io::ErrorKind::NotFound && self.open_error != Some(e.kind()) {
+                    tracing::warn!(source = %self.key, path = %self.live.display(), error = %e,
+                        "cannot open the log file; retrying at every poll (counted in runnel_input_read_errors_total)");
+                    self.open_error = Some(e.kind());
+                }
+                return false;
+            }
         };
         let (m, print) = (looked.meta.clone(), looked.print);
         if self
@@ -738,20 +838,20 @@ impl Source {
         if self.retry_scan || self.awaiting_copy.is_some() {
             // Lines held from a truncation seen by a scan outside poll go to the copy if it is
             // here by now, else out as they are.
-            self.scan_rotated(st, &stats);
+            self.scan_rotated(store, st, &stats);
             self.flush_awaiting_copy(out, &stats);
         }
         if self.check_live(store, st, &stats) {
             // A new live file: a file rotated before we ever opened it is older; find it now so
             // it is read first.
-            self.scan_rotated(st, &stats);
+            self.scan_rotated(store, st, &stats);
         }
         let mut total = 0;
         let mut released = false;
         while !self.files.is_empty() {
             let live = self.live_position() == Some(0);
             if live && self.check_truncation(&stats) {
-                self.scan_rotated(st, &stats);
+                self.scan_rotated(store, st, &stats);
                 self.flush_awaiting_copy(out, &stats);
                 continue;
             }
@@ -774,7 +874,7 @@ impl Source {
                 FileEnd::More => break,
                 FileEnd::Replaced => {
                     self.start_over(0, &stats);
-                    self.scan_rotated(st, &stats);
+                    self.scan_rotated(store, st, &stats);
                     self.flush_awaiting_copy(out, &stats);
                     continue;
                 }
@@ -815,7 +915,7 @@ impl Source {
             }
             if self.retry_scan {
                 // Rotated files left on disk by the open-file cap come before the live file.
-                self.scan_rotated(st, &stats);
+                self.scan_rotated(store, st, &stats);
             }
         }
         (total, released)

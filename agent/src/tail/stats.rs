@@ -99,6 +99,8 @@ pub struct Stats {
     /// Logs found and not read (filtered out, or a second path to a file read already) that
     /// are still on disk; forgotten when they go.
     pub ignored_sources: AtomicI64,
+    /// Directories under the log roots that the last full scan could not list.
+    pub unlisted_dirs: AtomicI64,
 }
 
 impl Stats {
@@ -211,7 +213,7 @@ impl Stats {
                 );
             }
         }
-        let gauges: [(&str, &str, i64); 4] = [
+        let gauges: [(&str, &str, i64); 5] = [
             (
                 "runnel_input_pending_bytes",
                 "Memory held for lines not yet ended (bounded by inputs.max_pending_bytes).",
@@ -221,6 +223,11 @@ impl Stats {
                 "runnel_input_ignored_sources",
                 "Logs on disk that are not read (filtered out, or a second path to a file read).",
                 self.ignored_sources.load(Ordering::Relaxed),
+            ),
+            (
+                "runnel_input_unlisted_directories",
+                "Directories under the log roots the last scan could not list (their logs are not read).",
+                self.unlisted_dirs.load(Ordering::Relaxed),
             ),
             (
                 "runnel_input_open_files",

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod reconfigure;
+mod watches;
 
 /// How often every source is polled even without an inotify event.
 const POLL_ALL_EVERY: Duration = Duration::from_secs(1);
@@ -126,7 +127,9 @@ pub(crate) struct Tailer {
     events_tx: Sender<notify::Result<notify::Event>>,
     /// Set by the watcher thread when it had to drop events (queue full): rescan everything.
     events_lost: Arc<AtomicBool>,
-    watched: HashSet<PathBuf>,
+    watches: watches::Watches,
+    /// The last try to start inotify failed (said once until it works).
+    inotify_failed: bool,
     /// Container directories outside the log roots that the Docker API named: each watched on
     /// its own (non-recursive), so that their writes wake the tailer as the roots' do.
     api_dirs: HashSet<PathBuf>,
@@ -136,6 +139,9 @@ pub(crate) struct Tailer {
     /// again while they exist; pruned at each full scan to those still on disk, so pods that
     /// come and go do not grow it.
     ignored: HashSet<String>,
+    /// Directories under the log roots the last full scan could not list, with why: said
+    /// when one starts failing (or fails for another reason) and when it lists again.
+    unlisted: HashMap<PathBuf, std::io::ErrorKind>,
     /// Sum of the sources' held bytes (lines not yet ended), kept under `max_pending`.
     pending_total: usize,
     dirty: HashSet<PathBuf>,
@@ -176,11 +182,13 @@ impl Tailer {
             events,
             events_tx,
             events_lost: Arc::new(AtomicBool::new(false)),
-            watched: HashSet::new(),
+            watches: watches::Watches::default(),
+            inotify_failed: false,
             api_dirs: HashSet::new(),
             sources: HashMap::new(),
             canonical: HashMap::new(),
             ignored: HashSet::new(),
+            unlisted: HashMap::new(),
             pending_total: 0,
             dirty: HashSet::new(),
             rotated_dirty: HashSet::new(),
@@ -199,29 +207,31 @@ impl Tailer {
                     lost.store(true, Ordering::Release);
                 }
             }) {
-                Ok(w) => self.watcher = Some(w),
+                Ok(w) => {
+                    self.watcher = Some(w);
+                    self.inotify_failed = false;
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "inotify unavailable; relying on the periodic rescan");
+                    if !std::mem::replace(&mut self.inotify_failed, true) {
+                        tracing::warn!(error = %e, "inotify unavailable; relying on the periodic rescan (tried again at every rescan)");
+                    }
                     return;
                 }
             }
         }
-        let roots: Vec<PathBuf> = self.settings.roots.iter().map(|(_, r)| r.clone()).collect();
-        for root in roots {
-            if self.watched.contains(&root) || !root.is_dir() {
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        self.watches.refresh(w);
+        for (input, root) in &self.settings.roots {
+            if self.watches.covered.contains(root) || !root.is_dir() {
                 continue;
             }
-            if let Some(w) = self.watcher.as_mut() {
-                match w.watch(&root, RecursiveMode::Recursive) {
-                    Ok(()) => {
-                        self.watched.insert(root.clone());
-                        tracing::info!(root = %root.display(), "watching log root");
-                    }
-                    Err(e) => {
-                        tracing::warn!(root = %root.display(), error = %e, "cannot watch log root; relying on rescan")
-                    }
-                }
-            }
+            let depth = match input {
+                Input::Docker => 1,
+                Input::Cri => 2,
+            };
+            self.watches.watch_root(w, root, depth);
         }
     }
 
@@ -272,12 +282,16 @@ impl Tailer {
     fn scan_all(&mut self) {
         self.ensure_watches();
         let mut found = Vec::new();
+        let mut unlisted = Vec::new();
         for (input, root) in &self.settings.roots {
+            let mut u = discover::Unlisted::default();
             match input {
-                Input::Docker => discover::scan_docker(root, &mut found),
-                Input::Cri => discover::scan_cri(root, &mut found),
+                Input::Docker => discover::scan_docker(root, &mut found, &mut u),
+                Input::Cri => discover::scan_cri(root, &mut found, &mut u),
             }
+            unlisted.extend(u.0.into_iter().map(|(dir, e)| (*input, dir, e)));
         }
+        self.note_unlisted(unlisted);
         let present: HashSet<&str> = found.iter().map(|f| f.key.as_str()).collect();
         self.ignored.retain(|k| present.contains(k.as_str()));
         for f in found {
@@ -287,8 +301,33 @@ impl Tailer {
             .ignored_sources
             .store(self.ignored.len() as i64, Ordering::Relaxed);
         for s in self.sources.values_mut() {
-            s.scan_rotated(&self.settings.tail, &self.stats);
+            s.scan_rotated(&self.store, &self.settings.tail, &self.stats);
         }
+    }
+
+    /// Directories a full scan could not list: every failed listing is counted in
+    /// `runnel_input_read_errors_total`, and said once per directory and reason (a rescan
+    /// every few seconds must not flood the agent's log), and once more when it lists again.
+    fn note_unlisted(&mut self, now: Vec<(Input, PathBuf, std::io::Error)>) {
+        let mut next = HashMap::with_capacity(now.len());
+        for (input, dir, e) in now {
+            self.stats
+                .input(input)
+                .read_errors
+                .fetch_add(1, Ordering::Relaxed);
+            if self.unlisted.get(&dir) != Some(&e.kind()) {
+                tracing::warn!(dir = %dir.display(), error = %e, input = input.as_str(),
+                    "cannot list a directory under a log root: the logs in it are not read (tried again at every rescan; counted in runnel_input_read_errors_total)");
+            }
+            next.insert(dir, e.kind());
+        }
+        for dir in self.unlisted.keys().filter(|d| !next.contains_key(*d)) {
+            tracing::info!(dir = %dir.display(), "a directory under a log root can be listed again");
+        }
+        self.stats
+            .unlisted_dirs
+            .store(next.len() as i64, Ordering::Relaxed);
+        self.unlisted = next;
     }
 
     /// Bring the node-wide total of held bytes up to date for source `key`.
@@ -359,19 +398,29 @@ impl Tailer {
                 let dir = match input {
                     Input::Docker if !comps.is_empty() => {
                         let d = root.join(comps[0]);
-                        discover::docker_in_dir(&d, &mut found);
+                        discover::docker_in_dir(&d, &mut found, &mut discover::Unlisted::default());
                         d
                     }
                     Input::Cri if comps.len() >= 2 => {
                         let d = root.join(comps[0]).join(comps[1]);
-                        discover::cri_in_container_dir(&root, &d, &mut found);
+                        discover::cri_in_container_dir(
+                            &root,
+                            &d,
+                            &mut found,
+                            &mut discover::Unlisted::default(),
+                        );
                         d
                     }
                     Input::Cri if comps.len() == 1 && path.is_dir() => {
                         // A new pod directory: its container dirs may already exist.
                         let mut f2 = Vec::new();
                         for c in std::fs::read_dir(&path).into_iter().flatten().flatten() {
-                            discover::cri_in_container_dir(&root, &c.path(), &mut f2);
+                            discover::cri_in_container_dir(
+                                &root,
+                                &c.path(),
+                                &mut f2,
+                                &mut discover::Unlisted::default(),
+                            );
                         }
                         found.extend(f2);
                         path.clone()
@@ -382,6 +431,9 @@ impl Tailer {
                     self.add(f);
                 }
                 if matches!(ev.kind, notify::EventKind::Create(_)) && path.is_dir() {
+                    if let Some(w) = self.watcher.as_mut() {
+                        self.watches.created_dir(w, &path);
+                    }
                     self.young.push((input, path.clone(), Instant::now()));
                 }
                 if rotated {
@@ -405,14 +457,26 @@ impl Tailer {
                 .map(|(_, r)| r.clone());
             let Some(root) = root else { continue };
             match input {
-                Input::Docker => discover::docker_in_dir(dir, &mut found),
+                Input::Docker => {
+                    discover::docker_in_dir(dir, &mut found, &mut discover::Unlisted::default())
+                }
                 Input::Cri => {
                     if dir.parent() == Some(root.as_path()) {
                         for c in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                            discover::cri_in_container_dir(&root, &c.path(), &mut found);
+                            discover::cri_in_container_dir(
+                                &root,
+                                &c.path(),
+                                &mut found,
+                                &mut discover::Unlisted::default(),
+                            );
                         }
                     } else {
-                        discover::cri_in_container_dir(&root, dir, &mut found);
+                        discover::cri_in_container_dir(
+                            &root,
+                            dir,
+                            &mut found,
+                            &mut discover::Unlisted::default(),
+                        );
                     }
                 }
             }
@@ -436,7 +500,7 @@ impl Tailer {
             };
             let dir = parent(&s.live);
             if rotated.contains(&dir) {
-                s.scan_rotated(&self.settings.tail, &self.stats);
+                s.scan_rotated(&self.store, &self.settings.tail, &self.stats);
             }
             if all || dirty.contains(&dir) {
                 let (n, r) = s.poll(
@@ -597,12 +661,12 @@ impl Tailer {
                 default(wait) => {}
             }
             self.recheck_young();
-            let root_appeared = self.watched.len() < self.settings.roots.len()
-                && self
-                    .settings
-                    .roots
-                    .iter()
-                    .any(|(_, r)| !self.watched.contains(r) && r.is_dir());
+            // A root that could not be watched at all (or no inotify) is tried again at the
+            // next rescan.
+            let root_appeared = self.watcher.is_some()
+                && self.settings.roots.iter().any(|(_, r)| {
+                    !self.watches.covered.contains(r) && !self.watches.failed(r) && r.is_dir()
+                });
             let lost = self.events_lost.swap(false, Ordering::AcqRel);
             if lost {
                 self.stats.events_lost.fetch_add(1, Ordering::Relaxed);
@@ -699,7 +763,7 @@ impl Tailer {
             .settings
             .roots
             .iter()
-            .any(|(_, r)| self.watched.contains(r) && dir.starts_with(r));
+            .any(|(_, r)| self.watches.covered.contains(r) && dir.starts_with(r));
         if covered || self.api_dirs.contains(&dir) {
             return;
         }

@@ -13,13 +13,36 @@ pub fn runnel_bin() -> &'static str {
     env!("CARGO_BIN_EXE_runnel")
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on now, taken from below the kernel's ephemeral
-/// range, for a test whose client must find the agent at the same port after a restart.
+/// A TCP port on 127.0.0.1 held for one test, for a test whose client must find the agent at
+/// the same port after a restart. Keep it alive as long as the agent may bind the port.
 ///
-/// A port found with `bind(":0")` and released is an ephemeral port: any outgoing connection
-/// (a client's source port) may take it before the agent binds it, which CI hit as "Address
-/// already in use". Ports below the range are never handed out that way.
-pub fn fixed_port() -> u16 {
+/// A port found with `bind(":0")` and released may be taken before the agent binds it: as the
+/// source port of any outgoing connection, or by another listener (CI hit "Address already in
+/// use" twice, once with a port from below the ephemeral range). So the port stays bound, with
+/// `SO_REUSEADDR` and never listening, for the test's life: the kernel then hands it to no
+/// `connect` and no `bind(":0")`, and refuses a plain `bind`, while the agent (tokio binds with
+/// `SO_REUSEADDR`) can listen on it, again after each restart. The port is also taken from
+/// below the ephemeral range, so the agent's UDP heartbeat socket on the same number does not
+/// meet a client's source port either.
+pub struct ReservedPort {
+    _held: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl ReservedPort {
+    pub fn number(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::fmt::Display for ReservedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.port)
+    }
+}
+
+/// Reserve a port as [`ReservedPort`] explains.
+pub fn reserve_port() -> ReservedPort {
     use std::sync::atomic::{AtomicU32, Ordering};
     static CALLS: AtomicU32 = AtomicU32::new(0);
     let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -32,12 +55,48 @@ pub fn fixed_port() -> u16 {
     let start = (std::process::id().wrapping_mul(7919) + call.wrapping_mul(104_729)) % span;
     (0..span)
         .map(|i| 10_000 + (start + i) % span)
-        .find_map(|p| {
-            let port = u16::try_from(p).ok()?;
-            std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
-            Some(port)
-        })
+        .find_map(|p| hold_port(u16::try_from(p).ok()?))
         .expect("no free TCP port on 127.0.0.1 below the ephemeral range")
+}
+
+/// Bind (never listen) a `SO_REUSEADDR` TCP socket to 127.0.0.1:`port`, or `None` if taken.
+fn hold_port(port: u16) -> Option<ReservedPort> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: plain socket calls on a descriptor this function owns from its creation.
+    unsafe {
+        let raw = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if raw < 0 {
+            return None;
+        }
+        let fd = OwnedFd::from_raw_fd(raw);
+        let one: libc::c_int = 1;
+        let set = libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        if set != 0 {
+            return None;
+        }
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let bound = libc::bind(
+            raw,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        // A listener elsewhere on the number (TCP or the UDP heartbeat's) rules it out.
+        let udp_free = std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        (bound == 0 && udp_free).then_some(ReservedPort { _held: fd, port })
+    }
 }
 
 /// A node's directories in a tempdir.
@@ -276,6 +335,36 @@ impl Agent {
     pub fn get(&self, path: &str) -> (u16, String) {
         self.try_get(path)
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// The `/v1/sources` entry of `key` (null while it is not listed).
+    pub fn source(&self, key: &str) -> serde_json::Value {
+        let (_, body) = self.get("/v1/sources");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["sources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["key"] == key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Records stored for `key` (0 while it is not listed).
+    pub fn records(&self, key: &str) -> u64 {
+        self.source(key)["records"].as_u64().unwrap_or(0)
+    }
+
+    /// The value of one series on `/metrics` (`name` with its labels, as printed).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        body.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// SIGKILL: no chance to flush anything.

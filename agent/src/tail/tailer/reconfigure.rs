@@ -6,7 +6,6 @@
 //! their files, positions and partial lines.
 
 use super::{Input, Settings, Tailer};
-use notify::Watcher;
 use std::sync::atomic::Ordering;
 
 impl Tailer {
@@ -33,9 +32,9 @@ impl Tailer {
         }
         for (_, root) in &old_roots {
             let kept = self.settings.roots.iter().any(|(_, r)| r == root);
-            if !kept && self.watched.remove(root) {
+            if !kept {
                 if let Some(w) = self.watcher.as_mut() {
-                    let _ = w.unwatch(root);
+                    self.watches.forget_root(w, root);
                 }
             }
         }
