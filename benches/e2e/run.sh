@@ -16,6 +16,8 @@
 #   RUNNEL_BENCH_BASELINE    another `runnel` binary (say, a copy built from the main branch):
 #                            it runs on the same input, alternately with this tree's, and its
 #                            rows are printed beside, as `<compression>/base`
+#   RUNNEL_BENCH_SINK_YAML   extra lines of YAML under sinks.elasticsearch, say
+#                            "max_in_flight_bytes: 8MiB"
 #   CARGO_TARGET_DIR         honoured (default <repo>/target)
 set -euo pipefail
 
@@ -113,6 +115,9 @@ sinks:
     compression: $compression
     template: { install: false }
 YAML
+    if [ -n "${RUNNEL_BENCH_SINK_YAML:-}" ]; then
+        printf '%s\n' "$RUNNEL_BENCH_SINK_YAML" | sed 's/^/    /' >>"$d/runnel.yaml"
+    fi
     # Warm the page cache with the input: the figure is the agent's CPU, not the disk's.
     cat "$work"/containers/*/* >/dev/null
     echo "bench: runnel agent --oneshot on core $CPU → $server_url ($label)" >&2
