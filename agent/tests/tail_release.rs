@@ -1,7 +1,9 @@
 //! How long the tailer holds files: a rotated file is drained to its end before it is released,
 //! even after it was deleted; handles of deleted files are closed once drained (no disk held);
 //! the cap on open rotated files per source holds back newer rotations (counted once per file)
-//! and counts those deleted before they could be read. Driven step by step through
+//! and counts those deleted before they could be read, as it counts a copytruncate copy
+//! rotated away before the tailer looked and the file last read before a restart rotated away
+//! while the agent was down. Driven step by step through
 //! [`Source::poll`] and [`Source::scan_rotated`] so each state is reached deterministically, and
 //! through a running [`Ingest`] for the whole picture.
 
@@ -415,4 +417,137 @@ fn wait(mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     f()
+}
+
+/// logrotate's copytruncate as the chaos soak does it: shift `.N` to `.N+1` (the oldest
+/// beyond `keep` deleted), copy the live file to `.1`, truncate the live file in place.
+fn copytruncate(cdir: &Path, keep: usize) {
+    let live = cdir.join("0.log");
+    let numbered = |n: usize| cdir.join(format!("0.log.{n}"));
+    let _ = std::fs::remove_file(numbered(keep));
+    for n in (1..keep).rev() {
+        if numbered(n).exists() {
+            std::fs::rename(numbered(n), numbered(n + 1)).unwrap();
+        }
+    }
+    std::fs::copy(&live, numbered(1)).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+fn lost(h: &Harness) -> u64 {
+    h.counter(|p| p.rotated_lost.load(Ordering::Relaxed))
+}
+
+#[test]
+fn a_copytruncate_copy_rotated_away_before_the_tailer_looked_is_counted_lost() {
+    let mut h = Harness::new(8);
+    append(&h.live(), &lines(0..40));
+    assert_eq!(h.poll(), names(0..40));
+    // The tailer stalls (a full index disk) while 20 more lines land and five copytruncate
+    // rotations, four copies kept, delete the copy that held them.
+    append(&h.live(), &lines(40..60));
+    for k in 0..5 {
+        copytruncate(&h.cdir(), 4);
+        let first = 60 + k * 40;
+        append(&h.live(), &lines(first..first + 40));
+    }
+    assert_eq!(
+        h.poll(),
+        names(60..260),
+        "the four copies left, oldest first, then the live file"
+    );
+    assert_eq!(lost(&h), 1, "the copy that held lines 40..60 was lost");
+    assert_eq!(h.counter(|p| p.file_truncations.load(Ordering::Relaxed)), 1);
+    // Counted once, whatever later scans see.
+    h.scan();
+    append(&h.live(), &lines(260..270));
+    assert_eq!(h.poll(), names(260..270));
+    assert_eq!(lost(&h), 1);
+}
+
+#[test]
+fn a_copytruncate_copy_found_or_a_plain_truncation_counts_nothing_lost() {
+    // The copy is still there: the lines the live file lost are read from it.
+    let mut h = Harness::new(8);
+    append(&h.live(), &lines(0..40));
+    assert_eq!(h.poll(), names(0..40));
+    append(&h.live(), &lines(40..60));
+    copytruncate(&h.cdir(), 4);
+    append(&h.live(), &lines(60..100));
+    assert_eq!(h.poll(), names(40..100));
+    assert_eq!(lost(&h), 0);
+
+    // A plain truncation of a file read to its end (no copy is ever made).
+    let mut h = Harness::new(8);
+    append(&h.live(), &lines(0..40));
+    assert_eq!(h.poll(), names(0..40));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(h.live())
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&h.live(), &lines(40..80));
+    assert_eq!(h.poll(), names(40..80));
+    assert_eq!(lost(&h), 0);
+}
+
+#[test]
+fn the_file_last_read_rotated_away_while_the_agent_was_down_is_counted_lost() {
+    let dir = tempfile::Builder::new()
+        .prefix("runnel-down-")
+        .tempdir()
+        .unwrap();
+    let cdir = dir.path().join("pods/ns_down_uid/app");
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+    let mut cfg = runnel_config::Config::default();
+    cfg.inputs.docker.root = dir.path().join("docker");
+    cfg.inputs.cri.root = dir.path().join("pods");
+    let key = "cri:ns_down_uid/app/0";
+    let store = Arc::new(Store::open(&dir.path().join("index"), Limits::default()).unwrap());
+    append(&cdir.join("0.log"), &lines(0..40));
+    Ingest::start(&cfg, store.clone())
+        .unwrap()
+        .run_until_eof()
+        .unwrap();
+    // Down: 20 more lines land, then five copytruncate rotations (four copies kept).
+    append(&cdir.join("0.log"), &lines(40..60));
+    for k in 0..5 {
+        copytruncate(&cdir, 4);
+        let first = 60 + k * 40;
+        append(&cdir.join("0.log"), &lines(first..first + 40));
+    }
+    let ing = Ingest::start(&cfg, store.clone()).unwrap();
+    let stored = || {
+        store
+            .read_from(key, 0, usize::MAX, usize::MAX)
+            .map(|r| r.records.len())
+            .unwrap_or(0)
+    };
+    assert!(
+        support::eventually(Duration::from_secs(30), || stored() == 240),
+        "the 40 lines read before and the 200 still on disk: {}",
+        stored()
+    );
+    let lost = ing
+        .stats()
+        .input(Input::Cri)
+        .rotated_lost
+        .load(Ordering::Relaxed);
+    ing.shutdown();
+    let got: Vec<String> = store
+        .read_from(key, 0, usize::MAX, usize::MAX)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.message).into_owned())
+        .collect();
+    assert_eq!(got, [names(0..40), names(60..260)].concat());
+    assert_eq!(lost, 1, "the file that held lines 40..60 is gone unread");
 }

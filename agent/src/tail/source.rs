@@ -106,6 +106,9 @@ struct Known {
     done: bool,
     /// Held back by the open-rotated-files cap (counted once when it first happened).
     deferred: bool,
+    /// The live file's content, truncated in place at `offset`, whose copy the next complete
+    /// scan must find (copytruncate copies before it truncates).
+    copy_expected: bool,
 }
 
 /// One container log being followed.
@@ -252,6 +255,7 @@ impl Source {
             offset,
             done,
             deferred: false,
+            copy_expected: false,
         });
     }
 
@@ -276,6 +280,7 @@ impl Source {
         self.remember(hash, id, start, false);
         if let Some(k) = self.known.iter_mut().find(|k| k.hash == hash) {
             k.deferred = false;
+            k.copy_expected = false;
         }
     }
 
@@ -483,6 +488,22 @@ impl Source {
             }
             anchor = cands.iter().rposition(|c| c.resume.is_some());
         }
+        if let (None, Some((file, offset))) = (anchor, last) {
+            if !cands.is_empty()
+                && cands
+                    .iter()
+                    .all(|c| c.looked.print.hash != file.fingerprint)
+            {
+                // The file last read is on disk under no name and nothing here was read
+                // before: rotations while the agent was down deleted it (its copy, for
+                // copytruncate) before it was read to its end.
+                stats
+                    .input(self.input)
+                    .rotated_lost
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = %self.key, offset, "the log file last read before the restart was rotated away while the agent was down; its lines past the offset are lost");
+            }
+        }
         // With no match at all everything present is read from its start.
         let n = cands.len();
         let mut opened_rotated = 0;
@@ -572,6 +593,9 @@ impl Source {
         };
         self.retry_scan = false;
         let mut seen = Vec::new();
+        // A rotated file met here for the first time, with nothing of it read before: content
+        // that was live after every content this run has read.
+        let mut met_unread = false;
         let Listing {
             files: listed,
             all_seen,
@@ -600,7 +624,10 @@ impl Source {
                         ino: m.ino(),
                         fingerprint: print.hash,
                     };
-                    self.read_before(store, id, gz).unwrap_or((id, 0))
+                    self.read_before(store, id, gz).unwrap_or_else(|| {
+                        met_unread = true;
+                        (id, 0)
+                    })
                 }
             };
             if !gz && start >= m.len() {
@@ -631,6 +658,7 @@ impl Source {
         }
         if all_seen {
             self.count_lost(&seen, stats);
+            self.settle_expected_copies(&seen, met_unread, stats);
         }
     }
 
@@ -743,6 +771,28 @@ impl Source {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(source = %self.key, offset = k.offset, "a rotated file held back by inputs.max_open_rotated_per_source was deleted before it was read; its remaining lines are lost");
             }
+        }
+    }
+
+    /// The first complete scan after the live file was truncated in place decides what became
+    /// of its old content. Its copy was opened (nothing to do), or it is on disk under no
+    /// name: with copies of later contents here, the rotation that made the copy happened and
+    /// later rotations deleted it before the tailer could look (stalled by a full disk, or
+    /// rotations faster than polls), so what the content held past the read offset is lost:
+    /// counted in `rotated_lost`. With no later copy it was a plain truncation (the held
+    /// lines go out as they are).
+    fn settle_expected_copies(&mut self, seen: &[u64], met_unread: bool, stats: &Stats) {
+        for k in self.known.iter_mut().filter(|k| k.copy_expected) {
+            k.copy_expected = false;
+            if k.done || seen.contains(&k.hash) || !met_unread {
+                continue;
+            }
+            k.done = true;
+            stats
+                .input(self.input)
+                .rotated_lost
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(source = %self.key, offset = k.offset, "the copy of a log file truncated in place (copytruncate) was rotated away before it was read; its lines past the offset are lost");
         }
     }
 
@@ -980,6 +1030,9 @@ impl Source {
             }
         }
         self.remember(old.fingerprint, old, off, false);
+        if let Some(k) = self.known.iter_mut().find(|k| k.hash == old.fingerprint) {
+            k.copy_expected = !k.done;
+        }
         if held.busy() {
             self.awaiting_copy = Some((old.fingerprint, old, held));
         }

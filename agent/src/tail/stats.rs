@@ -59,8 +59,11 @@ pub struct PerInput {
     /// Rotated files not opened when found (read later, oldest first) because the source
     /// already had `max_open_rotated_per_source` rotated files open; counted once per file.
     pub forced_closes: AtomicU64,
-    /// Rotated files held back by that cap that disappeared from disk before they could be
-    /// read (their lines are lost; raise the cap or slow the rotation).
+    /// Files deleted before they were read to their end, their unread lines lost: rotated
+    /// files held back by that cap (raise the cap or slow the rotation), the copy of a
+    /// copytruncated file rotated away before the tailer could look (it was stalled, or
+    /// rotations came faster than polls), and the file last read before a restart rotated
+    /// away while the agent was down.
     pub rotated_lost: AtomicU64,
     /// Sources skipped by include/exclude.
     pub skipped_by_filter: AtomicU64,
@@ -173,7 +176,7 @@ impl Stats {
             ),
             (
                 "runnel_input_rotated_lost_total",
-                "Rotated files left closed by the cap that were deleted before being read.",
+                "Log files deleted before they were read to their end (held back by the cap, a copytruncate copy rotated away unread, or rotated away while the agent was down).",
                 |p| &p.rotated_lost,
             ),
             (
