@@ -34,6 +34,9 @@ struct Listing {
     files: Vec<(PathBuf, Looked)>,
     /// False when some file could not be looked at.
     all_seen: bool,
+    /// Some look failed other than by the file being gone (EACCES, EMFILE): the caller counts
+    /// it once in `read_errors`, however many times the view was taken.
+    read_error: bool,
     /// Every rotated name and the file it held, as listed when the looks were made.
     names: Vec<(PathBuf, Option<(u64, u64)>)>,
 }
@@ -599,8 +602,12 @@ impl Source {
         let Listing {
             files: listed,
             all_seen,
+            read_error,
             ..
-        } = self.list_rotated(st, stats);
+        } = self.list_rotated(st);
+        if read_error {
+            self.count_read_error(stats);
+        }
         for (path, looked) in listed {
             let gz = is_gz(&path);
             let (m, print) = (looked.meta.clone(), looked.print);
@@ -668,8 +675,8 @@ impl Source {
     /// name with another file: the directory is listed before and after, and the files are
     /// looked at again until both listings agree and each opened file is the one its name
     /// held.
-    fn list_rotated(&mut self, st: &TailSettings, stats: &Stats) -> Listing {
-        let mut counted = false;
+    fn list_rotated(&mut self, st: &TailSettings) -> Listing {
+        let mut read_error = false;
         let mut listed = Vec::new();
         let mut all_seen = true;
         let mut before = Vec::new();
@@ -695,14 +702,8 @@ impl Source {
                     Ok(None) => {}
                     Err(e) => {
                         // Gone meanwhile is a rename under way; anything else (EACCES, EMFILE)
-                        // is counted once per listing and the file looked at again next time.
-                        if e.kind() != std::io::ErrorKind::NotFound && !counted {
-                            counted = true;
-                            stats
-                                .input(self.input)
-                                .read_errors
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
+                        // is reported, and the file looked at again next time.
+                        read_error |= e.kind() != std::io::ErrorKind::NotFound;
                         all_seen = false;
                         stable = false;
                     }
@@ -719,8 +720,16 @@ impl Source {
         Listing {
             files: listed,
             all_seen,
+            read_error,
             names: before,
         }
+    }
+
+    fn count_read_error(&self, stats: &Stats) {
+        stats
+            .input(self.input)
+            .read_errors
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The rotated names on disk with the file each holds now.
@@ -740,12 +749,19 @@ impl Source {
     /// look again.
     fn look_all(&mut self, st: &TailSettings, stats: &Stats) -> Vec<(PathBuf, Looked)> {
         for attempt in 1..=LIST_ATTEMPTS {
-            let listing = self.list_rotated(st, stats);
-            let live = look_counted(&self.live, st.fingerprint_bytes, stats, self.input);
+            let listing = self.list_rotated(st);
+            let live = look(&self.live, st.fingerprint_bytes);
             let settled = self.rotated_snapshot() == listing.names;
             if settled || attempt == LIST_ATTEMPTS {
                 if !settled {
                     self.retry_scan = true;
+                }
+                // Once for the view, not once per attempt at it.
+                let live_failed = live
+                    .as_ref()
+                    .is_err_and(|e| e.kind() != std::io::ErrorKind::NotFound);
+                if listing.read_error || live_failed {
+                    self.count_read_error(stats);
                 }
                 let mut all = listing.files;
                 if let Ok(Some(l)) = live {
