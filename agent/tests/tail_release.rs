@@ -38,6 +38,27 @@ fn names(r: std::ops::Range<u64>) -> Vec<String> {
     r.map(|i| format!("m{i}")).collect()
 }
 
+/// Every message stored for `key`, in order.
+fn stored_messages(store: &Store, key: &str) -> Vec<String> {
+    store
+        .read_from(key, 0, usize::MAX, usize::MAX)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.message).into_owned())
+        .collect()
+}
+
+/// Empty `path` in place (the same inode), as copytruncate and `truncate -s 0` leave it.
+fn truncate_in_place(path: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
 /// File descriptors of this process that point under `dir` (deleted or not).
 fn fds_under(dir: &Path) -> Vec<String> {
     let dir = dir.display().to_string();
@@ -264,13 +285,7 @@ fn many_rotated_files_are_read_in_order_through_a_small_cap() {
         .forced_closes
         .load(Ordering::Relaxed);
     ing.shutdown();
-    let got: Vec<String> = store
-        .read_from(key, 0, usize::MAX, usize::MAX)
-        .unwrap()
-        .records
-        .iter()
-        .map(|r| String::from_utf8_lossy(&r.message).into_owned())
-        .collect();
+    let got = stored_messages(&store, key);
     assert_eq!(got, names(0..n), "every line once, in file order");
     assert_eq!(
         forced, 6,
@@ -431,12 +446,7 @@ fn copytruncate(cdir: &Path, keep: usize) {
         }
     }
     std::fs::copy(&live, numbered(1)).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&live)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate_in_place(&live);
 }
 
 fn lost(h: &Harness) -> u64 {
@@ -486,12 +496,7 @@ fn a_copytruncate_copy_found_or_a_plain_truncation_counts_nothing_lost() {
     let mut h = Harness::new(8);
     append(&h.live(), &lines(0..40));
     assert_eq!(h.poll(), names(0..40));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(h.live())
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate_in_place(&h.live());
     append(&h.live(), &lines(40..80));
     assert_eq!(h.poll(), names(40..80));
     assert_eq!(lost(&h), 0);
@@ -541,13 +546,7 @@ fn the_file_last_read_rotated_away_while_the_agent_was_down_is_counted_lost() {
         .rotated_lost
         .load(Ordering::Relaxed);
     ing.shutdown();
-    let got: Vec<String> = store
-        .read_from(key, 0, usize::MAX, usize::MAX)
-        .unwrap()
-        .records
-        .iter()
-        .map(|r| String::from_utf8_lossy(&r.message).into_owned())
-        .collect();
+    let got = stored_messages(&store, key);
     assert_eq!(got, [names(0..40), names(60..260)].concat());
     assert_eq!(lost, 1, "the file that held lines 40..60 is gone unread");
 }
