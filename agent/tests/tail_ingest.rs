@@ -314,6 +314,39 @@ fn new_container_file_is_picked_up_by_inotify_without_a_rescan() {
 }
 
 #[test]
+fn a_log_root_deleted_and_made_again_is_watched_again() {
+    let env = Env::new();
+    let store = env.store();
+    // The periodic rescan is an hour away: only a watch on the new root finds its files.
+    let mut cfg = env.config();
+    cfg.inputs.rescan_interval = Duration::from_secs(3600);
+    let ing = Ingest::start(&cfg, store.clone()).unwrap();
+    ing.wait_ready();
+    append(&env.cri_log("ns", "before", "app", 0), &cri(0, "a"));
+    let before = cri_key("ns", "before", "app", 0);
+    assert!(eventually(Duration::from_secs(30), || messages(
+        &store, &before
+    ) == ["a"]));
+    // The root goes (a node's runtime reinstalled, a volume remounted) and comes back as a
+    // new directory, which the old watch (gone with the old inode) does not see.
+    std::fs::remove_dir_all(env.cri_root()).unwrap();
+    std::fs::create_dir_all(env.cri_root()).unwrap();
+    let after = env.cri_log("ns", "after", "app", 0);
+    append(&after, &cri(0, "b"));
+    let key = cri_key("ns", "after", "app", 0);
+    assert!(
+        eventually(Duration::from_secs(30), || messages(&store, &key) == ["b"]),
+        "a log under the made-again root was not found: {:?}",
+        messages(&store, &key)
+    );
+    append(&after, &cri(1, "c"));
+    assert!(eventually(Duration::from_secs(30), || messages(
+        &store, &key
+    ) == ["b", "c"]));
+    ing.shutdown();
+}
+
+#[test]
 fn root_created_after_start_is_waited_for() {
     let env = Env::new();
     std::fs::remove_dir_all(env.cri_root()).unwrap();

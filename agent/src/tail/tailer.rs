@@ -222,9 +222,10 @@ impl Tailer {
         let Some(w) = self.watcher.as_mut() else {
             return;
         };
+        self.watches.forget_replaced_roots(w);
         self.watches.refresh(w);
         for (input, root) in &self.settings.roots {
-            if self.watches.covered.contains(root) || !root.is_dir() {
+            if self.watches.covers(root) || !root.is_dir() {
                 continue;
             }
             let depth = match input {
@@ -663,10 +664,11 @@ impl Tailer {
             self.recheck_young();
             // A root that could not be watched at all (or no inotify) is tried again at the
             // next rescan.
-            let root_appeared = self.watcher.is_some()
-                && self.settings.roots.iter().any(|(_, r)| {
-                    !self.watches.covered.contains(r) && !self.watches.failed(r) && r.is_dir()
-                });
+            let root_appeared =
+                self.watcher.is_some()
+                    && self.settings.roots.iter().any(|(_, r)| {
+                        !self.watches.covers(r) && !self.watches.failed(r) && r.is_dir()
+                    });
             let lost = self.events_lost.swap(false, Ordering::AcqRel);
             if lost {
                 self.stats.events_lost.fetch_add(1, Ordering::Relaxed);
@@ -763,7 +765,7 @@ impl Tailer {
             .settings
             .roots
             .iter()
-            .any(|(_, r)| self.watches.covered.contains(r) && dir.starts_with(r));
+            .any(|(_, r)| self.watches.covers(r) && dir.starts_with(r));
         if covered || self.api_dirs.contains(&dir) {
             return;
         }

@@ -7,13 +7,24 @@
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// A directory's (device, inode): a root deleted and made again is another directory, which
+/// the old watch (gone with the old inode) does not cover.
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(dir)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
 
 /// What is watched under the log roots.
 #[derive(Default)]
 pub(crate) struct Watches {
-    /// Roots whose files wake the tailer (watched whole, or level by level).
-    pub covered: HashSet<PathBuf>,
+    /// Roots whose files wake the tailer (watched whole, or level by level), with the
+    /// directory that was watched.
+    covered: HashMap<PathBuf, (u64, u64)>,
     /// Directories watched on their own (non-recursively), with how many levels of directories
     /// below them are watched one by one: new directories in them are watched as they appear.
     split: HashMap<PathBuf, usize>,
@@ -41,10 +52,37 @@ impl Watches {
     /// Watch `root`, whose layout has `depth` levels of directories (Docker: one, container
     /// directories; CRI: two, pod and container directories).
     pub fn watch_root(&mut self, w: &mut RecommendedWatcher, root: &Path, depth: usize) {
+        let Some(id) = dir_id(root) else {
+            return;
+        };
         if self.watch_tree(w, root, depth) {
-            self.covered.insert(root.to_path_buf());
+            self.covered.insert(root.to_path_buf(), id);
             tracing::info!(root = %root.display(), "watching log root");
         }
+    }
+
+    /// Whether `root`'s files wake the tailer: it is watched, and it is still the directory
+    /// that was watched.
+    pub fn covers(&self, root: &Path) -> bool {
+        self.covered
+            .get(root)
+            .is_some_and(|id| dir_id(root) == Some(*id))
+    }
+
+    /// Roots that were watched but are gone, or were deleted and made again, are forgotten
+    /// (to be watched again once they are there): true when there was one.
+    pub fn forget_replaced_roots(&mut self, w: &mut RecommendedWatcher) -> bool {
+        let stale: Vec<PathBuf> = self
+            .covered
+            .keys()
+            .filter(|r| !self.covers(r))
+            .cloned()
+            .collect();
+        for root in &stale {
+            tracing::info!(root = %root.display(), "log root deleted or replaced; watching it again when it is there");
+            self.forget_root(w, root);
+        }
+        !stale.is_empty()
     }
 
     /// Watch `dir` and what is below it; false when `dir` itself cannot be watched.
