@@ -225,7 +225,7 @@ impl Tailer {
         self.watches.forget_replaced_roots(w);
         self.watches.refresh(w);
         for (input, root) in &self.settings.roots {
-            if self.watches.covers(root) || !root.is_dir() {
+            if self.watches.covered(root) || !root.is_dir() {
                 continue;
             }
             let depth = match input {
@@ -395,6 +395,14 @@ impl Tailer {
                     continue;
                 };
                 let comps: Vec<_> = rel.components().collect();
+                if comps.is_empty() && matches!(ev.kind, notify::EventKind::Remove(_)) {
+                    // The root itself went: its watch went with it. Watched again once it is
+                    // back (the check below every loop).
+                    if let Some(w) = self.watcher.as_mut() {
+                        self.watches.forget_root(w, &root);
+                    }
+                    continue;
+                }
                 let mut found = Vec::new();
                 let dir = match input {
                     Input::Docker if !comps.is_empty() => {
@@ -664,11 +672,10 @@ impl Tailer {
             self.recheck_young();
             // A root that could not be watched at all (or no inotify) is tried again at the
             // next rescan.
-            let root_appeared =
-                self.watcher.is_some()
-                    && self.settings.roots.iter().any(|(_, r)| {
-                        !self.watches.covers(r) && !self.watches.failed(r) && r.is_dir()
-                    });
+            let root_appeared = self.watcher.is_some()
+                && self.settings.roots.iter().any(|(_, r)| {
+                    !self.watches.covered(r) && !self.watches.failed(r) && r.is_dir()
+                });
             let lost = self.events_lost.swap(false, Ordering::AcqRel);
             if lost {
                 self.stats.events_lost.fetch_add(1, Ordering::Relaxed);
@@ -765,7 +772,7 @@ impl Tailer {
             .settings
             .roots
             .iter()
-            .any(|(_, r)| self.watches.covers(r) && dir.starts_with(r));
+            .any(|(_, r)| self.watches.covered(r) && dir.starts_with(r));
         if covered || self.api_dirs.contains(&dir) {
             return;
         }

@@ -61,28 +61,27 @@ impl Watches {
         }
     }
 
-    /// Whether `root`'s files wake the tailer: it is watched, and it is still the directory
-    /// that was watched.
-    pub fn covers(&self, root: &Path) -> bool {
-        self.covered
-            .get(root)
-            .is_some_and(|id| dir_id(root) == Some(*id))
+    /// Whether `root` was watched (no system call: asked every loop). A root deleted is
+    /// forgotten on its own removal event; [`Watches::forget_replaced_roots`] catches one whose
+    /// event was lost.
+    pub fn covered(&self, root: &Path) -> bool {
+        self.covered.contains_key(root)
     }
 
-    /// Roots that were watched but are gone, or were deleted and made again, are forgotten
-    /// (to be watched again once they are there): true when there was one.
-    pub fn forget_replaced_roots(&mut self, w: &mut RecommendedWatcher) -> bool {
+    /// At every rescan: roots that were watched but are gone, or were deleted and made again
+    /// (another inode, which the old watch does not see), are forgotten, to be watched again
+    /// once they are there.
+    pub fn forget_replaced_roots(&mut self, w: &mut RecommendedWatcher) {
         let stale: Vec<PathBuf> = self
             .covered
-            .keys()
-            .filter(|r| !self.covers(r))
-            .cloned()
+            .iter()
+            .filter(|(r, id)| dir_id(r) != Some(**id))
+            .map(|(r, _)| r.clone())
             .collect();
         for root in &stale {
             tracing::info!(root = %root.display(), "log root deleted or replaced; watching it again when it is there");
             self.forget_root(w, root);
         }
-        !stale.is_empty()
     }
 
     /// Watch `dir` and what is below it; false when `dir` itself cannot be watched.
