@@ -469,23 +469,13 @@ impl Source {
             // A file without a match: its inode changed (gzip) or the last file read is gone
             // (deleted, or the live file truncated in place). Look further back in the source's records for a file whose content is still here
             // (a gzipped rotation changes the inode but not the fingerprint of the content).
-            let q = Query {
-                tail_lines: Some(HISTORY_RECORDS),
-                limit_bytes: Some(HISTORY_BYTES),
-                ..Query::default()
-            };
-            if let Ok(r) = store.query(&self.key, &q) {
-                for rec in &r.records {
-                    let Position::File { file, offset } = rec.position else {
-                        continue;
-                    };
-                    for c in cands.iter_mut() {
-                        if c.looked.print.hash == file.fingerprint
-                            && c.resume.is_none_or(|x| offset > x)
-                        {
-                            c.resume = Some(offset);
-                            c.id = file;
-                        }
+            for (file, offset) in self.recent_positions(store) {
+                for c in cands.iter_mut() {
+                    if c.looked.print.hash == file.fingerprint
+                        && c.resume.is_none_or(|x| offset > x)
+                    {
+                        c.resume = Some(offset);
+                        c.id = file;
                     }
                 }
             }
@@ -539,12 +529,40 @@ impl Source {
         }
     }
 
+    /// The file positions of the source's last records in the index (up to
+    /// `HISTORY_RECORDS`), oldest first: where earlier runs got to in files by content, for
+    /// files whose inode changed (a gzipped copy) or that a first look missed.
+    fn recent_positions(&self, store: &Store) -> Vec<(FileId, u64)> {
+        let q = Query {
+            tail_lines: Some(HISTORY_RECORDS),
+            limit_bytes: Some(HISTORY_BYTES),
+            ..Query::default()
+        };
+        store
+            .query(&self.key, &q)
+            .map(|r| r.records)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|rec| match rec.position {
+                Position::File { file, offset } => Some((file, offset)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Where an earlier run of the agent got to in a file this run has not met yet, from the
     /// index: by (device, inode, first line) for a plain file, else by the content's
-    /// fingerprint among the source's last records (a gzipped copy has a new inode). A file
-    /// the first look at the source missed (renamed or gzipped while it was being looked at)
-    /// is found by a later scan and must not be read again from its start.
-    fn read_before(&self, store: &Store, id: FileId, gz: bool) -> Option<(FileId, u64)> {
+    /// fingerprint among the source's last records (`recent`, read once per scan and only
+    /// when a scan needs it; a gzipped copy has a new inode). A file the first look at the
+    /// source missed (renamed or gzipped while it was being looked at) is found by a later
+    /// scan and must not be read again from its start.
+    fn read_before(
+        &self,
+        store: &Store,
+        recent: &mut Option<Vec<(FileId, u64)>>,
+        id: FileId,
+        gz: bool,
+    ) -> Option<(FileId, u64)> {
         if !self.known_to_index {
             return None;
         }
@@ -553,20 +571,10 @@ impl Source {
         } else {
             store.durable_position(&id).map(|p| (id, p))
         };
-        let q = Query {
-            tail_lines: Some(HISTORY_RECORDS),
-            limit_bytes: Some(HISTORY_BYTES),
-            ..Query::default()
-        };
-        for rec in store
-            .query(&self.key, &q)
-            .map(|r| r.records)
-            .unwrap_or_default()
-        {
-            if let Position::File { file, offset } = rec.position {
-                if file.fingerprint == id.fingerprint && best.is_none_or(|(_, b)| offset > b) {
-                    best = Some((file, offset));
-                }
+        let recent = recent.get_or_insert_with(|| self.recent_positions(store));
+        for &(file, offset) in recent.iter() {
+            if file.fingerprint == id.fingerprint && best.is_none_or(|(_, b)| offset > b) {
+                best = Some((file, offset));
             }
         }
         best
@@ -599,6 +607,7 @@ impl Source {
         // A rotated file met here for the first time, with nothing of it read before: content
         // that was live after every content this run has read.
         let mut met_unread = false;
+        let mut recent = None;
         let Listing {
             files: listed,
             all_seen,
@@ -631,10 +640,11 @@ impl Source {
                         ino: m.ino(),
                         fingerprint: print.hash,
                     };
-                    self.read_before(store, id, gz).unwrap_or_else(|| {
-                        met_unread = true;
-                        (id, 0)
-                    })
+                    self.read_before(store, &mut recent, id, gz)
+                        .unwrap_or_else(|| {
+                            met_unread = true;
+                            (id, 0)
+                        })
                 }
             };
             if !gz && start >= m.len() {
