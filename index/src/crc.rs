@@ -3,7 +3,7 @@
 //! A frame is a few hundred bytes, and for buffers that short the `crc32c` crate runs the
 //! `crc32` instruction serially: each step waits for the one before (3 cycles for 8 bytes), so
 //! it was the largest single user-space cost of ingest (7% of a 1 GiB run). Here a buffer of
-//! [`MIN_LANES_LEN`] bytes or more is cut into three equal lanes whose CRCs are computed in one
+//! 96 bytes or more (`MIN_LANES_LEN`) is cut into three equal lanes whose CRCs are computed in one
 //! interleaved loop, then joined: the CRC of `A ‖ B` is `shift(crc(A), |B|) ^ crc(B)`, where
 //! `shift(c, n)` (the state after `n` zero bytes) is one carry-less multiply of `c` by
 //! `x^(8n-33) mod P` and one `crc32` of the 64-bit product. The multipliers are a table built
