@@ -284,16 +284,23 @@ fn metrics_count_parse_errors_and_identity_fallbacks() {
     assert_eq!(messages(&store, &cri_key("ns", "p", "c", 0)), ["a", "b"]);
 }
 
-#[test]
-fn new_container_file_is_picked_up_by_inotify_without_a_rescan() {
-    let env = Env::new();
+/// An `Ingest` over `env` that is ready, its periodic rescan an hour away: only inotify can
+/// find what comes later within a test's deadline.
+fn start_with_rescan_an_hour_away(env: &Env) -> (Arc<Store>, Ingest) {
     let store = env.store();
-    // With the periodic rescan an hour away, only the inotify watch can find the new files
-    // within the deadline; how long it took is printed, not asserted (timing is for benches).
     let mut cfg = env.config();
     cfg.inputs.rescan_interval = Duration::from_secs(3600);
     let ing = Ingest::start(&cfg, store.clone()).unwrap();
     ing.wait_ready();
+    (store, ing)
+}
+
+#[test]
+fn new_container_file_is_picked_up_by_inotify_without_a_rescan() {
+    let env = Env::new();
+    // With the periodic rescan an hour away, only the inotify watch can find the new files
+    // within the deadline; how long it took is printed, not asserted (timing is for benches).
+    let (store, ing) = start_with_rescan_an_hour_away(&env);
     let t0 = Instant::now();
     let c = env.cri_log("ns", "late", "app", 0);
     append(&c, &cri(0, "hello"));
@@ -316,12 +323,8 @@ fn new_container_file_is_picked_up_by_inotify_without_a_rescan() {
 #[test]
 fn a_log_root_deleted_and_made_again_is_watched_again() {
     let env = Env::new();
-    let store = env.store();
     // The periodic rescan is an hour away: only a watch on the new root finds its files.
-    let mut cfg = env.config();
-    cfg.inputs.rescan_interval = Duration::from_secs(3600);
-    let ing = Ingest::start(&cfg, store.clone()).unwrap();
-    ing.wait_ready();
+    let (store, ing) = start_with_rescan_an_hour_away(&env);
     append(&env.cri_log("ns", "before", "app", 0), &cri(0, "a"));
     let before = cri_key("ns", "before", "app", 0);
     assert!(eventually(Duration::from_secs(30), || messages(
