@@ -16,6 +16,8 @@
 #   RUNNEL_BENCH_BASELINE    another `runnel` binary (say, a copy built from the main branch):
 #                            it runs on the same input, alternately with this tree's, and its
 #                            rows are printed beside, as `<compression>/base`
+#   RUNNEL_BENCH_FIRST_TOUCH=0  do not hand each run recycled page-cache pages (see
+#                            benches/ingest/first_touch.sh)
 #   RUNNEL_BENCH_SINK_YAML   extra lines of YAML under sinks.elasticsearch, say
 #                            "max_in_flight_bytes: 8MiB"
 #   CARGO_TARGET_DIR         honoured (default <repo>/target)
@@ -29,6 +31,8 @@ SERVER_CPU=${RUNNEL_BENCH_SERVER_CPU:-1}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=benches/ingest/peak_rss.sh
 . "$repo/benches/ingest/peak_rss.sh"
+# shellcheck source=benches/ingest/first_touch.sh
+. "$repo/benches/ingest/first_touch.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -92,6 +96,7 @@ stop_server() {
 # One timed `--oneshot` run to a fresh endpoint; $1 = label, $2 = compression (none | gzip),
 # $3 = the binary (default: this tree's). Prints one line of figures:
 # label wall_s user_s sys_s peak_rss_kib peak_anon_kib peak_file_kib items message_bytes requests
+# first_touch_cpu_s
 e2e() {
     local label=$1 compression=$2 bin=${3:-$runnel}
     local d=$work/run-${label//\//-}
@@ -120,6 +125,8 @@ YAML
     fi
     # Warm the page cache with the input: the figure is the agent's CPU, not the disk's.
     cat "$work"/containers/*/* >/dev/null
+    # The index gets about the input's size in active segments.
+    recycle_pages $((input_bytes + input_bytes / 4)) "$d" "$CPU"
     echo "bench: runnel agent --oneshot on core $CPU → $server_url ($label)" >&2
     local t0 t1 tpid anon file
     t0=$(now)
@@ -144,7 +151,7 @@ print(s["items"], s["message_bytes"], s["requests"])' "$server_url")
     local items=${stats%% *}
     [ "$items" = "$app_lines" ] || die "$label: the endpoint acknowledged $items documents; $app_lines lines were written"
     echo "$label $(python3 -c "print($t1 - $t0)") $(field 'User time' "$d/time.out") $(field 'System time' "$d/time.out")" \
-        "$(field "Maximum resident set size" "$d/time.out") $anon $file $stats"
+        "$(field "Maximum resident set size" "$d/time.out") $anon $file $stats $FIRST_TOUCH_CPU"
     rm -rf "${d:?}/data"
 }
 
@@ -173,20 +180,23 @@ print()
 print(f"input: {inp / 2**20:.1f} MiB of json-file logs, {lines:,} application lines; "
       f"every run's endpoint acknowledged all of them")
 print(f"{'run':<11}{'CPU-s/GiB msg':>14}{'CPU-s/GiB in':>13}{'CPU s':>7}{'(user':>7}{'+ sys)':>7}"
-      f"{'docs/s':>10}{'docs/CPU-s':>11}{'wall s':>8}{'peak RSS':>12}{'(anon':>7}{'+ file)':>8}{'msg MiB':>9}{'requests':>9}  CPU s of each run")
+      f"{'docs/s':>10}{'docs/CPU-s':>11}{'wall s':>8}{'peak RSS':>12}{'(anon':>7}{'+ file)':>8}{'msg MiB':>9}{'requests':>9}{'1st touch':>10}  CPU s of each run")
 for label, vs in merged.items():
     n = len(vs)
     avg = lambda i: sum(v[i] for v in vs) / n
     top = lambda i: max(v[i] for v in vs)
     wall, user, sys_, rss, anon, file = avg(0), avg(1), avg(2), top(3), top(4), top(5)
-    items, msg, reqs = avg(6), avg(7), avg(8)
+    items, msg, reqs, touch = avg(6), avg(7), avg(8), avg(9)
     cpu = max(user + sys_, 1e-3)
     print(f"{label:<11}{cpu / (msg / 2**30):>14.2f}{cpu / (inp / 2**30):>13.2f}{cpu:>7.2f}{user:>7.2f}{sys_:>7.2f}"
           f"{items / wall:>10,.0f}{items / cpu:>11,.0f}{wall:>8.2f}{rss / 1024:>8.1f} MiB{anon / 1024:>7.1f}{file / 1024:>8.1f}"
-          f"{msg / 2**20:>9.1f}{reqs:>9.0f}  {' '.join(f'{v[1] + v[2]:.2f}' for v in vs)}")
+          f"{msg / 2**20:>9.1f}{reqs:>9.0f}{touch / (inp * 1.25 / 2**30):>10.2f}  {' '.join(f'{v[1] + v[2]:.2f}' for v in vs)}")
 print("CPU = user + sys of all the agent's threads (tail, index, sink), pinned to one core; "
       "GiB msg = the documents' message bytes as the endpoint decoded them")
 print("peak RSS from /usr/bin/time; anon = the agent's own memory, file = mapped index segments, sampled every 50 ms")
+if any(v[9] for vs in merged.values() for v in vs):
+    print("1st touch = CPU-s per GiB that writing into never-used page-cache pages cost this machine just before the run "
+          "(benches/ingest/first_touch.sh); each run got recycled pages instead. RUNNEL_BENCH_FIRST_TOUCH=0: runs pay it")
 if any(label.endswith("/base") for label in merged):
     print("/base = RUNNEL_BENCH_BASELINE on the same input; each row is the mean of 2 runs (base, tree, tree, base)")
 PY

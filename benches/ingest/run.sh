@@ -11,6 +11,9 @@
 #   RUNNEL_BENCH_CONTAINERS  containers (default 100)
 #   RUNNEL_BENCH_CPU         core to pin to (default 0)
 #   RUNNEL_BENCH_KEEP=1      keep the work directory
+#   RUNNEL_BENCH_FIRST_TOUCH=0  do not hand each run recycled page-cache pages (see
+#                            first_touch.sh: on this kind of virtual machine the first write
+#                            into never-used memory costs more than the agent's own work)
 #   RUNNEL_BENCH_BASELINE    another `runnel` binary (say, a copy built from the main branch):
 #                            its runs on the same input are printed beside, as `<run>/base`
 #   CARGO_TARGET_DIR         honoured (default <repo>/target)
@@ -25,6 +28,8 @@ TARGET_RSS_MIB=64
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=benches/ingest/peak_rss.sh
 . "$repo/benches/ingest/peak_rss.sh"
+# shellcheck source=benches/ingest/first_touch.sh
+. "$repo/benches/ingest/first_touch.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -57,7 +62,8 @@ cpu_of() { python3 -c "print(float('$(field 'User time' "$1")') + float('$(field
 
 # One timed `--oneshot` run; $1 = label, $2 = extra YAML, $3 = the binary (default: this
 # tree's). Prints one line of figures:
-# label wall_s cpu_s peak_rss_kib index_bytes sealed_segments peak_anon_kib peak_file_kib.
+# label wall_s cpu_s peak_rss_kib index_bytes sealed_segments peak_anon_kib peak_file_kib
+# first_touch_cpu_s.
 ingest() {
     local label=$1 extra=$2 bin=${3:-$runnel}
     local d=$work/run-${label//\//-}
@@ -76,6 +82,8 @@ EOF
     # Warm the page cache with the input (this machine's proactive reclaim may have dropped it):
     # the figure is the agent's CPU, not the disk's.
     cat "$work"/containers/*/* >/dev/null
+    # The run writes about the input's size into active segments (and less into sealed ones).
+    recycle_pages $((input_bytes + input_bytes / 4)) "$d" "$CPU"
     echo "bench: runnel agent --oneshot on core $CPU ($label)" >&2
     local t0 t1
     t0=$(now)
@@ -93,7 +101,7 @@ EOF
         || die "$label: $(tail -n 1 "$d/agent.out"); expected $app_lines records"
     echo "$label $(python3 -c "print($t1 - $t0)") $(cpu_of "$d/time.out")" \
         "$(field "Maximum resident set size" "$d/time.out") $(du -sb "$d/data" | cut -f1)" \
-        "$(find "$d/data" -name '*.sealed' | wc -l) $anon $file"
+        "$(find "$d/data" -name '*.sealed' | wc -l) $anon $file $FIRST_TOUCH_CPU"
     rm -rf "${d:?}/data"
 }
 
@@ -124,6 +132,7 @@ fi
 echo "bench: zstd -1 -T1 over the same bytes on core $CPU"
 mapfile -t files < <(find "$work/containers" -name '*-json.log*' | sort)
 cat "${files[@]}" >/dev/null # warm, as for the agent
+recycle_pages "$input_bytes" "$work" "$CPU" # its output lands in recycled pages, as the agent's
 z0=$(now)
 taskset -c "$CPU" /usr/bin/time -v -o "$work/ztime.out" zstd -q -1 -T1 -c "${files[@]}" >"$work/zstd.out"
 z1=$(now)
@@ -144,27 +153,33 @@ for label, vs in merged.items():
     n = len(vs)
     avg = lambda i: sum(float(v[i]) for v in vs) / n
     top = lambda i: max(int(v[i]) for v in vs)
-    runs.append([label, avg(0), avg(1), top(2), int(avg(3)), int(avg(4)), top(5), top(6)])
+    runs.append([label, avg(0), avg(1), top(2), int(avg(3)), int(avg(4)), top(5), top(6), avg(7)])
 inp, lines, zbytes = int(inp), int(lines), int(zbytes)
 mib = inp / 2**20
 zsecs, zcpu = float(z1) - float(z0), max(float(zcpu), 1e-3)
 tmibs, trss = float(tmibs), float(trss)
 print()
 print(f"input: {mib:.1f} MiB of json-file logs over the containers, {lines:,} application lines (each run stored all of them)")
-print(f"{'run':<15}{'MiB/s/CPU-s':>12}{'CPU-s/GiB':>10}{'x zstd':>7}{'lines/s/CPU-s':>15}{'CPU s':>7}{'wall MiB/s':>11}{'peak RSS':>11}{'(anon':>7}{'+ file)':>8}{'on disk':>10}{'sealed':>7}{'speed':>6}{'RSS':>5}")
+print(f"{'run':<15}{'MiB/s/CPU-s':>12}{'CPU-s/GiB':>10}{'x zstd':>7}{'lines/s/CPU-s':>15}{'CPU s':>7}{'wall MiB/s':>11}{'peak RSS':>11}{'(anon':>7}{'+ file)':>8}{'on disk':>10}{'sealed':>7}{'speed':>6}{'RSS':>5}{'1st touch':>10}")
 ok = True
-for label, wall, cpu, rss_kib, ibytes, sealed, anon, file in runs:
+first_touch = []
+for label, wall, cpu, rss_kib, ibytes, sealed, anon, file, touch in runs:
     wall, cpu, rss = float(wall), max(float(cpu), 1e-3), int(rss_kib) / 1024
     mibs = mib / cpu
     ok_speed, ok_rss = mibs >= tmibs, rss < trss
     ok = ok and (label.endswith('/base') or (ok_speed and ok_rss))
     print(f"{label:<15}{mibs:>12.1f}{cpu * 1024 / mib:>10.2f}{cpu / zcpu:>7.2f}{lines / cpu:>15,.0f}{cpu:>7.2f}{mib / wall:>11.1f}{rss:>7.1f} MiB"
           f"{int(anon) / 1024:>7.1f}{int(file) / 1024:>8.1f}"
-          f"{int(ibytes) / 2**20:>6.0f} MiB{int(sealed):>7}{'PASS' if ok_speed else 'FAIL':>6}{'PASS' if ok_rss else 'FAIL':>5}")
+          f"{int(ibytes) / 2**20:>6.0f} MiB{int(sealed):>7}{'PASS' if ok_speed else 'FAIL':>6}{'PASS' if ok_rss else 'FAIL':>5}"
+          f"{touch * 1024 / (mib * 1.25):>10.2f}")
+    first_touch.append(touch)
 print(f"{'zstd -1 -T1':<15}{mib / zcpu:>12.1f}{zcpu * 1024 / mib:>10.2f}{1.0:>7.2f}{'':>15}{zcpu:>7.2f}{mib / zsecs:>11.1f}{'':>26}{zbytes / 2**20:>6.0f} MiB")
 print(f"targets: >= {tmibs:.0f} MiB/s per CPU-second on one core; peak RSS < {trss:.0f} MiB")
 print("CPU-s/GiB = CPU seconds per GiB of input (issue 12's target: <= 2.5); x zstd = CPU against zstd -1 -T1 over the same bytes on this machine")
 print("anon = the agent's own memory; file = mapped index segments (clean page cache), sampled every 50 ms")
+if any(first_touch):
+    print("1st touch = CPU-s per GiB that writing into never-used page-cache pages cost this machine just before the run (a dd, see "
+          "first_touch.sh); each run got recycled pages instead, as on a node whose memory is in use. RUNNEL_BENCH_FIRST_TOUCH=0: runs pay it")
 if any(label.endswith("/base") for label, *_ in runs):
     print("/base = RUNNEL_BENCH_BASELINE on the same input; each row is the mean of 2 runs (base, tree, tree, base)")
 sys.exit(0 if ok else 1)
