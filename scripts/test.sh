@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of Runnel on a fresh machine: installs what the tests need first.
+# Runs every test of Runnel on a fresh machine: installs what the build and the tests need first.
+#   - the build: libisal-dev (scripts/build-deps.sh)
 #   - Debian: busybox-static (the FROM-scratch image of the Docker end-to-end test), golang-go
 #     and golang-github-fluent-fluent-logger-golang-dev (Fluentd's Go forward client), openssl
 #     and curl (the test CA and a real TLS client)
@@ -17,15 +18,9 @@ OSMEM_VERSION=0.1.6
 PROM_CLIENT_VERSION=0.26.0
 PY_FORWARD_CLIENTS=(msgpack==1.2.4 fluent-logger==0.11.1 zstandard==0.25.0)
 
-apt_install() {
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  else
-    sudo apt-get update -qq
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  fi
-}
+# The build's own Debian package (libisal-dev) and the apt_install used below.
+# shellcheck source=scripts/build-deps.sh
+. scripts/build-deps.sh
 
 need=()
 [ -x /bin/busybox ] || need+=(busybox-static)

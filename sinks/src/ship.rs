@@ -224,7 +224,7 @@ pub async fn ship(ctx: Arc<ShipContext>, batch: Arc<FrozenBatch>) {
             // The whole batch is compressed straight from its buffer, without a copy.
             let raw = b2.body(&c2);
             if gz {
-                crate::gzip::gzip(&raw, crate::gzip::LEVEL).map(|z| (raw.len(), z))
+                crate::gzip::gzip(&raw).map(|z| (raw.len(), z))
             } else {
                 Ok((raw.len(), raw))
             }
