@@ -96,7 +96,7 @@ stop_server() {
 # One timed `--oneshot` run to a fresh endpoint; $1 = label, $2 = compression (none | gzip),
 # $3 = the binary (default: this tree's). Prints one line of figures:
 # label wall_s user_s sys_s peak_rss_kib peak_anon_kib peak_file_kib items message_bytes requests
-# first_touch_cpu_s
+# first_touch_cpu_s thread_cpu (name=seconds,... from peak_rss)
 e2e() {
     local label=$1 compression=$2 bin=${3:-$runnel}
     local d=$work/run-${label//\//-}
@@ -151,7 +151,7 @@ print(s["items"], s["message_bytes"], s["requests"])' "$server_url")
     local items=${stats%% *}
     [ "$items" = "$app_lines" ] || die "$label: the endpoint acknowledged $items documents; $app_lines lines were written"
     echo "$label $(python3 -c "print($t1 - $t0)") $(field 'User time' "$d/time.out") $(field 'System time' "$d/time.out")" \
-        "$(field "Maximum resident set size" "$d/time.out") $anon $file $stats $FIRST_TOUCH_CPU"
+        "$(field "Maximum resident set size" "$d/time.out") $anon $file $stats $FIRST_TOUCH_CPU ${THREAD_CPU:-none=0}"
     rm -rf "${d:?}/data"
 }
 
@@ -172,10 +172,14 @@ done
 python3 - "$input_bytes" "$app_lines" "${runs[@]}" <<'PY'
 import sys
 inp, lines = int(sys.argv[1]), int(sys.argv[2])
-merged = {}
+merged, splits = {}, {}
 for r in sys.argv[3:]:
-    label, *v = r.split()
+    label, *v, threads = r.split()
     merged.setdefault(label, []).append([float(x) for x in v])
+    split = splits.setdefault(label, {})
+    for kv in threads.split(","):
+        name, secs = kv.rsplit("=", 1)
+        split[name] = split.get(name, 0.0) + float(secs)
 print()
 print(f"input: {inp / 2**20:.1f} MiB of json-file logs, {lines:,} application lines; "
       f"every run's endpoint acknowledged all of them")
@@ -194,6 +198,11 @@ for label, vs in merged.items():
 print("CPU = user + sys of all the agent's threads (tail, index, sink), pinned to one core; "
       "GiB msg = the documents' message bytes as the endpoint decoded them")
 print("peak RSS from /usr/bin/time; anon = the agent's own memory, file = mapped index segments, sampled every 50 ms")
+print("CPU s by thread (sampled from /proc every 50 ms, so a little short of the total; per GiB of messages in brackets):")
+for label, split in splits.items():
+    n, msg = len(merged[label]), sum(v[7] for v in merged[label]) / len(merged[label])
+    parts = sorted(split.items(), key=lambda kv: -kv[1])
+    print(f"  {label:<11}" + ", ".join(f"{name} {secs / n:.2f} ({secs / n / (msg / 2**30):.2f})" for name, secs in parts if secs > 0))
 if any(v[9] for vs in merged.values() for v in vs):
     print("1st touch = CPU-s per GiB that writing into never-used page-cache pages cost this machine just before the run "
           "(benches/ingest/first_touch.sh); each run got recycled pages instead. RUNNEL_BENCH_FIRST_TOUCH=0: runs pay it")
