@@ -36,7 +36,7 @@ pub const BACKEND: &str = if cfg!(runnel_isal) {
 /// [`zlib_gzip`] at [`LEVEL`].
 pub fn gzip(body: &[u8]) -> std::io::Result<bytes::Bytes> {
     #[cfg(runnel_isal)]
-    if let Some(z) = isal::gzip(body)? {
+    if let Some(z) = isal::gzip(body) {
         return Ok(z);
     }
     zlib_gzip(body, LEVEL)
@@ -73,9 +73,13 @@ mod isal {
         static ISAL: RefCell<Option<State>> = const { RefCell::new(None) };
     }
 
-    /// `body` gzipped, or `None` when even a bound above the input's size did not hold the
-    /// output (the caller then uses zlib-rs, which has no such limit).
-    pub(super) fn gzip(body: &[u8]) -> std::io::Result<Option<bytes::Bytes>> {
+    /// `body` gzipped, or `None` for zlib-rs to do it: when even a bound above the input's size
+    /// did not hold the output, when the body is past ISA-L's 32-bit lengths, or when ISA-L
+    /// failed (warned once: a body must never wait on a compressor that refuses it).
+    pub(super) fn gzip(body: &[u8]) -> Option<bytes::Bytes> {
+        if body.len() > (u32::MAX as usize) / 2 {
+            return None;
+        }
         ISAL.with_borrow_mut(|slot| {
             let st = slot.get_or_insert_with(|| State {
                 // SAFETY: the two size queries read constants and have no preconditions.
@@ -114,20 +118,26 @@ mod isal {
                         if st.out.capacity() > 16 << 20 {
                             st.out = Vec::new();
                         }
-                        return Ok(Some(z));
+                        return Some(z);
                     }
                     1 => continue,
                     rc => {
-                        return Err(std::io::Error::other(format!(
-                            "gzip (ISA-L): error {rc} on a {} byte body",
-                            body.len()
-                        )))
+                        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                            tracing::warn!(
+                                code = rc,
+                                bytes = body.len(),
+                                "ISA-L refused to gzip a bulk body; zlib-rs gzips it (warned once)"
+                            );
+                        }
+                        return None;
                     }
                 }
             }
-            Ok(None)
+            None
         })
     }
+
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 }
 
 /// `body` gzipped at `level` (0–9) with zlib-rs: the sink's gzip when the build has no ISA-L,
