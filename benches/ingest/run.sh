@@ -63,7 +63,7 @@ cpu_of() { python3 -c "print(float('$(field 'User time' "$1")') + float('$(field
 # One timed `--oneshot` run; $1 = label, $2 = extra YAML, $3 = the binary (default: this
 # tree's). Prints one line of figures:
 # label wall_s cpu_s peak_rss_kib index_bytes sealed_segments peak_anon_kib peak_file_kib
-# first_touch_cpu_s.
+# first_touch_cpu_s thread_cpu (name=seconds,... from peak_rss).
 ingest() {
     local label=$1 extra=$2 bin=${3:-$runnel}
     local d=$work/run-${label//\//-}
@@ -91,7 +91,7 @@ EOF
         >"$d/agent.out" 2>"$d/agent.err" &
     local tpid=$! anon file
     peak_rss "$tpid"
-    anon=$PEAK_ANON file=$PEAK_FILE
+    anon=$PEAK_ANON file=$PEAK_FILE threads=${THREAD_CPU:-none=0}
     wait "$tpid" || {
         cat "$d/agent.err" >&2
         die "runnel agent --oneshot failed"
@@ -101,7 +101,7 @@ EOF
         || die "$label: $(tail -n 1 "$d/agent.out"); expected $app_lines records"
     echo "$label $(python3 -c "print($t1 - $t0)") $(cpu_of "$d/time.out")" \
         "$(field "Maximum resident set size" "$d/time.out") $(du -sb "$d/data" | cut -f1)" \
-        "$(find "$d/data" -name '*.sealed' | wc -l) $anon $file $FIRST_TOUCH_CPU"
+        "$(find "$d/data" -name '*.sealed' | wc -l) $anon $file $FIRST_TOUCH_CPU $threads"
     rm -rf "${d:?}/data"
 }
 
@@ -144,10 +144,14 @@ import sys
 inp, lines, z0, z1, zcpu, zbytes, tmibs, trss = sys.argv[1:9]
 # Runs of the same label (a baseline comparison runs each twice) are averaged; RSS is the
 # largest of them.
-merged = {}
+merged, splits = {}, {}
 for r in sys.argv[9:]:
-    label, *v = r.split()
+    label, *v, threads = r.split()
     merged.setdefault(label, []).append(v)
+    split = splits.setdefault(label, {})
+    for kv in threads.split(","):
+        name, secs = kv.rsplit("=", 1)
+        split[name] = split.get(name, 0.0) + float(secs)
 runs = []
 for label, vs in merged.items():
     n = len(vs)
@@ -177,6 +181,11 @@ print(f"{'zstd -1 -T1':<15}{mib / zcpu:>12.1f}{zcpu * 1024 / mib:>10.2f}{1.0:>7.
 print(f"targets: >= {tmibs:.0f} MiB/s per CPU-second on one core; peak RSS < {trss:.0f} MiB")
 print("CPU-s/GiB = CPU seconds per GiB of input (issue 12's target: <= 2.5); x zstd = CPU against zstd -1 -T1 over the same bytes on this machine")
 print("anon = the agent's own memory; file = mapped index segments (clean page cache), sampled every 50 ms")
+print("CPU s by thread (sampled from /proc every 50 ms, so a little short of the total):")
+for label, split in splits.items():
+    n = len(merged[label])
+    parts = sorted(split.items(), key=lambda kv: -kv[1])
+    print(f"  {label:<15}" + ", ".join(f"{name} {secs / n:.2f}" for name, secs in parts if secs > 0))
 if any(first_touch):
     print("1st touch = CPU-s per GiB that writing into never-used page-cache pages cost this machine just before the run (a dd, see "
           "first_touch.sh); each run got recycled pages instead, as on a node whose memory is in use. RUNNEL_BENCH_FIRST_TOUCH=0: runs pay it")
