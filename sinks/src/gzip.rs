@@ -201,15 +201,11 @@ mod tests {
         back
     }
 
+    /// Incompressible bytes: the hashes of a counter.
     fn noise(n: usize) -> Vec<u8> {
-        let mut x = 1u64;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
+        (0..n.div_ceil(8) as u64)
+            .flat_map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()).to_le_bytes())
+            .take(n)
             .collect()
     }
 
