@@ -62,7 +62,8 @@ mod isal {
         ) -> c_int;
     }
 
-    /// ISA-L's stream (its size and alignment, 8, come from the C side) and level buffer.
+    /// ISA-L's stream (its size comes from the C side, which asserts at compile time that
+    /// u64 words align it) and level buffer.
     struct State {
         stream: Vec<u64>,
         level_buf: Vec<u8>,

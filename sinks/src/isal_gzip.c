@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The Rust side allocates the stream as u64 words. */
+_Static_assert(_Alignof(struct isal_zstream) <= 8, "isal_zstream needs more than 8-byte alignment");
+
 size_t runnel_isal_stream_size(void) { return sizeof(struct isal_zstream); }
 
 size_t runnel_isal_level_buf_size(void) { return ISAL_DEF_LVL1_DEFAULT; }
