@@ -215,7 +215,8 @@ mod tests {
         assert_eq!(
             BACKEND, "isa-l",
             "runnel-sinks was built without ISA-L, so the sink gzips with zlib-rs at about half \
-             the speed: install Debian's libisal-dev (scripts/test.sh does) and rebuild"
+             the speed: install Debian's libisal-dev (scripts/test.sh does) and rebuild \
+             (cargo clean -p runnel-sinks)"
         );
     }
 
