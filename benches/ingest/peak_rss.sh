@@ -6,7 +6,7 @@
 # largest first: which stage the CPU went to. A thread's last 50 ms before it ends are not
 # seen, so the split is a little short of /usr/bin/time's total. The caller then `wait`s.
 peak_rss() {
-    local tpid=$1 rpid="" a f stat tid rest name
+    local tpid=$1 rpid="" a f stat tid rest name utime stime
     local -A ticks=() names=()
     PEAK_ANON=0 PEAK_FILE=0 THREAD_CPU=""
     while kill -0 "$tpid" 2>/dev/null; do
@@ -21,8 +21,8 @@ peak_rss() {
                 name=${name%)*}
                 rest=${rest##*) }
                 # Fields after the name: state is the 1st, utime the 12th, stime the 13th.
-                read -r _ _ _ _ _ _ _ _ _ _ _ a f _ <<<"$rest"
-                ticks[$tid]=$((a + f))
+                read -r _ _ _ _ _ _ _ _ _ _ _ utime stime _ <<<"$rest"
+                ticks[$tid]=$((utime + stime))
                 names[$tid]=${name// /_}
             done
         fi
